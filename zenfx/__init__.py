@@ -1,0 +1,42 @@
+"""zenfx: zero-shot NAS for any PyTorch model.
+
+The public API mirrors the CLI: ``load_model`` / ``resolve_model`` turn a spec into a module,
+``trace`` gives a shape-annotated fx graph, ``inspect_model`` summarises it.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (
+    NotConvertibleError,
+    NotTraceableError,
+    NumericalError,
+    ShapeError,
+    UnknownModelError,
+    UsageError,
+    ZenfxError,
+)
+from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, resolve_model
+from .pipeline import TracedModel, inspect_model, load_and_trace
+from .tracing import trace
+
+__all__ = [
+    "__version__",
+    "LoadedModel",
+    "NotConvertibleError",
+    "NotTraceableError",
+    "NumericalError",
+    "ShapeError",
+    "TracedModel",
+    "UnknownModelError",
+    "UsageError",
+    "ZenfxError",
+    "inspect_model",
+    "load_and_trace",
+    "load_model",
+    "parse_input_size",
+    "parse_kwargs",
+    "resolve_model",
+    "trace",
+]

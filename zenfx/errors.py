@@ -1,0 +1,64 @@
+"""One exception family whose exit codes the CLI maps straight to the process status.
+
+Every failure a user can cause ends as a ZenfxError with a one-line message: the CLI prints the
+message and exits with ``exit_code``; the API raises it. The codes are part of the public contract
+(README, "Exit codes") and every command keeps them.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NOT_TRACEABLE = 3
+EXIT_NOT_CONVERTIBLE = 4
+EXIT_NUMERICAL = 5
+
+
+class ZenfxError(Exception):
+    """Base class: a user-facing failure with a one-line message and a process exit code."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UsageError(ZenfxError):
+    """Bad arguments: an unknown option value, a malformed shape, a forbidden kwarg."""
+
+    exit_code = EXIT_USAGE
+
+
+class UnknownModelError(UsageError):
+    """A model spec that resolves to nothing (or to two things)."""
+
+
+class NotTraceableError(ZenfxError):
+    """torch.fx could not trace the model with any of our tracers."""
+
+    exit_code = EXIT_NOT_TRACEABLE
+
+
+class NotConvertibleError(ZenfxError):
+    """The traced graph cannot be rewritten into vanilla-CNN form."""
+
+    exit_code = EXIT_NOT_CONVERTIBLE
+
+    def __init__(self, message: str, *, reasons: list[str] | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reasons = list(reasons or [])
+
+
+class NumericalError(ZenfxError):
+    """A score came out NaN or infinite (overflow in a deep BN-free net, fp16 range, ...)."""
+
+    exit_code = EXIT_NUMERICAL
+
+
+class ShapeError(UsageError):
+    """The model cannot run at the requested input size; the message names the layer."""

@@ -1,0 +1,332 @@
+"""Resolve what a user types into an ``nn.Module`` and the input size it expects.
+
+One resolver serves the API and every CLI command, so ``zenfx score X`` and ``zenfx report X``
+always mean the same network. Pretrained weights are never requested: zenfx runs without network
+access, and zero-shot proxies re-initialise weights anyway.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import difflib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from .errors import UnknownModelError, UsageError
+
+DEFAULT_INPUT_SIZE: tuple[int, int, int] = (3, 224, 224)
+
+InputSize = tuple[int, int, int]
+
+
+@dataclass
+class LoadedModel:
+    """A built model plus what we learnt about it while resolving the spec."""
+
+    module: nn.Module
+    name: str
+    source: str  # "torchvision", "timm", "python", "file" or "module"
+    spec: str
+    default_input_size: InputSize = DEFAULT_INPUT_SIZE
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+# --------------------------------------------------------------------------- registries
+
+
+@lru_cache(maxsize=1)
+def torchvision_names() -> tuple[str, ...]:
+    """Classification models only: the family zenfx scores and audits."""
+    import torchvision.models as tvm
+
+    return tuple(sorted(tvm.list_models(module=tvm)))
+
+
+@lru_cache(maxsize=1)
+def timm_names() -> tuple[str, ...]:
+    import timm
+
+    return tuple(sorted(timm.list_models()))
+
+
+def _suggest(name: str, candidates: list[str], n: int = 5) -> list[str]:
+    return difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=n, cutoff=0.6)
+
+
+def _unknown(name: str, where: str, candidates: list[str]) -> UnknownModelError:
+    close = _suggest(name, candidates)
+    hint = f"did you mean {', '.join(close)}?" if close else None
+    return UnknownModelError(f"unknown model '{name}' in {where}", hint=hint)
+
+
+# --------------------------------------------------------------------------- kwargs
+
+
+def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
+    """Parse repeatable ``key=value`` strings; values are Python literals, else plain strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"constructor argument '{item}' is not key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key.isidentifier():
+            raise UsageError(f"constructor argument name '{key}' is not a Python identifier")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def parse_input_size(input_size: str | None = None, resolution: int | None = None,
+                     default: InputSize = DEFAULT_INPUT_SIZE) -> InputSize:
+    """``--input-size C,H,W`` wins over ``--resolution R``; otherwise the model's default."""
+    if input_size:
+        parts = [p for p in input_size.replace("x", ",").split(",") if p.strip()]
+        try:
+            dims = tuple(int(p) for p in parts)
+        except ValueError:
+            raise UsageError(f"--input-size '{input_size}' must be C,H,W integers") from None
+        if len(dims) != 3 or min(dims) <= 0:
+            raise UsageError(f"--input-size '{input_size}' must be three positive integers C,H,W")
+        return dims  # type: ignore[return-value]
+    if resolution is not None:
+        if resolution <= 0:
+            raise UsageError(f"--resolution must be positive, got {resolution}")
+        return (default[0], resolution, resolution)
+    return default
+
+
+def _refuse_pretrained(kwargs: dict[str, Any]) -> None:
+    for key in ("pretrained", "weights", "weights_backbone", "pretrained_backbone"):
+        if key in kwargs and kwargs[key] not in (None, False, "None", ""):
+            raise UsageError(
+                f"zenfx never downloads weights (got {key}={kwargs[key]!r}); "
+                "drop that argument: zero-shot proxies re-initialise weights anyway"
+            )
+
+
+# --------------------------------------------------------------------------- build helpers
+
+
+@contextlib.contextmanager
+def _on_device(device: str | torch.device | None) -> Iterator[None]:
+    if device is None:
+        yield
+    else:
+        with torch.device(device):
+            yield
+
+
+def _build(ctor: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
+    """Call a constructor on ``device`` (meta for a memory-free build), falling back to CPU."""
+    if isinstance(ctor, nn.Module):
+        if kwargs:
+            raise UsageError("constructor arguments were given, but the spec names a module instance")
+        return ctor
+    if not callable(ctor):
+        raise UsageError(f"'{ctor!r}' is neither an nn.Module, a class nor a callable")
+    try:
+        with _on_device(device):
+            model = ctor(**kwargs)
+    except TypeError as exc:
+        raise UsageError(f"cannot build model: {exc}") from None
+    except Exception:
+        if device in (None, "cpu"):
+            raise
+        with _on_device("cpu"):
+            model = ctor(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"the constructor returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _torchvision_input_size(name: str) -> InputSize:
+    import torchvision.models as tvm
+
+    try:
+        weights = tvm.get_model_weights(name)
+        default = weights.DEFAULT  # type: ignore[attr-defined]
+        crop = default.transforms().crop_size
+        side = int(crop[0] if isinstance(crop, (list, tuple)) else crop)
+        return (3, side, side)
+    except Exception:
+        return DEFAULT_INPUT_SIZE
+
+
+def _timm_input_size(model: nn.Module) -> InputSize:
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if size and len(size) == 3:
+        return tuple(int(s) for s in size)  # type: ignore[return-value]
+    return DEFAULT_INPUT_SIZE
+
+
+def _load_torchvision(name: str, kwargs: dict[str, Any], device: str | None, spec: str) -> LoadedModel:
+    import torchvision.models as tvm
+
+    if name not in torchvision_names():
+        raise _unknown(name, "torchvision", list(torchvision_names()))
+    kw = dict(kwargs)
+    kw.setdefault("weights", None)
+    model = _build(lambda **k: tvm.get_model(name, **k), kw, device)
+    return LoadedModel(model, name, "torchvision", spec, _torchvision_input_size(name), kwargs)
+
+
+def _load_timm(name: str, kwargs: dict[str, Any], device: str | None, spec: str) -> LoadedModel:
+    import timm
+
+    if not timm.is_model(name):
+        raise _unknown(name, "timm", list(timm_names()))
+    kw = dict(kwargs)
+    kw["pretrained"] = False
+    model = _build(lambda **k: timm.create_model(name, **k), kw, device)
+    return LoadedModel(model, name, "timm", spec, _timm_input_size(model), kwargs)
+
+
+def _load_file(path: str, attr: str, kwargs: dict[str, Any], device: str | None, spec: str) -> LoadedModel:
+    if not os.path.isfile(path):
+        raise UnknownModelError(f"file '{path}' does not exist")
+    mod_name = f"zenfx_user_{abs(hash(os.path.abspath(path)))}"
+    file_spec = importlib.util.spec_from_file_location(mod_name, path)
+    if file_spec is None or file_spec.loader is None:
+        raise UnknownModelError(f"cannot import '{path}' as Python")
+    module = importlib.util.module_from_spec(file_spec)
+    sys.modules[mod_name] = module
+    try:
+        file_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise UsageError(f"importing '{path}' failed: {type(exc).__name__}: {exc}") from None
+    if not hasattr(module, attr):
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise _unknown(attr, path, public)
+    ctor = getattr(module, attr)
+    model = _build(ctor, kwargs, device)
+    name = f"{os.path.basename(path)}:{attr}"
+    return LoadedModel(model, name, "file", spec, _guess_input_size(model, attr), kwargs)
+
+
+def _import_attr(module_path: str, attr_path: str) -> Any:
+    try:
+        obj: Any = importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        raise UnknownModelError(f"cannot import module '{module_path}': {exc}") from None
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            public = [n for n in dir(obj) if not n.startswith("_")]
+            raise _unknown(part, module_path, public)
+        obj = getattr(obj, part)
+    return obj
+
+
+def _load_python(spec: str, kwargs: dict[str, Any], device: str | None) -> LoadedModel:
+    """``pkg.mod:attr`` or ``pkg.mod.attr``: the longest importable prefix is the module."""
+    if ":" in spec:
+        module_path, attr_path = spec.split(":", 1)
+        obj = _import_attr(module_path, attr_path)
+    else:
+        parts = spec.split(".")
+        obj = None
+        for cut in range(len(parts) - 1, 0, -1):
+            module_path = ".".join(parts[:cut])
+            try:
+                importlib.import_module(module_path)
+            except ModuleNotFoundError:
+                continue
+            obj = _import_attr(module_path, ".".join(parts[cut:]))
+            break
+        if obj is None:
+            raise UnknownModelError(f"cannot import any module prefix of '{spec}'")
+        attr_path = parts[-1]
+    name = attr_path.split(".")[-1]
+    module_name = getattr(obj, "__module__", "") or ""
+    kw = dict(kwargs)
+    if module_name.startswith("torchvision.models") and inspect.isfunction(obj):
+        kw.setdefault("weights", None)
+        default = _torchvision_input_size(name) if name in torchvision_names() else DEFAULT_INPUT_SIZE
+    elif module_name.startswith("timm.models") and inspect.isfunction(obj):
+        kw["pretrained"] = False
+        default = None
+    else:
+        default = None
+    model = _build(obj, kw, device)
+    if default is None:
+        default = _guess_input_size(model, name)
+    source = "module" if isinstance(obj, nn.Module) else (
+        "torchvision" if module_name.startswith("torchvision.") else
+        "timm" if module_name.startswith("timm.") else "python")
+    return LoadedModel(model, name, source, spec, default, kwargs)
+
+
+def _guess_input_size(model: nn.Module, name: str) -> InputSize:
+    if getattr(model, "pretrained_cfg", None):
+        return _timm_input_size(model)
+    return DEFAULT_INPUT_SIZE
+
+
+def _looks_like_file(spec: str) -> bool:
+    head = spec.rsplit(":", 1)[0]
+    return head.endswith(".py") or os.sep in head
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def resolve_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
+                  device: str | None = None) -> LoadedModel:
+    """Build the model a spec names; ``device="meta"`` builds it without allocating weights.
+
+    Accepted specs: ``torchvision:NAME``, ``timm:NAME``, a bare registry NAME (torchvision first,
+    then timm; a name in both is ambiguous), ``pkg.mod.attr`` / ``pkg.mod:attr`` naming a
+    constructor, class or instance, ``path/file.py:callable``, or an ``nn.Module`` (API only).
+    """
+    kwargs = dict(kwargs or {})
+    _refuse_pretrained(kwargs)
+    if isinstance(spec, nn.Module):
+        if kwargs:
+            raise UsageError("constructor arguments were given with an nn.Module instance")
+        return LoadedModel(spec, type(spec).__name__, "module", type(spec).__name__,
+                           _guess_input_size(spec, type(spec).__name__), {})
+    if not isinstance(spec, str) or not spec.strip():
+        raise UnknownModelError("empty model spec")
+    spec = spec.strip()
+    if spec.startswith("timm:"):
+        return _load_timm(spec[5:], kwargs, device, spec)
+    if spec.startswith("torchvision:"):
+        return _load_torchvision(spec[12:], kwargs, device, spec)
+    if _looks_like_file(spec):
+        if ":" not in spec:
+            raise UsageError(f"'{spec}' names a file: add ':callable' (e.g. {spec}:build)")
+        path, attr = spec.rsplit(":", 1)
+        return _load_file(path, attr, kwargs, device, spec)
+    if "." in spec or ":" in spec:
+        return _load_python(spec, kwargs, device)
+    in_tv = spec in torchvision_names()
+    in_timm = spec in timm_names()
+    if in_tv and in_timm:
+        raise UnknownModelError(
+            f"'{spec}' is both a torchvision and a timm model",
+            hint=f"say torchvision:{spec} or timm:{spec}",
+        )
+    if in_tv:
+        return _load_torchvision(spec, kwargs, device, spec)
+    if in_timm:
+        return _load_timm(spec, kwargs, device, spec)
+    raise _unknown(spec, "torchvision or timm", list(torchvision_names()) + list(timm_names()))
+
+
+def load_model(spec: str | nn.Module, **kwargs: Any) -> nn.Module:
+    """The model a spec names, built on the CPU with constructor ``kwargs`` and no weights download."""
+    return resolve_model(spec, kwargs).module

@@ -1,0 +1,196 @@
+"""Trace any ``nn.Module`` into a torch.fx GraphModule with a shape on every node.
+
+Two tracers, tried in order: plain ``torch.fx.symbolic_trace``, then a leaf-module-aware tracer fed
+by timm's not-trace registries (the approach timm's own fx tests and torchvision's feature
+extraction use), which keeps modules with data-dependent Python control flow as opaque leaves.
+When both fail the error names the module path and the user source line where tracing broke,
+because "symbolic trace failed" alone leaves a user nothing to act on.
+
+Shapes are propagated on meta tensors (or fake tensors for real-weight models): no real compute.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .errors import NotTraceableError, ShapeError
+
+TRACER_SYMBOLIC = "symbolic_trace"
+TRACER_LEAF = "leaf_aware"
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OUR_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _timm_registries() -> tuple[set[type], set[Callable[..., Any]]]:
+    """timm's own lists of modules/functions that must stay opaque to fx."""
+    leaf: set[type] = set()
+    funcs: set[Callable[..., Any]] = set()
+    try:
+        from timm.layers import _fx as timm_fx  # timm >= 0.9
+
+        leaf |= set(timm_fx.get_notrace_modules())
+        funcs |= set(timm_fx.get_notrace_functions())
+    except Exception:  # pragma: no cover - timm layout changed
+        pass
+    return leaf, funcs
+
+
+class _PathTrackingTracer(fx.Tracer):
+    """A tracer that remembers which submodule it is inside, for error messages."""
+
+    def __init__(self, leaf_types: Sequence[type] = (), autowrap_functions: Sequence[Callable[..., Any]] = ()) -> None:
+        super().__init__(autowrap_functions=tuple(autowrap_functions))
+        self.leaf_types = tuple(leaf_types)
+        self.path_stack: list[tuple[str, str]] = []
+        self.failed_at: tuple[str, str] | None = None
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if self.leaf_types and isinstance(m, self.leaf_types):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        path = self.path_of_module(m)
+        self.path_stack.append((path, type(m).__name__))
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_at is None:
+                self.failed_at = self.path_stack[-1]
+            raise
+        finally:
+            self.path_stack.pop()
+
+
+def _user_frame(exc: BaseException) -> str | None:
+    """The innermost traceback frame outside torch and zenfx: the user's line that broke."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        fn = os.path.abspath(frame.filename)
+        if fn.startswith(_TORCH_DIR) or fn.startswith(_OUR_DIR) or "<" in frame.filename:
+            continue
+        line = (frame.line or "").strip()
+        return f"{frame.filename}:{frame.lineno} `{line}`"
+    return None
+
+
+def _run_tracer(model: nn.Module, tracer: _PathTrackingTracer, name: str) -> fx.GraphModule:
+    graph = tracer.trace(model)
+    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    gm.meta["zenfx_tracer"] = name
+    return gm
+
+
+def _describe_failure(exc: BaseException, tracer: _PathTrackingTracer) -> str:
+    where = ""
+    if tracer.failed_at is not None:
+        path, cls = tracer.failed_at
+        where = f" in module '{path or '<root>'}' ({cls})"
+    line = _user_frame(exc)
+    at = f" at {line}" if line else ""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}{where}{at}"
+
+
+def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+    """Trace with the plain tracer first, the leaf-aware one second; record which one worked."""
+    if isinstance(model, fx.GraphModule) and "zenfx_tracer" in model.meta:
+        return model
+    plain = _PathTrackingTracer()
+    try:
+        return _run_tracer(model, plain, TRACER_SYMBOLIC)
+    except Exception as first:
+        first_exc = first
+    leaf_types, funcs = _timm_registries()
+    leaf = _PathTrackingTracer(leaf_types=tuple(leaf_types), autowrap_functions=tuple(funcs))
+    try:
+        return _run_tracer(model, leaf, TRACER_LEAF)
+    except Exception as second:
+        raise NotTraceableError(
+            f"cannot trace {type(model).__name__}: {_describe_failure(second, leaf)}",
+            hint=f"plain symbolic_trace failed too ({_describe_failure(first_exc, plain)})",
+        ) from None
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+class _ShapeInterpreter(fx.Interpreter):
+    """Runs the graph on meta/fake tensors and writes shape and dtype into ``node.meta``."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            raise _shape_error(self.module, n, self.env, exc) from None
+        _record(n, result)
+        return result
+
+
+def _record(n: fx.Node, result: Any) -> None:
+    if isinstance(result, torch.Tensor):
+        n.meta["shape"] = tuple(result.shape)
+        n.meta["dtype"] = result.dtype
+    elif isinstance(result, (tuple, list)) and result and all(isinstance(r, torch.Tensor) for r in result):
+        n.meta["shape"] = tuple(tuple(r.shape) for r in result)
+        n.meta["dtype"] = result[0].dtype
+    else:
+        n.meta["shape"] = None
+
+
+def _shape_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exception) -> ShapeError:
+    what = str(n.target)
+    if n.op == "call_module":
+        what = f"'{n.target}' ({type(gm.get_submodule(str(n.target))).__name__})"
+    shapes = [tuple(env[a].shape) for a in n.all_input_nodes if isinstance(env.get(a), torch.Tensor)]
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ShapeError(f"layer {what} cannot run on input of shape {', '.join(map(str, shapes)) or '?'}: {msg}")
+
+
+def propagate_shapes(gm: fx.GraphModule, input_size: Sequence[int], batch_size: int = 1) -> fx.GraphModule:
+    """Annotate every node with ``meta['shape']`` without real compute.
+
+    Meta-device models take meta inputs directly; real-weight models run under FakeTensorMode so
+    even a 600x600 EfficientNet-B7 costs no memory.
+    """
+    size = (batch_size, *tuple(int(s) for s in input_size))
+    device = _model_device(gm)
+    if device.type == "meta":
+        ShapeRunner = _ShapeInterpreter(gm)
+        ShapeRunner.run(torch.empty(size, device="meta"))
+    else:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        with mode:
+            x = torch.empty(size, device=device)
+            _ShapeInterpreter(gm).run(x)
+    gm.meta["zenfx_input_size"] = tuple(int(s) for s in input_size)
+    return gm
+
+
+def trace(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_size: int = 1) -> fx.GraphModule:
+    """Trace ``model`` and annotate shapes; ``gm.meta['zenfx_tracer']`` says which tracer worked."""
+    was_training = model.training
+    model.eval()
+    gm = symbolic_trace(model)
+    with torch.no_grad():
+        propagate_shapes(gm, input_size, batch_size)
+    if was_training:
+        model.train()
+    gm.train(was_training)
+    return gm
+
+
+def tracer_used(gm: fx.GraphModule) -> str:
+    return str(gm.meta.get("zenfx_tracer", "unknown"))
