@@ -113,9 +113,10 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
     try:
         return _run_tracer(model, leaf, TRACER_LEAF)
     except Exception as second:
+        leaf_why, plain_why = _describe_failure(second, leaf), _describe_failure(first_exc, plain)
         raise NotTraceableError(
-            f"cannot trace {type(model).__name__}: {_describe_failure(second, leaf)}",
-            hint=f"plain symbolic_trace failed too ({_describe_failure(first_exc, plain)})",
+            f"cannot trace {type(model).__name__}: {leaf_why}",
+            hint=None if plain_why == leaf_why else f"plain symbolic_trace failed differently: {plain_why}",
         ) from None
 
 
