@@ -19,6 +19,7 @@ from .errors import (
 )
 from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, resolve_model
 from .pipeline import TracedModel, inspect_model, load_and_trace
+from .scoring import ScoreResult, score
 from .tracing import trace
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "NotConvertibleError",
     "NotTraceableError",
     "NumericalError",
+    "ScoreResult",
     "ShapeError",
     "TracedModel",
     "UnknownModelError",
@@ -38,5 +40,6 @@ __all__ = [
     "parse_input_size",
     "parse_kwargs",
     "resolve_model",
+    "score",
     "trace",
 ]

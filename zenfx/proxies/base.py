@@ -39,11 +39,20 @@ class ProxyContext:
     batches: Optional[Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]] = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def generator(self, offset: int = 0) -> torch.Generator:
-        """A CPU generator seeded from (seed, repeat, offset): same seed, same numbers."""
-        g = torch.Generator(device="cpu")
-        g.manual_seed((self.seed * 1_000_003 + self.repeat_index * 9_176 + offset) % (2**63 - 1))
+    def generator(self, offset: int = 0, device: torch.device | str | None = None) -> torch.Generator:
+        """A generator seeded from (seed, repeat, offset): same seed, same numbers.
+
+        CPU by default; ``device=ctx.device`` gives one on the accelerator so that random weights
+        and inputs are drawn where they are used (no host-to-device copy).
+        """
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        g = torch.Generator(device=dev)
+        g.manual_seed(self.derived_seed(offset))
         return g
+
+    def derived_seed(self, offset: int = 0) -> int:
+        """The integer seed ``generator(offset)`` uses (for code that needs a plain seed)."""
+        return (self.seed * 1_000_003 + self.repeat_index * 9_176 + offset) % (2**63 - 1)
 
 
 ProxyFn = Callable[[nn.Module, ProxyContext], float]
@@ -60,6 +69,12 @@ class ProxySpec:
     summary: str
     higher_is_better: bool = True
     deterministic_without_seed: bool = False  # params, flops: no randomness, one repeat is enough
+    # The proxy overwrites every conv/linear/norm parameter and resets BN running stats itself
+    # (zen, phi). Scoring may then build the model on the meta device and reuse one materialised
+    # copy across repeats instead of deep-copying the constructor's weights each time.
+    reinitializes: bool = False
+    # False: the proxy only reads the network (params, flops); scoring skips the private copy.
+    mutates: bool = True
 
 
 REGISTRY: dict[str, ProxySpec] = {}
@@ -67,12 +82,13 @@ REGISTRY: dict[str, ProxySpec] = {}
 
 def register_proxy(name: str, *, graph: GraphKind, needs_data: bool, needs_head: bool = False,
                    reference: str, summary: str, higher_is_better: bool = True,
-                   deterministic: bool = False) -> Callable[[ProxyFn], ProxyFn]:
+                   deterministic: bool = False, reinitializes: bool = False,
+                   mutates: bool = True) -> Callable[[ProxyFn], ProxyFn]:
     def deco(fn: ProxyFn) -> ProxyFn:
         if name in REGISTRY:
             raise RuntimeError(f"proxy '{name}' registered twice")
         REGISTRY[name] = ProxySpec(name, fn, graph, needs_data, needs_head, reference, summary,
-                                   higher_is_better, deterministic)
+                                   higher_is_better, deterministic, reinitializes, mutates)
         return fn
 
     return deco

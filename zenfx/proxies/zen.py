@@ -1,0 +1,195 @@
+"""Zen-Score (Lin et al., ICCV 2021, Algorithm 1), faithful to the reference implementation.
+
+On the VCNN graph (pre-GAP output): every conv/linear weight ~ N(0,1), biases 0; BN/GN weight 1,
+bias 0; x, eps ~ N(0,1) of shape (B,C,H,W);
+
+    Zen = log( mean_b sum_{c,h,w} |f(x) - f(x + gamma*eps)| ) + sum_BN log sqrt(mean_c sigma^2_c)
+
+Two BN statistics (``ctx.bn_stat``):
+
+``official`` (default)
+    what the reference ``ZeroShotProxy/compute_zen_score.py`` computes: BN in train mode, running
+    stats fresh (running_var = 1) with momentum 0.1, f(x) then f(x + gamma*eps), then read
+    ``running_var``. PyTorch updates it with the *unbiased* batch variance v, so after the two
+    passes running_var = 0.81 + 0.09*v1 + 0.1*v2 (v1 on x, v2 on the perturbed input).
+``batch``
+    the paper's text: the (biased) mini-batch variance each BN sees on f(x), i.e. the variance it
+    actually normalises with.
+
+Random draws, all from ``ctx.generator(ZEN_RNG_OFFSET, device)`` in this order: the weight of
+every conv and linear module in ``net.modules()`` order (``normal_``), then x, then eps. The
+tests rebuild the score from this protocol with hand-written conv and BN arithmetic.
+
+The reference's standalone script lets BN running statistics carry over from one repeat to the
+next (its init touches weights only), so its score drifts upward with the repeat count; its
+search code builds a fresh network per candidate (fresh statistics). zenfx resets the running
+statistics at every repeat, which is the search code's behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ..errors import NotConvertibleError, UsageError
+from ..graph import BN_TYPES, CONV_TYPES
+from .base import ProxyContext, register_proxy
+
+ZEN_RNG_OFFSET = 0x2E4  # generator stream for weights/inputs of zen (and phi)
+OFFICIAL_MOMENTUM = 0.1
+BN_STATS = ("official", "batch")
+
+_NORM_AFFINE = BN_TYPES + (nn.GroupNorm,)
+
+
+def gaussian_init_(net: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """The reference's ``network_weight_gaussian_init``: conv/linear weight N(0,1), bias 0;
+    BatchNorm/GroupNorm weight 1, bias 0. In place; returns ``net``."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, CONV_TYPES + (nn.Linear,)):
+                m.weight.normal_(generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, _NORM_AFFINE):
+                if getattr(m, "weight", None) is not None:
+                    m.weight.fill_(1.0)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.zero_()
+    return net
+
+
+def bn_layers(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The BatchNorm modules the network actually calls, in call order, each once.
+
+    For a GraphModule only modules reached by a ``call_module`` node count ("the BN layers that
+    remain in the graph"); for a plain module, every BN submodule (the reference's rule).
+    """
+    gm = _graph_module(net)
+    if gm is None:
+        return [m for m in net.modules() if isinstance(m, BN_TYPES)]
+    seen: dict[int, nn.Module] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            try:
+                m = gm.get_submodule(str(node.target))
+            except AttributeError:
+                continue
+            if isinstance(m, BN_TYPES) and id(m) not in seen:
+                seen[id(m)] = m
+    return list(seen.values())  # type: ignore[return-value]
+
+
+def functional_batchnorms(net: nn.Module) -> int:
+    """How many functional ``batch_norm`` calls a graph holds (their statistics cannot be read)."""
+    gm = _graph_module(net)
+    if gm is None:
+        return 0
+    funcs = {torch.nn.functional.batch_norm, torch.batch_norm}
+    return sum(1 for n in gm.graph.nodes if n.op == "call_function" and n.target in funcs)
+
+
+def _graph_module(net: nn.Module) -> fx.GraphModule | None:
+    if isinstance(net, fx.GraphModule):
+        return net
+    body = getattr(net, "body", None)  # scoring.with_head wraps the VCNN graph as .body
+    return body if isinstance(body, fx.GraphModule) else None
+
+
+def reset_bn_(bns: Iterable[nn.modules.batchnorm._BatchNorm], momentum: float | None = OFFICIAL_MOMENTUM) -> None:
+    """Fresh running statistics (mean 0, var 1, count 0) and the reference's momentum."""
+    for m in bns:
+        if m.track_running_stats and m.running_var is not None:
+            m.reset_running_stats()
+        if momentum is not None:
+            m.momentum = momentum
+
+
+def _gaussian_inputs(ctx: ProxyContext, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    size = (ctx.batch_size, *ctx.input_size)
+    x = torch.randn(size, generator=g, device=ctx.device, dtype=torch.float32)
+    eps = torch.randn(size, generator=g, device=ctx.device, dtype=torch.float32)
+    return x, eps
+
+
+def zen_terms(net: nn.Module, ctx: ProxyContext) -> dict[str, object]:
+    """Everything Algorithm 1 computes for one repeat: delta, per-BN statistics and the score.
+
+    ``net`` is modified in place (re-initialised, BN statistics reset). Returns floats on the host:
+    ``delta``, ``log_delta``, ``bn_var`` (per BN layer, the statistic used), ``bn_term`` and
+    ``zen``.
+    """
+    mode = ctx.bn_stat
+    if mode not in BN_STATS:
+        raise UsageError(f"bn_stat must be one of {', '.join(BN_STATS)}, got {mode!r}")
+    nfunc = functional_batchnorms(net)
+    if nfunc:
+        raise NotConvertibleError(f"the graph holds {nfunc} functional batch_norm call(s); Zen reads BN "
+                                  "statistics from BatchNorm modules", hint="convert them to nn.BatchNorm2d")
+    g = ctx.generator(ZEN_RNG_OFFSET, ctx.device)
+    gaussian_init_(net, g)
+    bns = bn_layers(net)
+    reset_bn_(bns, OFFICIAL_MOMENTUM)
+    net.train()
+    x, eps = _gaussian_inputs(ctx, g)
+    mixed = x + ctx.mixup_gamma * eps
+    dtype = ctx.dtype
+    if dtype != torch.float32:
+        x, mixed = x.to(dtype), mixed.to(dtype)
+
+    # Batch mode, and BN layers without running statistics in official mode, read the variance
+    # each BN sees on f(x) through a pre-hook on the first pass only.
+    hooked = bns if mode == "batch" else [m for m in bns if m.running_var is None]
+    captured: dict[int, torch.Tensor] = {}
+    handles = []
+    if hooked:
+        def make_hook(idx: int):
+            def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+                if idx not in captured:
+                    t = args[0].float()
+                    dims = [0] + list(range(2, t.dim()))
+                    captured[idx] = t.var(dim=dims, unbiased=False).mean()
+            return hook
+
+        pos = {id(m): i for i, m in enumerate(bns)}
+        handles = [m.register_forward_pre_hook(make_hook(pos[id(m)])) for m in hooked]
+    try:
+        with torch.no_grad():
+            out1 = net(x)
+            for h in handles:
+                h.remove()
+            handles = []
+            out2 = net(mixed)
+            delta = (out1.float() - out2.float()).abs().flatten(1).sum(1).mean()
+            stats = []
+            for i, m in enumerate(bns):
+                if i in captured:
+                    stats.append(captured[i])
+                else:
+                    stats.append(m.running_var.float().mean())
+            host = torch.stack([delta, *stats]).double().cpu()
+    finally:
+        for h in handles:
+            h.remove()
+    delta_v = float(host[0])
+    bn_var = [float(v) for v in host[1:]]
+    log_delta = math.log(delta_v) if delta_v > 0 else (-math.inf if delta_v == 0 else math.nan)
+    bn_term = float(0.5 * torch.log(host[1:]).sum()) if len(bn_var) else 0.0
+    return {"delta": delta_v, "log_delta": log_delta, "bn_var": bn_var, "bn_term": bn_term,
+            "zen": log_delta + bn_term}
+
+
+@register_proxy(
+    "zen",
+    graph="vcnn",
+    needs_data=False,
+    reference="Lin et al., Zen-NAS, ICCV 2021, Algorithm 1; idstcv/ZenNAS ZeroShotProxy/compute_zen_score.py",
+    summary="log E|f(x)-f(x+0.01 eps)|_1 + sum over BN of log sqrt(mean var): expressivity of the vanilla net",
+    reinitializes=True,
+)
+def zen(net: nn.Module, ctx: ProxyContext) -> float:
+    return float(zen_terms(net, ctx)["zen"])  # type: ignore[arg-type]
