@@ -140,7 +140,7 @@ def _plain_fallback(gm: fx.GraphModule) -> _PlainVCNN:
         bad.append(f"output is not a pre-GAP feature map (shape {shp})")
     if bad:
         raise NotConvertibleError("VCNN conversion (zenfx.vcnn.to_vcnn) is not available in this build "
-                                  "and the graph is not already vanilla", reasons=bad)
+                                  f"and the graph is not already vanilla: {'; '.join(bad)}", reasons=bad)
     return _PlainVCNN(gm, bn_count=sum(is_batchnorm(gm, n) for n in nodes))
 
 

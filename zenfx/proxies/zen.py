@@ -133,7 +133,13 @@ def zen_terms(net: nn.Module, ctx: ProxyContext) -> dict[str, object]:
     g = ctx.generator(ZEN_RNG_OFFSET, ctx.device)
     gaussian_init_(net, g)
     bns = bn_layers(net)
-    reset_bn_(bns, OFFICIAL_MOMENTUM)
+    # ctx.extra["zen_reset_bn"] = False reproduces the reference's standalone script, where the
+    # statistics carry over from one repeat to the next (fresh only at the first repeat).
+    if ctx.extra.get("zen_reset_bn", True) or ctx.repeat_index == 0:
+        reset_bn_(bns, OFFICIAL_MOMENTUM)
+    else:
+        for m in bns:
+            m.momentum = OFFICIAL_MOMENTUM
     net.train()
     x, eps = _gaussian_inputs(ctx, g)
     mixed = x + ctx.mixup_gamma * eps
