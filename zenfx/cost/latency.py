@@ -1,0 +1,202 @@
+"""Measured latency with ``torch.utils.benchmark``: median and interquartile range, per batch and per image.
+
+Rules the numbers follow, so two runs (or two machines) can be compared:
+
+* the model runs in eval mode under ``torch.inference_mode()`` on a private copy moved to the
+  device and dtype asked for; the input is a fixed-seed Gaussian batch;
+* ``warmup`` untimed forward passes first (allocator, cuDNN autotuning, lazy init);
+* the thread count is pinned (``torch.set_num_threads`` plus the Timer's ``num_threads``) and
+  reported; by default it is ``torch.get_num_threads()``;
+* ``Timer.blocked_autorange`` picks a block size so that timer overhead is negligible and runs
+  blocks for at least ``min_run_time`` seconds; median and IQR are over the blocks;
+* on CUDA the timer synchronises the device before reading the clock (torch.utils.benchmark's
+  accelerator-synchronising timer), so asynchronous kernel launches are not mistaken for speed;
+* fp16/bf16 on GPU; fp16 on CPU is refused (it is emulated and slower than fp32, so its number
+  misleads), bf16 on CPU is allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import timeit
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().replace("torch.", "")
+    if key not in DTYPES:
+        raise UsageError(f"unknown dtype '{dtype}'", hint="choose float32, float16 or bfloat16")
+    return DTYPES[key]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UsageError(f"unknown device '{device}'", hint="choose cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"device '{device}' is not supported for latency", hint="choose cpu or cuda")
+    return dev
+
+
+def check_latency_dtype(device: torch.device, dtype: torch.dtype) -> None:
+    if device.type == "cpu" and dtype == torch.float16:
+        raise UsageError("float16 latency on CPU is not meaningful (emulated, slower than float32)",
+                         hint="use --dtype float32 or bfloat16 on CPU, or float16 with --device cuda")
+
+
+def device_name(device: torch.device) -> str:
+    """A human- and file-name-friendly name of the hardware: GPU model or CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if not name:
+        import platform
+
+        name = platform.processor() or platform.machine() or "cpu"
+    return name
+
+
+@contextlib.contextmanager
+def pinned_threads(threads: int | None) -> Iterator[int]:
+    before = torch.get_num_threads()
+    n = int(threads) if threads else before
+    if n < 1:
+        raise UsageError(f"--threads must be positive, got {threads}")
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_timer(device: torch.device) -> Callable[[], float]:
+    if device.type == "cuda":
+        def sync_timer() -> float:
+            torch.cuda.synchronize(device)
+            return timeit.default_timer()
+
+        return sync_timer
+    return timeit.default_timer
+
+
+def prepare_module(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """A private eval-mode copy on ``device``/``dtype``; refuses meta models (nothing to run)."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.device.type == "meta":
+            raise UsageError("latency needs a model with real weights; this one was built on the meta device")
+        break
+    clone = copy.deepcopy(module)
+    clone.to(device=device, dtype=dtype)
+    clone.eval()
+    return clone
+
+
+def make_input(shape: Sequence[int], device: torch.device, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed)
+    return torch.randn(tuple(shape), generator=g).to(device=device, dtype=dtype)
+
+
+@dataclass
+class LatencyResult:
+    median_s: float
+    iqr_s: float
+    batch_size: int
+    threads: int
+    device: str
+    device_name: str
+    dtype: str
+    warmup: int
+    blocks: int
+    runs_per_block: int
+    min_run_time: float
+
+    @property
+    def per_image_median_s(self) -> float:
+        return self.median_s / self.batch_size
+
+    @property
+    def per_image_iqr_s(self) -> float:
+        return self.iqr_s / self.batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_ms": self.median_s * 1e3,
+            "iqr_ms": self.iqr_s * 1e3,
+            "per_image_median_ms": self.per_image_median_s * 1e3,
+            "per_image_iqr_ms": self.per_image_iqr_s * 1e3,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "device": self.device,
+            "device_name": self.device_name,
+            "dtype": self.dtype,
+            "warmup": self.warmup,
+            "blocks": self.blocks,
+            "runs_per_block": self.runs_per_block,
+            "min_run_time_s": self.min_run_time,
+        }
+
+
+def time_callable(fn: Callable[[], Any], device: torch.device, threads: int,
+                  min_run_time: float, warmup: int = 3) -> tuple[float, float, int, int]:
+    """(median, iqr, blocks, runs per block) of ``fn()`` with torch.utils.benchmark."""
+    from torch.utils.benchmark import Timer
+
+    for _ in range(max(0, warmup)):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, timer=make_timer(device))
+    m = timer.blocked_autorange(min_run_time=min_run_time)
+    return float(m.median), float(m.iqr), len(m.times), int(m.number_per_run)
+
+
+def measure_latency(module: nn.Module, input_size: Sequence[int], batch_size: int = 1,
+                    device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
+                    threads: int | None = None, warmup: int = 10, min_run_time: float = 1.0,
+                    seed: int = 0) -> LatencyResult:
+    """Median/IQR forward latency of ``module`` on a ``(batch_size, *input_size)`` input."""
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    check_latency_dtype(dev, dt)
+    if batch_size < 1:
+        raise UsageError(f"batch size must be positive, got {batch_size}")
+    model = prepare_module(module, dev, dt)
+    x = make_input((batch_size, *input_size), dev, dt, seed)
+    with pinned_threads(threads) as n, torch.inference_mode():
+        def fn() -> Any:
+            return model(x)
+
+        median, iqr, blocks, per = time_callable(fn, dev, n, min_run_time, warmup)
+    return LatencyResult(median, iqr, batch_size, n, dev.type, device_name(dev), dtype_name(dt),
+                         warmup, blocks, per, min_run_time)

@@ -1,0 +1,226 @@
+"""Activation memory of one forward pass, from the shapes already on a traced graph.
+
+Model: the graph runs node by node in its execution order (the fx node order). A node that
+allocates adds the bytes of its output(s) to the live set *before* any of its inputs is freed, so
+the moment a conv runs both its input and its output are live. A storage is freed right after the
+last node that reads it (or any view of it); the graph outputs stay live to the end. The peak of
+the live set over the walk is the peak activation memory; the model input counts as an
+activation, parameters and buffers (``get_attr``) do not.
+
+What allocates and what does not (decided once, here):
+
+* views share their input's storage and allocate nothing: ``view``/``reshape``/``flatten``/
+  ``permute``/``transpose``/``squeeze``/``unsqueeze``/``expand``/``split``/``chunk``/
+  ``getitem``/``contiguous``/``detach`` and friends, and ``nn.Identity``/``nn.Flatten``/
+  ``nn.Dropout`` (identity in eval). ``reshape``/``contiguous`` after a ``permute`` really copy
+  in eager PyTorch; we count them as views (a small under-count for transformers, documented in
+  docs/report.md).
+* in-place ops write into their first input's storage: modules built with ``inplace=True``,
+  methods ending in ``_`` (``add_``, ``relu_``), functions called with ``inplace=True`` and
+  ``operator.iadd``/``imul``.
+* everything else allocates its output. Opaque leaf modules (timm's not-traceable blocks) count
+  only their output: their internal temporaries are invisible to a graph-level walk.
+
+Bytes use the report's dtype for floating tensors (a graph traced in float32 and reported in
+float16 halves), and the tensor's own dtype for integer/bool tensors. The batch size is the one
+the graph was traced at: shapes on the nodes already include it.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+VIEW_METHODS = {
+    "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose", "t",
+    "squeeze", "unsqueeze", "expand", "expand_as", "narrow", "select", "split", "chunk", "unbind",
+    "contiguous", "detach", "as_strided", "movedim", "swapaxes", "__getitem__", "type_as", "to",
+    "float", "unfold",
+}
+VIEW_FUNCTIONS = {
+    torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze,
+    torch.split, torch.chunk, torch.unbind, torch.narrow, torch.select, torch.movedim, torch.swapaxes,
+    torch.t, torch.detach, operator.getitem, torch.Tensor.view, torch.Tensor.reshape,
+}
+INPLACE_FUNCTIONS = {operator.iadd, operator.imul, operator.isub, operator.itruediv}
+VIEW_MODULES: tuple[type[nn.Module], ...] = (nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout,
+                                             nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+@dataclass
+class NodeMemory:
+    name: str
+    module_path: str
+    kind: str  # "alloc", "view", "inplace", "none"
+    bytes: int  # bytes this node allocates (0 for views / in-place / non-tensors)
+    live_after: int  # live bytes right after the node ran (before frees)
+
+
+@dataclass
+class ActivationMemory:
+    peak_bytes: int
+    peak_node: str
+    largest_bytes: int
+    largest_node: str
+    largest_shape: tuple[int, ...] | None
+    total_allocated_bytes: int
+    dtype: str
+    nodes: list[NodeMemory] = field(default_factory=list)
+
+    def by_module(self) -> dict[str, int]:
+        """Bytes allocated by nodes under each module path (children included; ``""`` is all)."""
+        out: dict[str, int] = {}
+        for n in self.nodes:
+            out[""] = out.get("", 0) + n.bytes
+            parts = n.module_path.split(".") if n.module_path else []
+            for i in range(1, len(parts) + 1):
+                key = ".".join(parts[:i])
+                out[key] = out.get(key, 0) + n.bytes
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peak_bytes": self.peak_bytes,
+            "peak_at": self.peak_node,
+            "largest_activation_bytes": self.largest_bytes,
+            "largest_activation": self.largest_node,
+            "largest_activation_shape": list(self.largest_shape) if self.largest_shape else None,
+            "total_allocated_bytes": self.total_allocated_bytes,
+            "dtype": self.dtype,
+        }
+
+
+def node_module_path(gm: fx.GraphModule, node: fx.Node) -> str:
+    """The module path a node belongs to: its target for call_module, else fx's nn_module_stack."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        last = list(stack.values())[-1]
+        path = last[0] if isinstance(last, tuple) else str(last)
+        return str(path).split("@")[0]
+    return ""
+
+
+def _numel_bytes(shape: Any, elem: int) -> int:
+    if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n * elem
+    if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
+        return sum(_numel_bytes(s, elem) for s in shape)
+    return 0
+
+
+def _elem_size(node: fx.Node, dtype: torch.dtype) -> int:
+    own = node.meta.get("dtype")
+    if isinstance(own, torch.dtype) and not own.is_floating_point:
+        return torch.empty((), dtype=own).element_size()
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op in ("get_attr", "output"):
+        return "none"
+    if node.op == "placeholder":
+        return "alloc"
+    if node.meta.get("shape") is None:
+        return "none"  # ints, sizes, asserts
+    tensor_inputs = [a for a in node.all_input_nodes if a.meta.get("shape") is not None and a.op != "get_attr"]
+    if not tensor_inputs:
+        return "alloc"
+    if node.op == "call_module":
+        try:
+            mod = gm.get_submodule(str(node.target))
+        except AttributeError:
+            return "alloc"
+        if isinstance(mod, VIEW_MODULES):
+            return "view"
+        if getattr(mod, "inplace", False) is True:
+            return "inplace"
+        return "alloc"
+    if node.op == "call_method":
+        name = str(node.target)
+        if name in VIEW_METHODS:
+            return "view"
+        if name.endswith("_") and not name.endswith("__"):
+            return "inplace"
+        return "alloc"
+    if node.op == "call_function":
+        if node.kwargs.get("inplace") is True:
+            return "inplace"
+        try:
+            if node.target in INPLACE_FUNCTIONS:
+                return "inplace"
+            if node.target in VIEW_FUNCTIONS:
+                return "view"
+        except TypeError:
+            pass
+        name = getattr(node.target, "__name__", "")
+        if name in ("dropout", "identity") and not node.kwargs.get("training", False):
+            return "view"
+    return "alloc"
+
+
+def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) -> ActivationMemory:
+    """Peak live activation bytes and the largest single activation of ``gm``'s forward pass.
+
+    ``gm`` must carry ``node.meta['shape']`` (``zenfx.trace`` does this) at the batch size wanted.
+    """
+    nodes = list(gm.graph.nodes)
+    pos = {n: i for i, n in enumerate(nodes)}
+    end = len(nodes)
+    storage: dict[fx.Node, fx.Node] = {}  # node -> node that allocated its storage
+    kinds: dict[fx.Node, str] = {}
+    size: dict[fx.Node, int] = {}
+    for n in nodes:
+        kind = _kind(gm, n)
+        if kind in ("view", "inplace"):
+            base = next((a for a in n.all_input_nodes if a in storage), None)
+            if base is None:
+                kind = "alloc"
+            else:
+                storage[n] = storage[base]
+        if kind == "alloc":
+            storage[n] = n
+            size[n] = _numel_bytes(n.meta.get("shape"), _elem_size(n, dtype))
+        kinds[n] = kind
+    last_use: dict[fx.Node, int] = {}
+    for n in nodes:
+        if n not in storage:
+            continue
+        s = storage[n]
+        users = [pos[u] for u in n.users]
+        if any(u.op == "output" for u in n.users):
+            users.append(end)
+        last_use[s] = max([last_use.get(s, pos[n]), pos[n], *users])
+    free_at: dict[int, list[fx.Node]] = {}
+    for s, i in last_use.items():
+        free_at.setdefault(i, []).append(s)
+
+    live = peak = 0
+    peak_node = largest_node = ""
+    largest = 0
+    largest_shape: tuple[int, ...] | None = None
+    records: list[NodeMemory] = []
+    for i, n in enumerate(nodes):
+        b = size.get(n, 0) if kinds[n] == "alloc" else 0
+        live += b
+        if live > peak:
+            peak, peak_node = live, n.name
+        if b > largest:
+            largest, largest_node = b, n.name
+            shp = n.meta.get("shape")
+            largest_shape = shp if isinstance(shp, tuple) and all(isinstance(d, int) for d in shp) else None
+        if n.op not in ("output",):
+            records.append(NodeMemory(n.name, node_module_path(gm, n), kinds[n], b, live))
+        for s in free_at.get(i, []):
+            live -= size.get(s, 0)
+    return ActivationMemory(peak, peak_node, largest, largest_node, largest_shape,
+                            sum(r.bytes for r in records), str(dtype).replace("torch.", ""), records)

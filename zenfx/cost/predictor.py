@@ -1,0 +1,384 @@
+"""Latency predictor: a per-operator latency table measured on this device, summed over a graph.
+
+Search budgets need the latency of thousands of candidates, far too many to time one by one. Each
+node of a traced graph gets a key that fixes its cost: the operator (module class and its
+configuration -- kernel, stride, groups, channels, bias... as ``extra_repr`` prints them -- or the
+function / tensor method), the shapes of its tensor inputs, its constant arguments and its output
+shape. Each distinct key is timed once, in isolation, with ``torch.utils.benchmark`` on the real
+device, dtype and thread count, and stored in a JSON table under the user cache directory::
+
+    $ZENFX_CACHE_DIR or $XDG_CACHE_HOME/zenfx or ~/.cache/zenfx
+        /latency/<device-name>__<cpu|cuda>__<dtype>__b<batch>__t<threads>__torch<version>.json
+
+A graph's predicted latency is the sum of its nodes' entries. Candidates of one search share
+most of their operators, so after the first few models a prediction is a dictionary lookup.
+
+Nodes that produce no tensor (``size()``, ``getattr``, asserts), placeholders, parameters and the
+output cost nothing. In-place operators are timed on cloned inputs (so the real run that follows
+is unaffected), with denormals flushed while timing so that repeated in-place scaling cannot
+drift into the slow denormal range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ..errors import UsageError
+from .latency import (check_latency_dtype, device_name, dtype_name, make_input, pinned_threads,
+                      resolve_device, resolve_dtype, time_callable)
+from .memory import _kind, node_module_path
+
+TABLE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """zenfx's cache root: ``$ZENFX_CACHE_DIR``, else ``$XDG_CACHE_HOME/zenfx``, else ``~/.cache/zenfx``."""
+    if os.environ.get("ZENFX_CACHE_DIR"):
+        return Path(os.environ["ZENFX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zenfx"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "device"
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@dataclass
+class LatencyTable:
+    """Per-operator latencies (seconds) for one device / dtype / batch size / thread count."""
+
+    device: str
+    device_name: str
+    dtype: str
+    batch_size: int
+    threads: int
+    entries: dict[str, float] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def for_setting(cls, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
+                    batch_size: int = 1, threads: int | None = None,
+                    directory: str | Path | None = None) -> "LatencyTable":
+        """The cached table for this setting (empty when none was measured yet)."""
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype)
+        n = int(threads) if threads else torch.get_num_threads()
+        name = device_name(dev)
+        root = Path(directory) if directory else cache_dir() / "latency"
+        fname = (f"{_slug(name)}__{dev.type}__{dtype_name(dt)}__b{batch_size}__t{n}"
+                 f"__torch{_slug(torch.__version__)}.json")
+        table = cls(dev.type, name, dtype_name(dt), int(batch_size), n, {}, root / fname)
+        table.entries.update(table._read())
+        return table
+
+    def _read(self) -> dict[str, float]:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}  # a corrupt cache is re-measured, never fatal
+        if data.get("version") != TABLE_VERSION:
+            return {}
+        return {str(k): float(v) for k, v in data.get("entries", {}).items()}
+
+    def save(self) -> None:
+        """Merge with what is on disk (another process may have added entries) and write atomically."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        merged = self._read()
+        merged.update(self.entries)
+        self.entries = merged
+        doc = {
+            "version": TABLE_VERSION,
+            "device": self.device,
+            "device_name": self.device_name,
+            "dtype": self.dtype,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "torch": torch.__version__,
+            "entries": dict(sorted(merged.items())),
+        }
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh, indent=0)
+        os.replace(tmp, self.path)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+
+# --------------------------------------------------------------------------- operator keys
+
+
+def _spec(a: Any) -> str:
+    if isinstance(a, fx.Node):
+        s = a.meta.get("shape")
+        if a.op == "get_attr":
+            return f"P{list(s) if isinstance(s, tuple) else '?'}"
+        if isinstance(s, tuple) and all(isinstance(d, int) for d in s):
+            dt = a.meta.get("dtype")
+            tag = "" if not isinstance(dt, torch.dtype) or dt.is_floating_point else dtype_name(dt)
+            return f"T{list(s)}{tag}"
+        if isinstance(s, tuple):
+            return "TT" + "".join(f"{list(x)}" for x in s)
+        return "?"
+    if isinstance(a, (list, tuple)):
+        return "(" + ",".join(_spec(x) for x in a) + ")"
+    if isinstance(a, dict):
+        return "{" + ",".join(f"{k}={_spec(v)}" for k, v in sorted(a.items())) + "}"
+    if isinstance(a, torch.dtype):
+        return dtype_name(a)
+    text = repr(a)
+    return text if len(text) <= 60 else hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _op_identity(gm: fx.GraphModule, node: fx.Node) -> str:
+    if node.op == "call_module":
+        mod = gm.get_submodule(str(node.target))
+        cls = f"{type(mod).__module__}.{type(mod).__qualname__}"
+        has_children = next(iter(mod.children()), None) is not None
+        if has_children:  # an opaque leaf block: its whole structure is its configuration
+            return f"{cls}#{hashlib.sha1(repr(mod).encode()).hexdigest()[:12]}"
+        extra = mod.extra_repr()
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and "bias" not in extra:
+            extra += f", bias={mod.bias is not None}"
+        return f"{cls}({extra})"
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    target = node.target
+    mod = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or str(target)
+    return f"{mod}.{name}" if mod else str(name)
+
+
+def op_key(gm: fx.GraphModule, node: fx.Node) -> str | None:
+    """The table key of ``node``; ``None`` for nodes that cost nothing (no tensor produced)."""
+    if node.op not in ("call_module", "call_function", "call_method"):
+        return None
+    out = node.meta.get("shape")
+    if out is None:
+        return None
+    return f"{_op_identity(gm, node)}|{_spec(node.args)}|{_spec(dict(node.kwargs))}->{_spec(out) if not isinstance(out, tuple) else list(out)}"
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@contextlib.contextmanager
+def _flush_denormal() -> Iterator[None]:
+    ok = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if ok:
+            torch.set_flush_denormal(False)
+
+
+def _clone_tensors(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone_tensors(x) for x in obj)
+    if isinstance(obj, dict):
+        return {k: _clone_tensors(v) for k, v in obj.items()}
+    return obj
+
+
+class _MeasuringInterpreter(fx.Interpreter):
+    """Runs the graph for real and times, in isolation, each node whose key is missing."""
+
+    def __init__(self, gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable,
+                 device: torch.device, threads: int, min_run_time: float) -> None:
+        super().__init__(gm)
+        self.keys = keys
+        self.table = table
+        self.device = device
+        self.threads = threads
+        self.min_run_time = min_run_time
+        self.measured: list[str] = []
+
+    def run_node(self, n: fx.Node) -> Any:
+        key = self.keys.get(n)
+        if key is None or key in self.table.entries:
+            return super().run_node(n)
+        with self._set_current_node(n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            if _kind(self.module, n) == "inplace":  # type: ignore[arg-type]
+                args, kwargs = _clone_tensors(args), _clone_tensors(kwargs)
+            call = self._callable(n, args, kwargs)
+            with _flush_denormal():
+                median, _iqr, _b, _r = time_callable(call, self.device, self.threads, self.min_run_time, warmup=2)
+            self.table.entries[key] = median
+            self.measured.append(key)
+        return super().run_node(n)
+
+    def _callable(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
+        if n.op == "call_module":
+            mod = self.module.get_submodule(str(n.target))
+            return lambda: mod(*args, **kwargs)
+        if n.op == "call_method":
+            self_obj, *rest = args
+            meth = getattr(self_obj, str(n.target))
+            return lambda: meth(*rest, **kwargs)
+        target = n.target
+        return lambda: target(*args, **kwargs)  # type: ignore[operator]
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@dataclass
+class NodeLatency:
+    name: str
+    module_path: str
+    key: str
+    seconds: float
+
+
+@dataclass
+class LatencyPrediction:
+    total_s: float
+    batch_size: int
+    threads: int
+    device: str
+    device_name: str
+    dtype: str
+    nodes: list[NodeLatency]
+    hits: int
+    measured: int
+    table_path: str | None
+    measure_time_s: float = 0.0
+
+    @property
+    def per_image_s(self) -> float:
+        return self.total_s / self.batch_size
+
+    def by_module(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for n in self.nodes:
+            out[""] = out.get("", 0.0) + n.seconds
+            parts = n.module_path.split(".") if n.module_path else []
+            for i in range(1, len(parts) + 1):
+                key = ".".join(parts[:i])
+                out[key] = out.get(key, 0.0) + n.seconds
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "predicted_ms": self.total_s * 1e3,
+            "per_image_predicted_ms": self.per_image_s * 1e3,
+            "batch_size": self.batch_size,
+            "threads": self.threads,
+            "device": self.device,
+            "device_name": self.device_name,
+            "dtype": self.dtype,
+            "operators": len(self.nodes),
+            "table_hits": self.hits,
+            "newly_measured": self.measured,
+            "table": self.table_path,
+        }
+
+
+def _graph_batch(gm: fx.GraphModule) -> int | None:
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            s = n.meta.get("shape")
+            if isinstance(s, tuple) and s and isinstance(s[0], int):
+                return s[0]
+    return None
+
+
+def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int], batch_size: int = 1,
+                    device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
+                    threads: int | None = None, table: LatencyTable | None = None,
+                    measure_missing: bool = True, min_run_time: float = 0.02,
+                    save: bool = True) -> LatencyPrediction:
+    """Predicted forward latency of ``model`` as the sum of its operators' table entries.
+
+    ``model`` is an ``nn.Module`` with real weights (traced here) or a zenfx-traced GraphModule
+    (shapes at ``batch_size``). Operators missing from the table are timed on this device, added
+    to it, and the table is saved back to the cache unless ``save=False``. With
+    ``measure_missing=False`` missing operators raise ``UsageError``.
+    """
+    from ..tracing import propagate_shapes, symbolic_trace
+
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    check_latency_dtype(dev, dt)
+    size = tuple(int(s) for s in input_size)
+    gm = model if isinstance(model, fx.GraphModule) and "zenfx_tracer" in model.meta else symbolic_trace(model)
+    if _graph_batch(gm) != batch_size or tuple(gm.meta.get("zenfx_input_size", ())) != size:
+        gm.eval()
+        with torch.no_grad():
+            propagate_shapes(gm, size, batch_size)
+    with pinned_threads(threads) as n:
+        if table is None:
+            table = LatencyTable.for_setting(dev, dt, batch_size, n)
+        if table.threads != n or table.batch_size != batch_size or table.dtype != dtype_name(dt):
+            raise UsageError("the latency table was measured for another batch size / dtype / thread count")
+        keys = {node: k for node in gm.graph.nodes if (k := op_key(gm, node)) is not None}
+        missing = {k for k in keys.values() if k not in table.entries}
+        measured: list[str] = []
+        t0 = time.perf_counter()
+        if missing:
+            if not measure_missing:
+                raise UsageError(f"{len(missing)} operators are not in the latency table {table.path}")
+            for p in list(gm.parameters()) + list(gm.buffers()):
+                if p.device.type == "meta":
+                    raise UsageError("measuring operator latencies needs real weights, not a meta-device model")
+                break
+            runner = _prepare_graph(gm, dev, dt)
+            interp = _MeasuringInterpreter(runner, keys_for(runner, gm, keys), table, dev, n, min_run_time)
+            with torch.inference_mode():
+                interp.run(make_input((batch_size, *size), dev, dt))
+            measured = interp.measured
+            if save:
+                table.save()
+        elapsed = time.perf_counter() - t0
+    nodes = [NodeLatency(node.name, node_module_path(gm, node), k, table.entries[k]) for node, k in keys.items()]
+    return LatencyPrediction(sum(x.seconds for x in nodes), batch_size, n, dev.type, table.device_name,
+                             dtype_name(dt), nodes, len(keys) - len(measured), len(measured),
+                             str(table.path) if table.path else None, elapsed)
+
+
+def _prepare_graph(gm: fx.GraphModule, device: torch.device, dtype: torch.dtype) -> fx.GraphModule:
+    """A device/dtype copy of the graph when needed; the traced graph itself otherwise."""
+    import copy
+
+    first = next(iter(list(gm.parameters()) + list(gm.buffers())), None)
+    if first is not None and first.device == device and (not first.is_floating_point() or first.dtype == dtype):
+        gm.eval()
+        return gm
+    clone = copy.deepcopy(gm)
+    clone.to(device=device, dtype=dtype)
+    clone.eval()
+    return clone
+
+
+def keys_for(runner: fx.GraphModule, original: fx.GraphModule, keys: dict[fx.Node, str]) -> dict[fx.Node, str]:
+    """Map keys computed on ``original``'s nodes onto ``runner``'s (a deep copy keeps node order)."""
+    if runner is original:
+        return keys
+    by_name = {n.name: k for n, k in keys.items()}
+    return {n: by_name[n.name] for n in runner.graph.nodes if n.name in by_name}
