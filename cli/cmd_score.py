@@ -54,10 +54,11 @@ def render(res: ScoreResult) -> None:
     table.add_column("95% interval", justify="right")
     table.add_column("repeats", justify="right")
     table.add_column("time", justify="right")
+    table.add_column("per repeat", justify="right")
     table.add_column("graph")
     for name, s in res.scores.items():
         table.add_row(name, _fmt_value(name, s.value), _fmt_ci(s.ci95), str(s.repeat),
-                      f"{s.seconds:.3f} s ({s.seconds_per_repeat:.3f} s/repeat)", s.graph)
+                      f"{s.seconds:.3f} s", f"{s.seconds_per_repeat:.3f} s", s.graph)
     out.print(table)
     if "zen" in res.scores:
         out.print(f"bn-stat {res.bn_stat}, mixup-gamma {res.mixup_gamma:g}, seed {res.seed}")

@@ -565,7 +565,7 @@ def score(model: Any, proxy: str | Sequence[str] = "zen", *, kwargs: dict[str, A
                                         spec.higher_is_better, spec.reference)
 
     notes = list(prep.notes)
-    if prep.on_meta:
+    if prep.on_meta and any(s.reinitializes for s in specs):
         notes.append("built on the meta device: every weight is set by the proxy's own Gaussian init")
     if any(s.name == "zen" for s in specs):
         notes.append("BN running statistics are reset at every repeat (the reference's standalone "
