@@ -19,11 +19,14 @@ from .errors import (
 )
 from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, resolve_model
 from .pipeline import TracedModel, inspect_model, load_and_trace
+from .cost.flops import count_macs
+from .cost.report import CostReport, cost_report
 from .scoring import ScoreResult, score
 from .tracing import trace
 
 __all__ = [
     "__version__",
+    "CostReport",
     "LoadedModel",
     "NotConvertibleError",
     "NotTraceableError",
@@ -34,6 +37,8 @@ __all__ = [
     "UnknownModelError",
     "UsageError",
     "ZenfxError",
+    "cost_report",
+    "count_macs",
     "inspect_model",
     "load_and_trace",
     "load_model",

@@ -1,0 +1,125 @@
+"""``zenfx report MODEL``: params, MACs (and FLOPs = 2 x MACs), activation memory, latency."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+import zenfx
+from zenfx.cost.report import DEFAULT_DEPTH, CostReport, cost_report
+
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, err, handle_errors, out, print_json
+
+
+def _si(n: float, unit: str = "") -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= factor:
+            return f"{n / factor:.3f} {prefix}{unit}"
+    return f"{n:.0f} {unit}".rstrip()
+
+
+def _bytes(n: float) -> str:
+    for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= factor:
+            return f"{n / factor:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1e3:.3f} ms"
+
+
+def _render(rep: CostReport) -> None:
+    title = f"{rep.model} ({rep.source}{', VCNN graph' if rep.graph == 'vcnn' else ''}) " \
+            f"@ {rep.batch_size}x{'x'.join(map(str, rep.input_size))} {rep.dtype}"
+    table = Table(title=title, show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("params", f"{rep.params.total:,} (trainable {rep.params.trainable:,})")
+    table.add_row("MACs / image", f"{rep.macs.total:,} ({_si(rep.macs.total, 'MACs')}; "
+                                  f"FLOPs = 2*MACs = {_si(rep.macs.flops, 'FLOPs')}) [counter: {rep.macs.counter}]")
+    if rep.batch_size > 1:
+        table.add_row("MACs / batch", f"{rep.macs_batch:,} ({_si(rep.macs_batch, 'MACs')})")
+    if rep.memory is not None:
+        m = rep.memory
+        table.add_row("activation peak", f"{_bytes(m.peak_bytes)} ({m.peak_bytes:,} B, batch {rep.batch_size}, "
+                                         f"{m.dtype}; at {m.peak_node})")
+        shape = "x".join(map(str, m.largest_shape)) if m.largest_shape else "?"
+        table.add_row("largest activation", f"{_bytes(m.largest_bytes)} ({m.largest_node}, {shape})")
+    if rep.latency is not None:
+        lat = rep.latency
+        table.add_row("latency / batch", f"median {_ms(lat.median_s)}, IQR {_ms(lat.iqr_s)}")
+        table.add_row("latency / image", f"median {_ms(lat.per_image_median_s)}, IQR {_ms(lat.per_image_iqr_s)}")
+        table.add_row("latency setting", f"{lat.device} ({lat.device_name}), {lat.dtype}, threads {lat.threads}, "
+                                         f"warm-up {lat.warmup}, {lat.blocks} blocks x {lat.runs_per_block} runs")
+    if rep.predicted is not None:
+        p = rep.predicted
+        table.add_row("predicted latency", f"{_ms(p.total_s)} / batch, {_ms(p.per_image_s)} / image "
+                                           f"({len(p.nodes)} ops, {p.measured} newly measured; threads {p.threads})")
+    if rep.macs.unsupported_ops:
+        table.add_row("not counted (fvcore)", ", ".join(f"{k} x{v}" for k, v in rep.macs.unsupported_ops.items()))
+    out.print(table)
+    if rep.depth is not None and rep.layers:
+        lt = Table(title=f"per layer (depth {rep.depth})")
+        lt.add_column("module")
+        lt.add_column("type")
+        lt.add_column("params", justify="right")
+        lt.add_column("MACs", justify="right")
+        lt.add_column("MACs %", justify="right")
+        lt.add_column("activations", justify="right")
+        lt.add_column("output shape")
+        with_pred = any(r.predicted_ms is not None for r in rep.layers)
+        if with_pred:
+            lt.add_column("pred. ms", justify="right")
+        total = max(rep.macs.total, 1)
+        for r in rep.layers:
+            name = ("  " * max(r.depth - 1, 0) + r.path) if r.path else "(total)"
+            shape = "x".join(map(str, r.output_shape)) if isinstance(r.output_shape, tuple) and all(
+                isinstance(d, int) for d in r.output_shape) else ("" if r.output_shape is None else str(r.output_shape))
+            row = [name, r.type, f"{r.params:,}", _si(r.macs), f"{100 * r.macs / total:.1f}",
+                   _bytes(r.activation_bytes), shape]
+            if with_pred:
+                row.append("" if r.predicted_ms is None else f"{r.predicted_ms:.3f}")
+            lt.add_row(*row)
+        out.print(lt)
+    for note in rep.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+@handle_errors
+def report_cmd(
+    model: ModelArg,
+    kwarg: KwargOpt = None,
+    resolution: ResolutionOpt = None,
+    input_size: InputSizeOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size for activation memory and latency.")] = 1,
+    per_layer: Annotated[bool, typer.Option("--per-layer", help="Add a per-module breakdown table.")] = False,
+    depth: Annotated[Optional[int], typer.Option("--depth", help=f"Group the breakdown to depth K of the module hierarchy (default {DEFAULT_DEPTH}; implies --per-layer).")] = None,
+    latency: Annotated[bool, typer.Option("--latency", help="Measure latency with torch.utils.benchmark.")] = False,
+    predict: Annotated[bool, typer.Option("--predict", help="Add the per-operator latency predictor's estimate (table cached under ~/.cache/zenfx).")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda (latency).")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32, float16 or bfloat16 (activation bytes and latency).")] = "float32",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Pin the intra-op thread count for latency (default: torch's current).")] = None,
+    counter: Annotated[str, typer.Option("--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")] = "torch",
+    vcnn: Annotated[bool, typer.Option("--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
+    min_run_time: Annotated[float, typer.Option("--min-run-time", help="Seconds of timed runs for --latency.")] = 1.0,
+    json: JsonOpt = False,
+) -> None:
+    """Params, MACs (FLOPs = 2*MACs), activation memory and, with --latency, measured latency of MODEL."""
+    kwargs = zenfx.parse_kwargs(kwarg)
+    size = zenfx.parse_input_size(input_size, resolution, (3, 224, 224)) if (input_size or resolution) else None
+    k = depth if depth is not None else (DEFAULT_DEPTH if per_layer else None)
+    if latency and not json:
+        err.print("measuring latency ...", highlight=False)
+    rep = cost_report(model, kwargs, size, batch_size, dtype=dtype, counter=counter, depth=k, latency=latency,
+                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time)
+    if json:
+        print_json(rep.to_dict())
+        return
+    _render(rep)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)
