@@ -23,8 +23,14 @@ from .cost.flops import count_macs
 from .cost.report import CostReport, cost_report
 from .scoring import ScoreResult, score
 from .tracing import trace
+from .vcnn import Change, VCNNResult, audit_models, convert_model, to_vcnn
 
 __all__ = [
+    "Change",
+    "VCNNResult",
+    "audit_models",
+    "convert_model",
+    "to_vcnn",
     "__version__",
     "CostReport",
     "LoadedModel",

@@ -1,0 +1,96 @@
+"""After the passes: the graph must lint, run, and be vanilla. Whatever is not becomes a reason.
+
+A vanilla CNN is a chain: every compute node reads at most one input-dependent tensor. So any node
+that still merges two branches (concat, add, multiply, matmul, ...) is reported by what it is, and
+so is any non-ReLU activation or a graph with no convolution left.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import torch.fx as fx
+
+from ..errors import ZenfxError
+from ..graph import is_add, is_batchnorm, is_cat, is_conv, is_linear, is_mul, shape
+from ..tracing import propagate_shapes
+from ._util import PassContext, data_inputs, describe, input_dependent
+from .passes_activation import is_non_relu_activation
+
+STACK_TARGETS = {"stack", "hstack", "vstack", "dstack"}
+
+
+def _merge_kind(n: fx.Node) -> str:
+    if is_cat(n) or getattr(n.target, "__name__", n.target) in STACK_TARGETS:
+        return "concat"
+    if is_add(n):
+        return "add"
+    if is_mul(n):
+        return "mul"
+    name = getattr(n.target, "__name__", str(n.target))
+    return str(name)
+
+
+def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch_size: int = 1) -> None:
+    try:
+        gm.graph.lint()
+    except Exception as exc:  # pragma: no cover - a pass bug; say it instead of returning a broken graph
+        ctx.block(f"internal: converted graph does not lint: {exc}")
+        return
+    was_training = gm.training
+    try:
+        gm.eval()
+        propagate_shapes(gm, input_size, batch_size)
+    except ZenfxError as exc:
+        ctx.block(f"internal: converted graph does not run: {exc}")
+        return
+    except Exception as exc:  # pragma: no cover
+        ctx.block(f"internal: converted graph does not run: {type(exc).__name__}: {exc}")
+        return
+    finally:
+        gm.train(was_training)
+    dep = input_dependent(gm)
+    merges: dict[str, list[fx.Node]] = defaultdict(list)
+    acts: list[fx.Node] = []
+    for n in gm.graph.nodes:
+        if n.op not in ("call_function", "call_method", "call_module"):
+            continue
+        if len(data_inputs(n, dep)) >= 2:
+            merges[_merge_kind(n)].append(n)
+        if is_non_relu_activation(gm, n):
+            acts.append(n)
+    for kind, nodes in merges.items():
+        first = describe(gm, nodes[0])
+        if kind == "concat":
+            ctx.block(f"branches merged by concat: {len(nodes)} concatenation(s) join separately computed branches "
+                      f"(first: {first}); multi-branch concat blocks (DenseNet, Inception, ShuffleNet, GhostNet) "
+                      f"have no vanilla-CNN form")
+        elif kind == "add":
+            shapes = f"{shape(data_inputs(nodes[0], dep)[0])} + {shape(data_inputs(nodes[0], dep)[1])}"
+            ctx.block(f"unresolved add merge: {len(nodes)} add(s) of two branches that are neither a residual nor a "
+                      f"pooled context (first: {first}, {shapes})")
+        elif kind == "mul":
+            ctx.block(f"multiplicative merge: {len(nodes)} multiply(ies) of two branches that are not a pooled gate "
+                      f"(first: {first}); gated/bilinear units have no vanilla-CNN form")
+        else:
+            ctx.block(f"two-branch op: {len(nodes)} {kind} op(s) combine two computed tensors (first: {first})")
+    if acts:
+        ctx.block(f"internal: {len(acts)} non-ReLU activation(s) left (first: {describe(gm, acts[0])})")
+    convs = sum(1 for n in gm.graph.nodes if is_conv(gm, n))
+    linears = sum(1 for n in gm.graph.nodes if is_linear(gm, n))
+    if any(r.startswith("no convolution left") for r in ctx.blocking):
+        pass
+    elif convs == 0:
+        ctx.block("no convolution left after stripping: the converted graph has no convolution")
+    elif convs <= 1 and linears >= 2 * max(convs, 1):
+        ctx.block(f"no convolution left after stripping: only {convs} convolution (a patch-embedding stem) and "
+                  f"{linears} linear layers remain (transformer / MLP body)")
+
+
+def count_bn(gm: fx.GraphModule) -> int:
+    return sum(1 for n in gm.graph.nodes if is_batchnorm(gm, n))
+
+
+def count_conv(gm: fx.GraphModule) -> int:
+    return sum(1 for n in gm.graph.nodes if is_conv(gm, n))

@@ -1,0 +1,117 @@
+"""``to_vcnn``: the ordered passes over a private copy of the graph, the checks, and the verdict."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable, Sequence
+
+import torch.fx as fx
+from torch import nn
+
+from ..errors import NotConvertibleError, NotTraceableError, ZenfxError
+from ..graph import shape
+from . import (passes_activation, passes_attention, passes_gating, passes_head, passes_identity, passes_norm,
+               passes_residual)
+from ._util import PassContext
+from .checks import check, count_bn, count_conv
+from .report import APPROXIMATE, CONVERTIBLE, NOT_CONVERTIBLE, Change, VCNNResult
+
+PassFn = Callable[[fx.GraphModule, PassContext], "tuple[fx.GraphModule, list[Change]]"]
+
+PASSES: list[tuple[str, PassFn]] = [
+    (passes_identity.NAME, passes_identity.run),
+    (passes_residual.NAME, passes_residual.run),
+    (passes_gating.NAME, passes_gating.run),
+    (passes_attention.NAME, passes_attention.run),
+    (passes_activation.NAME, passes_activation.run),
+    (passes_norm.NAME, passes_norm.run),
+    (passes_head.NAME, passes_head.run),
+]
+
+
+def _as_graph(model_or_gm: Any, input_size: Sequence[int] | None, batch_size: int) -> tuple[fx.GraphModule, str, tuple[int, ...]]:
+    """(shape-annotated graph, name, input size) from a module, a TracedModel or a GraphModule."""
+    from ..pipeline import TracedModel
+    from ..tracing import propagate_shapes, trace
+
+    if isinstance(model_or_gm, TracedModel):
+        return model_or_gm.gm, model_or_gm.name, tuple(input_size or model_or_gm.input_size)
+    if isinstance(model_or_gm, fx.GraphModule):
+        gm = model_or_gm
+        size = tuple(input_size or gm.meta.get("zenfx_input_size") or (3, 224, 224))
+        first = next((n for n in gm.graph.nodes if n.op == "placeholder"), None)
+        if first is None or shape(first) is None or (input_size and tuple(shape(first)[1:]) != tuple(size)):  # type: ignore[index]
+            gm = copy.deepcopy(gm)
+            propagate_shapes(gm, size, batch_size)
+        return gm, type(model_or_gm).__name__, size
+    if isinstance(model_or_gm, nn.Module):
+        size = tuple(input_size or (3, 224, 224))
+        return trace(model_or_gm, size, batch_size=batch_size), type(model_or_gm).__name__, size
+    raise TypeError(f"to_vcnn takes an nn.Module, a TracedModel or a GraphModule, not {type(model_or_gm).__name__}")
+
+
+def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | None = None, *, keep_norms: bool = False,
+            strict: bool = True, batch_size: int = 1, name: str | None = None) -> VCNNResult:
+    """Rewrite a model into vanilla-CNN form on a private copy; the caller's model is never touched.
+
+    Returns a :class:`VCNNResult` whose ``gm`` outputs the pre-GAP feature map. With ``strict=True``
+    a not-convertible model raises :class:`NotConvertibleError` (an untraceable one
+    :class:`NotTraceableError`); with ``strict=False`` the result carries the verdict and reasons.
+    """
+    try:
+        src, default_name, size = _as_graph(model_or_gm, input_size, batch_size)
+    except NotTraceableError as exc:
+        if strict:
+            raise
+        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"],
+                          name=name or type(model_or_gm).__name__)
+    tracer = str(src.meta.get("zenfx_tracer", "unknown"))
+    gm = copy.deepcopy(src)
+    gm.meta.update({k: v for k, v in src.meta.items() if k not in gm.meta})
+    ctx = PassContext(keep_norms=keep_norms)
+    changes: list[Change] = []
+    timings: dict[str, float] = {}
+    for pass_name, fn in PASSES:
+        t0 = time.perf_counter()
+        try:
+            gm, recorded = fn(gm, ctx)
+        except ZenfxError:
+            raise
+        except Exception as exc:
+            ctx.block(f"internal: pass '{pass_name}' failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            break
+        changes.extend(recorded)
+        timings[pass_name] = time.perf_counter() - t0
+        if ctx.blocking and pass_name == passes_head.NAME:
+            break
+    if not any(r.startswith("internal: pass") for r in ctx.blocking):
+        check(gm, ctx, size, batch_size)
+    verdict = NOT_CONVERTIBLE if ctx.blocking else APPROXIMATE if ctx.approximations else CONVERTIBLE
+    out = next((n for n in reversed(gm.graph.nodes) if n.op == "output"), None)
+    out_shape = shape(out.args[0]) if out is not None and isinstance(out.args[0], fx.Node) else None
+    gm.meta["zenfx_vcnn"] = True
+    result = VCNNResult(gm, changes, verdict, list(ctx.blocking), list(ctx.approximations), list(ctx.notes),
+                        bn_count=count_bn(gm), conv_count=count_conv(gm), name=name or default_name, tracer=tracer,
+                        input_size=tuple(size), output_shape=out_shape, timings=timings)
+    if strict:
+        result.raise_if_not_convertible()
+    return result
+
+
+def convert_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None, input_size: Sequence[int] | None = None,
+                  *, device: str | None = None, keep_norms: bool = False, strict: bool = True) -> VCNNResult:
+    """Resolve a spec (as every command does), trace it and convert it: what ``zenfx convert`` runs."""
+    from ..pipeline import load_and_trace
+
+    try:
+        tm = load_and_trace(spec, kwargs, input_size, device=device)
+    except NotTraceableError as exc:
+        if strict:
+            raise
+        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"],
+                          name=spec if isinstance(spec, str) else type(spec).__name__)
+    return to_vcnn(tm, keep_norms=keep_norms, strict=strict, name=tm.name)
+
+
+__all__ = ["to_vcnn", "convert_model", "NotConvertibleError"]

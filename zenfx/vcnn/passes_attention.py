@@ -1,0 +1,75 @@
+"""Pass 4: softmax-attention blocks are stripped where a same-shape path around them exists.
+
+An attention block is recognised by its core: ``nn.MultiheadAttention``, ``F.scaled_dot_product_attention``
+or a softmax (the explicit ``q @ k^T -> softmax -> @ v`` form). The residual pass leaves adds whose
+main branch holds attention for this pass, which keeps the path *around* the block (the shortcut)
+and drops the attention branch. Attention with no such path is a blocking reason.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..graph import is_tensor_add, node_module, shape
+from ._util import (PassContext, data_inputs, describe, dropped_names, exclusive_branches, finish,
+                    input_dependent, record, replace_with)
+from .report import Change
+
+NAME = "attention"
+
+ATTN_MODULE_NAMES = {"MultiheadAttention", "Attention", "WindowAttention", "MultiHeadAttention", "SelfAttention"}
+ATTN_FUNCS = {F.scaled_dot_product_attention, F.softmax, torch.softmax, F.multi_head_attention_forward}
+ATTN_METHODS = {"softmax"}
+
+
+def is_attention_node(gm: fx.GraphModule, n: fx.Node) -> bool:
+    if n.op == "call_module":
+        m = node_module(gm, n)
+        return isinstance(m, (nn.MultiheadAttention, nn.Softmax)) or type(m).__name__ in ATTN_MODULE_NAMES
+    if n.op == "call_function":
+        name = str(getattr(n.target, "__name__", "")).lower()
+        if "attention" in name or name.endswith("attn"):
+            return True  # fx-wrapped attention functions (torchvision's shifted_window_attention, ...)
+        try:
+            return n.target in ATTN_FUNCS
+        except TypeError:
+            return False
+    if n.op == "call_method":
+        return n.target in ATTN_METHODS
+    return False
+
+
+def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
+    changes: list[Change] = []
+    dep = input_dependent(gm)
+    stripped = 0
+    for n in list(gm.graph.nodes):
+        if not is_tensor_add(n):
+            continue
+        ins = data_inputs(n, dep)
+        if len(ins) != 2 or shape(ins[0]) != shape(ins[1]):
+            continue
+        a, b = ins
+        ex_a, ex_b = exclusive_branches(a, b)
+        att_a = [x for x in ex_a if is_attention_node(gm, x)]
+        att_b = [x for x in ex_b if is_attention_node(gm, x)]
+        if bool(att_a) == bool(att_b):
+            continue  # no attention, or attention on both sides: nothing to strip here
+        keep, drop, region, att = (b, a, ex_a, att_a) if att_a else (a, b, ex_b, att_b)
+        replace_with(n, keep)
+        ctx.deferred.discard(n.name)
+        stripped += 1
+        record(changes, NAME, n, "attention", kept=keep.name, dropped=dropped_names(gm, region),
+               detail=f"attention branch ({', '.join(describe(gm, x) for x in att[:2])}) stripped; "
+                      f"the same-shape path around it kept", approximate=True)
+    gm = finish(gm)
+    left = [x for x in gm.graph.nodes if is_attention_node(gm, x)]
+    if stripped:
+        ctx.approx(f"attention stripped: {stripped} attention block(s) removed, the path around each kept")
+    if left:
+        ctx.block(f"attention without a path around it: {len(left)} softmax-attention op(s) have no same-shape "
+                  f"path around them to keep (first: {describe(gm, left[0])})")
+    return gm, changes
