@@ -32,8 +32,11 @@ def _fmt_value(name: str, value: float) -> str:
     return f"{value:.4f}"
 
 
-def _fmt_ci(ci: Optional[float]) -> str:
-    return "n/a (1 repeat)" if ci is None else f"± {ci:.4f}"
+def _fmt_score(name: str, value: float, ci: Optional[float]) -> str:
+    text = _fmt_value(name, value)
+    if ci is None:
+        return text
+    return f"{text} ± {_fmt_value(name, ci) if name in ('params', 'flops') else f'{ci:.4f}'}"
 
 
 def _change_text(change: Any) -> str:
@@ -50,15 +53,14 @@ def render(res: ScoreResult) -> None:
     size = "x".join(map(str, res.input_size))
     table = Table(title=f"{res.model} ({res.source}) at {size}, batch {res.batch_size}, {res.device} {res.dtype}")
     table.add_column("proxy", style="bold")
-    table.add_column("score", justify="right")
-    table.add_column("95% interval", justify="right")
-    table.add_column("repeats", justify="right")
+    table.add_column("score ± 95% interval", justify="right")
+    table.add_column("n", justify="right")
     table.add_column("time", justify="right")
     table.add_column("per repeat", justify="right")
     table.add_column("graph")
     for name, s in res.scores.items():
-        table.add_row(name, _fmt_value(name, s.value), _fmt_ci(s.ci95), str(s.repeat),
-                      f"{s.seconds:.3f} s", f"{s.seconds_per_repeat:.3f} s", s.graph)
+        table.add_row(name, _fmt_score(name, s.value, s.ci95), str(s.repeat), f"{s.seconds:.3f} s",
+                      f"{s.seconds_per_repeat:.3f} s", s.graph)
     out.print(table)
     if "zen" in res.scores:
         out.print(f"bn-stat {res.bn_stat}, mixup-gamma {res.mixup_gamma:g}, seed {res.seed}")
@@ -69,12 +71,17 @@ def render(res: ScoreResult) -> None:
         line = f"conversion: {verdict}"
         if "bn_count" in conv:
             line += f", {conv['bn_count']} BN layer(s) kept"
-        line += f", {len(changes)} change(s)"
-        out.print(line)
-        for c in changes[:12]:
+        counts = conv.get("counts") or {}
+        by_kind = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        line += f", {len(changes)} change(s)" + (f" ({by_kind})" if by_kind else "")
+        out.print(line, highlight=False)
+        for reason in list(conv.get("approximations") or [])[:5]:
+            out.print(f"  ~ {reason}", highlight=False, markup=False)
+        shown = changes[:8]
+        for c in shown:
             out.print(f"  - {_change_text(c)}", highlight=False, markup=False)
-        if len(changes) > 12:
-            out.print(f"  ... {len(changes) - 12} more (see --json)")
+        if len(changes) > len(shown):
+            out.print(f"  ... {len(changes) - len(shown)} more (--json lists them all)")
     t = res.timings
     parts = [f"{k} {t[k]:.3f} s" for k in ("load", "trace", "convert", "score") if k in t]
     out.print("time: " + ", ".join(parts))

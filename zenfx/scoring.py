@@ -144,14 +144,14 @@ def _plain_fallback(gm: fx.GraphModule) -> _PlainVCNN:
     return _PlainVCNN(gm, bn_count=sum(is_batchnorm(gm, n) for n in nodes))
 
 
-def convert(gm: fx.GraphModule) -> Any:
-    """VCNN form of a traced graph (``zenfx.vcnn.to_vcnn``); already-plain graphs pass through
-    when the converter is missing."""
+def convert(gm: fx.GraphModule, name: str | None = None) -> Any:
+    """VCNN form of a traced graph (``zenfx.vcnn.to_vcnn``, strict: a non-convertible model raises
+    NotConvertibleError); already-plain graphs pass through when the converter is missing."""
     try:
         from .vcnn import to_vcnn  # type: ignore[attr-defined]
     except ImportError:
         return _plain_fallback(gm)
-    return to_vcnn(gm)
+    return to_vcnn(gm, name=name) if name else to_vcnn(gm)
 
 
 # --------------------------------------------------------------------------- preparation
@@ -178,7 +178,7 @@ class Prepared:
             return self.original
         if self.vcnn is None:
             t = time.perf_counter()
-            self.vcnn = convert(self.original)
+            self.vcnn = convert(self.original, self.name)
             self.timings["convert"] = self.timings.get("convert", 0.0) + time.perf_counter() - t
         return self.vcnn.gm
 
@@ -258,7 +258,7 @@ def prepare(model: Any, proxies: str | Sequence[str] | Sequence[ProxySpec] = "ze
     if "vcnn" in kinds:
         t = time.perf_counter()
         try:
-            prep.vcnn = convert(prep.original)
+            prep.vcnn = convert(prep.original, prep.name)
         except ZenfxError:
             raise
         except Exception as exc:
