@@ -38,6 +38,9 @@ class ProxyContext:
     # Data provider: yields (inputs, labels) batches; None means Gaussian inputs + random labels.
     batches: Optional[Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]] = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Scratch space a proxy may keep across the repeats of one score call (preallocated input
+    # buffers, ...). Scoring creates one context per proxy per call, so nothing leaks between calls.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def generator(self, offset: int = 0, device: torch.device | str | None = None) -> torch.Generator:
         """A generator seeded from (seed, repeat, offset): same seed, same numbers.
