@@ -228,6 +228,13 @@ def prepare(model: Any, proxies: str | Sequence[str] | Sequence[ProxySpec] = "ze
     constructor's weight init and makes tracing a fraction of the cost."""
     if isinstance(model, Prepared):
         return model
+    if hasattr(model, "verdict") and isinstance(getattr(model, "gm", None), fx.GraphModule):
+        # An already converted VCNNResult: score its graph; "original" proxies see it too.
+        gm = model.gm
+        size = _size(input_size, resolution, tuple(getattr(model, "input_size", ()) or gm.meta.get("zenfx_input_size") or (3, 224, 224)))
+        return Prepared(getattr(model, "name", "") or type(gm).__name__, "vcnn", size, gm, vcnn=model,
+                        on_meta=_is_meta(gm), tracer=str(getattr(model, "tracer", "unknown")),
+                        notes=["scored a VCNNResult: proxies that use the original graph see the VCNN graph"])
     specs = _as_specs(proxies)
     kinds = {graph or s.graph for s in specs}
     need_real = any(s.mutates and not s.reinitializes for s in specs)
