@@ -53,7 +53,8 @@ def _render(rep: CostReport) -> None:
         table.add_row("latency / batch", f"median {_ms(lat.median_s)}, IQR {_ms(lat.iqr_s)}")
         table.add_row("latency / image", f"median {_ms(lat.per_image_median_s)}, IQR {_ms(lat.per_image_iqr_s)}")
         table.add_row("latency setting", f"{lat.device} ({lat.device_name}), {lat.dtype}, threads {lat.threads}, "
-                                         f"warm-up {lat.warmup}, {lat.blocks} blocks x {lat.runs_per_block} runs")
+                                         f"warm-up {lat.warmup}, {lat.blocks} blocks x {lat.runs_per_block} runs"
+                                         + (", thread CPU-time clock" if lat.clock == "thread" else ""))
     if rep.predicted is not None:
         p = rep.predicted
         table.add_row("predicted latency", f"{_ms(p.total_s)} / batch, {_ms(p.per_image_s)} / image "
@@ -104,6 +105,7 @@ def report_cmd(
     threads: Annotated[Optional[int], typer.Option("--threads", help="Pin the intra-op thread count for latency (default: torch's current).")] = None,
     counter: Annotated[str, typer.Option("--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")] = "torch",
     vcnn: Annotated[bool, typer.Option("--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
+    clock: Annotated[str, typer.Option("--clock", help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")] = "wall",
     min_run_time: Annotated[float, typer.Option("--min-run-time", help="Seconds of timed runs for --latency.")] = 1.0,
     json: JsonOpt = False,
 ) -> None:
@@ -114,7 +116,7 @@ def report_cmd(
     if latency and not json:
         err.print("measuring latency ...", highlight=False)
     rep = cost_report(model, kwargs, size, batch_size, dtype=dtype, counter=counter, depth=k, latency=latency,
-                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time)
+                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time, clock=clock)
     if json:
         print_json(rep.to_dict())
         return

@@ -176,7 +176,7 @@ def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
                 dtype: str | torch.dtype = "float32", counter: str = "torch",
                 depth: int | None = None, latency: bool = False, predict: bool = False,
                 device: str = "cpu", threads: int | None = None, vcnn: bool = False,
-                warmup: int = 10, min_run_time: float = 1.0) -> CostReport:
+                warmup: int = 10, min_run_time: float = 1.0, clock: str = "wall") -> CostReport:
     """Cost of ``model`` (a spec string or an ``nn.Module``) at ``(batch_size, *input_size)``.
 
     * params (total, trainable) and MACs (per image; FLOPs = 2 x MACs) with ``counter`` ``torch``
@@ -185,6 +185,7 @@ def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
       dtype, and the largest single activation;
     * ``latency=True``: measured median/IQR with torch.utils.benchmark on ``device`` with ``threads``;
     * ``predict=True``: the per-operator latency predictor's estimate on the same setting;
+    * ``clock="thread"``: time thread CPU time instead of wall time (CPU, 1 thread; shared machines);
     * ``depth=K``: a per-module breakdown down to depth K of the module hierarchy;
     * ``vcnn=True``: all of the above on the VCNN-converted graph instead of the original.
 
@@ -238,11 +239,11 @@ def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
     lat = None
     if latency:
         assert dev is not None
-        lat = measure_latency(target, size, batch_size, dev, dt, threads, warmup, min_run_time)
+        lat = measure_latency(target, size, batch_size, dev, dt, threads, warmup, min_run_time, clock=clock)
     pred = None
     if predict:
         assert dev is not None
-        pred = predict_latency(gm if gm is not None else target, size, batch_size, dev, dt, threads)
+        pred = predict_latency(gm if gm is not None else target, size, batch_size, dev, dt, threads, clock=clock)
     rows: list[LayerRow] = []
     if depth is not None:
         rows = _layer_rows(target, gm, params, macs, memory, pred, depth)
