@@ -98,3 +98,29 @@ def test_registry_flags():
     assert get_proxy("zen").reinitializes and get_proxy("phi").reinitializes
     assert not get_proxy("params").mutates and get_proxy("params").deterministic_without_seed
     assert get_proxy("flops").graph == "original" and get_proxy("zen").graph == "vcnn"
+
+
+def test_tensor_the_init_does_not_set_forces_a_real_build(tmp_path):
+    """A learnable offset the Gaussian init would not overwrite must keep its constructor value, so
+    a meta build (uninitialised memory) is refused and the model rebuilt with real weights. The
+    conv itself is traced into a functional call whose weight the init still draws."""
+    f = tmp_path / "gain.py"
+    f.write_text(
+        "import torch\nfrom torch import nn\n"
+        "class OffsetConv(nn.Conv2d):\n"
+        "    def __init__(self, *a, **k):\n"
+        "        super().__init__(*a, **k)\n"
+        "        self.offset = nn.Parameter(torch.full((self.out_channels, 1, 1), 0.5))\n"
+        "    def forward(self, x):\n"
+        "        return super().forward(x) + self.offset\n"
+        "def build():\n"
+        "    return nn.Sequential(OffsetConv(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU())\n")
+    res = zenfx.score(f"{f}:build", "zen", input_size=SIZE, batch_size=2, repeat=2)
+    assert any("real weights" in n and "offset" in n for n in res.notes), res.notes
+    from zenfx.proxies.base import ProxyContext
+    from zenfx.proxies.zen import functional_weights, gaussian_init_
+
+    gm = zenfx.scoring.prepare(f"{f}:build", "zen", input_size=SIZE, allow_meta=False).graph("vcnn")
+    (w,), _ = functional_weights(gm)
+    gaussian_init_(gm, ProxyContext(input_size=SIZE).generator(0))
+    assert abs(float(w.detach().std()) - 1.0) < 0.3  # N(0,1), not the constructor's kaiming scale

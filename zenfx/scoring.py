@@ -201,20 +201,29 @@ def uncovered_tensors(net: nn.Module) -> list[str]:
         attrs = [str(n.target) for n in net.graph.nodes if n.op == "get_attr"]
     else:
         used, attrs = [("", net)], []
+    from .proxies.zen import functional_weights
+
+    fw, fb = functional_weights(net)
+    set_by_init = {id(t) for t in fw + fb}
     out: list[str] = []
     for path, top in used:
         for sub, m in top.named_modules():
             name = ".".join(p for p in (path, sub) if p)
+            ok_params = ("weight", "bias") if isinstance(m, _COVERED) else ()
+            ok_buffers = ("running_mean", "running_var", "num_batches_tracked") if isinstance(m, BN_TYPES) else ()
             for pname, _p in m.named_parameters(recurse=False):
-                if not isinstance(m, _COVERED):
+                if pname not in ok_params:
                     out.append(f"{name}.{pname}" if name else pname)
             for bname, b in m.named_buffers(recurse=False):
-                if b is not None and not isinstance(m, BN_TYPES):
+                if b is not None and bname not in ok_buffers:
                     out.append(f"{name}.{bname}" if name else bname)
     for target in attrs:
         owner_path, _, leaf = target.rpartition(".")
         owner = net.get_submodule(owner_path) if owner_path else net
-        if isinstance(getattr(owner, leaf, None), torch.Tensor) and not isinstance(owner, _COVERED):
+        covered = (isinstance(owner, _COVERED) and leaf in ("weight", "bias")) or (
+            isinstance(owner, BN_TYPES) and leaf in ("running_mean", "running_var", "num_batches_tracked"))
+        t = getattr(owner, leaf, None)
+        if isinstance(t, torch.Tensor) and not covered and id(t) not in set_by_init:
             out.append(target)
     return sorted(set(out))
 

@@ -33,6 +33,7 @@ from typing import Iterable
 
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NotConvertibleError, UsageError
@@ -55,10 +56,12 @@ def gaussian_init_(net: nn.Module, generator: torch.Generator | None = None) -> 
     """
     zeros: list[torch.Tensor] = []
     ones: list[torch.Tensor] = []
+    done: set[int] = set()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, CONV_TYPES + (nn.Linear,)):
                 m.weight.normal_(generator=generator)
+                done.add(id(m.weight))
                 if m.bias is not None:
                     zeros.append(m.bias)
             elif isinstance(m, _NORM_AFFINE):
@@ -66,9 +69,48 @@ def gaussian_init_(net: nn.Module, generator: torch.Generator | None = None) -> 
                     ones.append(m.weight)
                 if getattr(m, "bias", None) is not None:
                     zeros.append(m.bias)
+        # Functional conv/linear calls (a traced Conv2d subclass) read their weights through
+        # get_attr nodes: the reference's init reached them as module weights, so do we.
+        weights, biases = functional_weights(net)
+        for w in weights:
+            if id(w) not in done:
+                w.normal_(generator=generator)
+                done.add(id(w))
+        zeros.extend(b for b in biases if id(b) not in done)
         _fill_(zeros, 0.0)
         _fill_(ones, 1.0)
     return net
+
+
+def functional_weights(net: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(weights, biases) that functional conv/linear calls of a graph read through ``get_attr``,
+    in graph order, each once."""
+    gm = _graph_module(net)
+    if gm is None:
+        return [], []
+    funcs = {F.conv1d, F.conv2d, F.conv3d, F.linear}
+    weights: dict[int, torch.Tensor] = {}
+    biases: dict[int, torch.Tensor] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_function" or node.target not in funcs:
+            continue
+        w = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+        b = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
+        for arg, bucket in ((w, weights), (b, biases)):
+            if isinstance(arg, fx.Node) and arg.op == "get_attr":
+                t = _get_attr(gm, str(arg.target))
+                if isinstance(t, torch.Tensor):
+                    bucket.setdefault(id(t), t)
+    return list(weights.values()), list(biases.values())
+
+
+def _get_attr(gm: nn.Module, target: str) -> object:
+    obj: object = gm
+    for part in target.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
 
 
 def _fill_(tensors: list[torch.Tensor], value: float) -> None:
