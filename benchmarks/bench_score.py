@@ -6,7 +6,10 @@ For each model, resolution and batch size it prints:
   the very graph zen scores, same device, dtype, train-mode BN, Gaussian weights, no autograd;
 * ``zen/repeat``: median wall time per repeat of ``zenfx.score(prepared, "zen")`` (weight init,
   BN reset, input draws, both passes, reduction and the host read-back included);
-* ``ratio``: zen/repeat divided by floor (goal: at most 1.10);
+* ``ratio``: zen/repeat divided by floor, medians (goal: at most 1.10); ``min/min``: the same
+  with the fastest run of each, the steadier estimate on a machine shared with other work;
+* ``init s`` / ``draw s``: what zen does besides the passes, timed alone: the Gaussian weight
+  init and drawing x and x+γε;
 * ``prep``: load, trace and VCNN conversion time of ``zenfx.scoring.prepare`` (the second call
   in the process; the first also pays torch's lazy imports, printed as ``cold t+c``) and
   ``(trace+convert)/score``, where score is the wall time of one default ``zenfx score`` call
@@ -79,19 +82,40 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
         res = zenfx.score(prep, "zen", batch_size=batch, repeat=n, device=dev, dtype=dt, seed=0)
         return res["zen"].seconds
 
+    def parts() -> tuple[float, float]:
+        """The two things zen does besides the passes: weight init, and drawing x, x+γε."""
+        from zenfx.proxies.base import ProxyContext
+        from zenfx.proxies.zen import _zen_inputs
+
+        ctx = ProxyContext(input_size=(3, resolution, resolution), batch_size=batch, device=dev, dtype=dt)
+        gen = ctx.generator(0, dev)
+        _sync(dev)
+        t0 = time.perf_counter()
+        gaussian_init_(floor_net, gen)
+        _sync(dev)
+        t1 = time.perf_counter()
+        _zen_inputs(ctx, gen)
+        _sync(dev)
+        return t1 - t0, time.perf_counter() - t1
+
     floor()  # warm-up (allocator, kernels, first-touch)
     zen(1)
-    floors, zens = [], []
+    floors, zens, inits, draws = [], [], [], []
     for _ in range(runs):  # interleaved so that load from other processes hits both alike
         floors.append(floor())
         zens.append(zen(1))
+        i, d = parts()
+        inits.append(i)
+        draws.append(d)
     full = zen(repeat)
     f, z = statistics.median(floors), statistics.median(zens)
     tc = prep.timings.get("trace", 0.0) + prep.timings.get("convert", 0.0)
     return {
         "model": model, "resolution": resolution, "batch": batch, "device": str(dev), "dtype": str(dt).replace("torch.", ""),
         "threads": torch.get_num_threads(), "runs": runs,
-        "floor_s": f, "zen_per_repeat_s": z, "ratio": z / f,
+        "floor_s": f, "zen_per_repeat_s": z, "ratio": z / f, "ratio_of_minima": min(zens) / min(floors),
+        "init_s": statistics.median(inits), "inputs_s": statistics.median(draws),
+        "load_avg": os.getloadavg()[0],
         "floor_all": floors, "zen_all": zens,
         "load_s": prep.timings.get("load", 0.0), "trace_s": prep.timings.get("trace", 0.0),
         "convert_s": prep.timings.get("convert", 0.0), "prepare_wall_s": prep_wall, "on_meta": prep.on_meta,
@@ -116,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
-          f"cpus {os.cpu_count()}", flush=True)
-    hdr = (f"{'model':<10} {'res':>4} {'batch':>5} {'floor s':>9} {'zen s/rep':>9} {'ratio':>6} "
+          f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
+    hdr = (f"{'model':<10} {'res':>4} {'batch':>5} {'floor s':>9} {'zen s/rep':>9} {'ratio':>6} {'min/min':>7} "
+           f"{'init s':>7} {'draw s':>7} "
            f"{'load s':>7} {'trace s':>7} {'conv s':>7} {'(t+c)/score':>11} {'(t+c)/1rep':>10} {'cold t+c':>8}")
     print(hdr)
     rows = []
@@ -127,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             short = model.rsplit(".", 1)[-1].split(":")[-1]
             print(f"{short:<10} {r['resolution']:>4} {r['batch']:>5} {r['floor_s']:>9.4f} {r['zen_per_repeat_s']:>9.4f} "
-                  f"{r['ratio']:>6.3f} {r['load_s']:>7.3f} {r['trace_s']:>7.3f} {r['convert_s']:>7.3f} "
+                  f"{r['ratio']:>6.3f} {r['ratio_of_minima']:>7.3f} {r['init_s']:>7.4f} {r['inputs_s']:>7.4f} {r['load_s']:>7.3f} {r['trace_s']:>7.3f} {r['convert_s']:>7.3f} "
                   f"{r['prep_over_score_default']:>11.3f} {r['prep_over_score_1']:>10.3f} "
                   f"{r['cold'].get('trace', 0.0) + r['cold'].get('convert', 0.0):>8.3f}", flush=True)
     if args.json:

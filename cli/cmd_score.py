@@ -10,7 +10,7 @@ from rich.table import Table
 import zenfx
 from zenfx.scoring import DEFAULT_BATCH_SIZE, DEFAULT_REPEAT, ScoreResult
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, handle_errors, out, print_json
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, err, handle_errors, out, print_json
 
 ProxyOpt = Annotated[str, typer.Option("--proxy", "-p", help="Proxies, comma-separated: zen, phi, params, flops (and any other registered proxy).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Gaussian inputs per forward pass.")]
@@ -103,10 +103,14 @@ def score_cmd(model: ModelArg, proxy: ProxyOpt = "zen", kwarg: KwargOpt = None,
     """
     kwargs = zenfx.parse_kwargs(kwarg)
     size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size else None
-    res = zenfx.score(model, proxy, kwargs=kwargs, input_size=size, resolution=resolution,
-                      batch_size=batch_size, repeat=repeat, seed=seed, bn_stat=bn_stat.strip().lower(),
-                      mixup_gamma=mixup_gamma, device=device, dtype=dtype, graph=graph,
-                      num_classes=num_classes)
+    with err.status(f"scoring {model} ...", spinner="dots") as status:
+        def progress(name: str, r: int, n: int) -> None:
+            status.update(f"scoring {model}: {name}, repeat {r + 1}/{n}")
+
+        res = zenfx.score(model, proxy, kwargs=kwargs, input_size=size, resolution=resolution,
+                          batch_size=batch_size, repeat=repeat, seed=seed, bn_stat=bn_stat.strip().lower(),
+                          mixup_gamma=mixup_gamma, device=device, dtype=dtype, graph=graph,
+                          num_classes=num_classes, progress=progress)
     if json:
         print_json(res.to_dict())
         return
