@@ -24,6 +24,7 @@ class PassContext:
     approximations: list[str] = field(default_factory=list)  # why the verdict is "with approximations"
     notes: list[str] = field(default_factory=list)           # facts worth saying that change nothing
     deferred: set[str] = field(default_factory=set)          # node names a later pass must handle
+    ambiguous: dict[str, str] = field(default_factory=dict)  # residual ties: node name -> description
 
     def block(self, reason: str) -> None:
         if reason not in self.blocking:
@@ -191,12 +192,19 @@ def eliminate_dead(gm: fx.GraphModule) -> int:
     return removed
 
 
+def erase_dead(gm: fx.GraphModule, candidates: Iterable[fx.Node]) -> None:
+    """Erase those of ``candidates`` left without users (cheap, local; ``finish`` does the full sweep)."""
+    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    for n in sorted((c for c in candidates if c in order), key=order.__getitem__, reverse=True):
+        if not n.users and n.op not in ("placeholder", "output"):
+            gm.graph.erase_node(n)
+
+
 def finish(gm: fx.GraphModule) -> fx.GraphModule:
-    """After surgery: drop dead nodes and modules, lint, regenerate code."""
+    """After surgery: drop dead nodes and modules, lint. ``to_vcnn`` regenerates the code once at the end."""
     eliminate_dead(gm)
     gm.graph.lint()
     gm.delete_all_unused_submodules()
-    gm.recompile()
     return gm
 
 

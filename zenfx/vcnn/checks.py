@@ -60,6 +60,13 @@ def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch
             merges[_merge_kind(n)].append(n)
         if is_non_relu_activation(gm, n):
             acts.append(n)
+    tied = [n for n in merges.get("add", []) if n.name in ctx.ambiguous]
+    if tied:
+        merges["add"] = [n for n in merges["add"] if n.name not in ctx.ambiguous]
+        if not merges["add"]:
+            del merges["add"]
+        ctx.block(f"ambiguous residual: {len(tied)} add(s) merge two branches of equal weight, so the main branch "
+                  f"cannot be told from the shortcut: {', '.join(ctx.ambiguous[n.name] for n in tied[:3])}")
     for kind, nodes in merges.items():
         first = describe(gm, nodes[0])
         if kind == "concat":

@@ -85,6 +85,7 @@ def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | None = None, *, keep_n
         timings[pass_name] = time.perf_counter() - t0
         if ctx.blocking and pass_name == passes_head.NAME:
             break
+    gm.recompile()
     if not any(r.startswith("internal: pass") for r in ctx.blocking):
         check(gm, ctx, size, batch_size)
     verdict = NOT_CONVERTIBLE if ctx.blocking else APPROXIMATE if ctx.approximations else CONVERTIBLE

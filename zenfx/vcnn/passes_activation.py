@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..graph import is_tensor_mul, node_module, shape
-from ._util import PassContext, data_inputs, describe, eliminate_dead, finish, input_dependent, record, replace_with
+from ._util import PassContext, data_inputs, ancestors, describe, erase_dead, finish, input_dependent, record, replace_with
 from .report import Change
 
 NAME = "activation"
@@ -143,8 +143,7 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
                 replace_with(n, r)
                 record(changes, NAME, n, "activation", kept="ReLU", dropped=[describe(gm, g)],
                        detail="self-gated activation x * f(x) (swish / hard-swish / mish form) -> ReLU")
-                eliminate_dead(gm)
-                dep = input_dependent(gm)
+                erase_dead(gm, ancestors(g) - ancestors(x) | {n})
                 break
     for n in list(graph.nodes):
         if getattr(n, "_erased", False) or not is_non_relu_activation(gm, n):

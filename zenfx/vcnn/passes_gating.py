@@ -15,7 +15,7 @@ import math
 import torch.fx as fx
 
 from ..graph import is_mul, is_tensor_add, is_tensor_mul, shape
-from ._util import (PassContext, data_inputs, describe, dropped_names, eliminate_dead, finish, input_dependent,
+from ._util import (PassContext, data_inputs, describe, dropped_names, erase_dead, finish, input_dependent,
                     record, replace_with, ancestors)
 from .report import Change
 
@@ -72,13 +72,13 @@ def gate_region(main: fx.Node, gate: fx.Node, dep: set[fx.Node]) -> set[fx.Node]
 
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
     changes: list[Change] = []
+    dep = input_dependent(gm)  # only shrinks while this pass runs: computed once
     for n in list(gm.graph.nodes):
         if getattr(n, "_erased", False) or not n.users:
             continue
         mul = is_tensor_mul(n)
         if not (mul or is_tensor_add(n)):
             continue
-        dep = input_dependent(gm)
         ins = data_inputs(n, dep)
         if len(ins) != 2:
             continue
@@ -98,6 +98,6 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             what = "gating multiply" if mul else "pooled-context add"
             record(changes, NAME, n, "gate", kept=main.name, dropped=dropped_names(gm, region),
                    detail=f"{what}: gate {describe(gm, gate)} is computed from a global pooling of the feature map")
-            eliminate_dead(gm)
+            erase_dead(gm, region | {n})
             break
     return finish(gm), changes

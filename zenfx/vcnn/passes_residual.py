@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch.fx as fx
 
 from ..graph import is_conv, is_tensor_add, shape
-from ._util import (PassContext, branch_weight, data_inputs, dropped_names, eliminate_dead, exclusive_branches,
+from ._util import (PassContext, branch_weight, data_inputs, dropped_names, erase_dead, exclusive_branches,
                     finish, input_dependent, record, replace_with)
 from .passes_attention import is_attention_node
 from .report import Change
@@ -34,11 +34,10 @@ def _shortcut_kind(gm: fx.GraphModule, region: set[fx.Node], weight: tuple[int, 
 
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
     changes: list[Change] = []
-    ambiguous: list[str] = []
+    dep = input_dependent(gm)  # only shrinks while this pass runs: computed once
     for n in list(gm.graph.nodes):
         if getattr(n, "_erased", False) or not n.users or not is_tensor_add(n):
             continue
-        dep = input_dependent(gm)
         ins = data_inputs(n, dep)
         if len(ins) != 2:
             continue  # x + x, or an add of a constant / bias: not a merge of two branches
@@ -51,15 +50,13 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             continue
         w_a, w_b = branch_weight(gm, ex_a), branch_weight(gm, ex_b)
         if w_a == w_b:
-            ambiguous.append(f"{n.name} (both branches {w_a[0]} conv/linear, {w_a[1]} params)")
+            # judged after the attention pass: a tie inside an attention block goes away with the block
+            ctx.ambiguous[n.name] = f"{n.name} (both branches {w_a[0]} conv/linear, {w_a[1]} params)"
             continue
         keep, drop, region, w_keep, w_drop = (a, b, ex_b, w_a, w_b) if w_a > w_b else (b, a, ex_a, w_b, w_a)
         kind = _shortcut_kind(gm, region, w_drop)
         replace_with(n, keep)
         record(changes, NAME, n, "residual", kept=keep.name, dropped=dropped_names(gm, region),
                detail=f"kept main branch ({w_keep[0]} conv/linear, {w_keep[1]:,} params); dropped {kind}")
-        eliminate_dead(gm)
-    if ambiguous:
-        ctx.block(f"ambiguous residual: {len(ambiguous)} add(s) merge two branches of equal weight, so the main "
-                  f"branch cannot be told from the shortcut: {', '.join(ambiguous[:3])}")
+        erase_dead(gm, region | {n})
     return finish(gm), changes
