@@ -280,15 +280,23 @@ def prepare(model: Any, proxies: str | Sequence[str] | Sequence[ProxySpec] = "ze
         except Exception as exc:
             if not prep.on_meta:
                 raise
-            notes.append(f"VCNN conversion failed on the meta device ({type(exc).__name__}); redone with real weights")
-            return prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution,
+            if not isinstance(model, str):
+                raise
+            redo = prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution,
                            graph=graph, allow_meta=False)
+            redo.notes.insert(0, f"VCNN conversion failed on the meta device ({type(exc).__name__}); "
+                                 "redone with real weights")
+            return redo
         timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t
-    if prep.on_meta:
-        for kind in kinds:
+    if prep.on_meta:  # read-only proxies (params, flops) never look at values: skip their graphs
+        for kind in sorted({graph or s.graph for s in specs if s.mutates}):
             left = uncovered_tensors(prep.graph(kind))
-            if left and isinstance(model, str):
-                more = f" (+{len(left) - 3} more)" if len(left) > 3 else ""
+            more = f" (+{len(left) - 3} more)" if len(left) > 3 else ""
+            if left and not isinstance(model, str):
+                raise UsageError(f"{prep.name} lives on the meta device but its {kind} graph holds tensors the "
+                                 f"Gaussian init does not set ({', '.join(left[:3])}{more})",
+                                 hint="build the model with real weights (on the CPU) before scoring it")
+            if left:
                 redo = prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution,
                                graph=graph, allow_meta=False)
                 redo.notes.insert(0, f"built with real weights: the {kind} graph holds tensors the Gaussian "
