@@ -79,3 +79,15 @@ def test_bad_resolution_names_layer() -> None:
         count_macs(tvm.alexnet(weights=None), (3, 8, 8))
     with pytest.raises(ShapeError, match="MaxPool2d"):
         count_macs(_meta("alexnet"), (3, 8, 8))
+
+
+def test_transformer_encoder_layer_fastpath_under_no_grad() -> None:
+    """nn.TransformerEncoderLayer's fused eval fast path must not hide its MACs."""
+    d, heads, ff, length = 16, 2, 32, 5
+    layer = nn.TransformerEncoderLayer(d, heads, ff, batch_first=True, dropout=0.0).eval()
+    expected = (length * d * 3 * d  # in_proj
+                + heads * length * length * (d // heads) * 2  # QK^T and AV
+                + length * d * d  # out_proj
+                + length * d * ff + length * ff * d)  # feed-forward
+    with torch.no_grad():
+        assert count_macs(layer, (length, d)) == expected

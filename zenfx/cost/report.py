@@ -65,6 +65,7 @@ class CostReport:
     layers: list[LayerRow] = field(default_factory=list)
     depth: int | None = None
     notes: list[str] = field(default_factory=list)
+    conversion: dict[str, Any] | None = None  # VCNN verdict and change counts with --vcnn
 
     @property
     def macs_per_image(self) -> int:
@@ -95,6 +96,8 @@ class CostReport:
             "latency_predicted": self.predicted.to_dict() if self.predicted else None,
             "notes": list(self.notes),
         }
+        if self.conversion is not None:
+            d["vcnn"] = self.conversion
         if self.macs.unsupported_ops:
             d["mac_counter_unsupported_ops"] = dict(self.macs.unsupported_ops)
         if self.depth is not None:
@@ -106,29 +109,20 @@ class CostReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _convert_vcnn(tm: TracedModel) -> fx.GraphModule:
-    try:
-        from ..vcnn import to_vcnn  # type: ignore[attr-defined]
-    except ImportError:
-        raise UsageError("--vcnn needs zenfx.vcnn.to_vcnn, which this build does not provide yet") from None
-    result = to_vcnn(tm.gm) if not _wants_traced(to_vcnn) else to_vcnn(tm)
-    if hasattr(result, "raise_if_not_convertible"):
-        result.raise_if_not_convertible()
-    gm = getattr(result, "gm", result)
-    if not isinstance(gm, fx.GraphModule):
-        raise UsageError("to_vcnn returned no graph")
-    return gm
+def _convert_vcnn(tm: TracedModel, batch_size: int) -> tuple[fx.GraphModule, dict[str, Any]]:
+    """The VCNN form of an already traced model (strict: not convertible -> exit 4), shapes at the batch."""
+    from ..tracing import propagate_shapes
+    from ..vcnn import to_vcnn
 
-
-def _wants_traced(fn: Any) -> bool:
-    import inspect
-
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    ann = str(params[0].annotation) if params else ""
-    return "TracedModel" in ann and "GraphModule" not in ann
+    result = to_vcnn(tm, batch_size=batch_size, name=tm.name)
+    gm = result.gm
+    if gm is None:  # pragma: no cover - strict mode raises first
+        raise UsageError(f"{tm.name} could not be converted to VCNN form")
+    with torch.no_grad():
+        propagate_shapes(gm, tm.input_size, batch_size)
+    summary = {"verdict": result.verdict, "counts": result.counts, "approximations": list(result.approximations),
+               "output_shape": list(result.output_shape) if isinstance(result.output_shape, tuple) else None}
+    return gm, summary
 
 
 def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount, macs: MacCount,
@@ -224,10 +218,11 @@ def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
         size = tuple(int(s) for s in (input_size or loaded.default_input_size))
         gm, target = None, loaded.module
         notes.append(f"activation memory skipped: {exc}")
+    conversion: dict[str, Any] | None = None
     if vcnn:
-        assert gm is not None
-        gm = _convert_vcnn(tm)
+        gm, conversion = _convert_vcnn(tm, batch_size)
         target = gm
+        notes.append("VCNN graph: head cut at the global average pool, so MACs and params exclude the classifier")
     params = count_params(target)
     macs = count(target, size, 1, counter)
     memory = activation_memory(gm, dt) if gm is not None else None
@@ -248,7 +243,7 @@ def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
     if depth is not None:
         rows = _layer_rows(target, gm, params, macs, memory, pred, depth)
     return CostReport(name, source, "vcnn" if vcnn else "original", tuple(size), batch_size, dtype_name(dt),
-                      params, macs, memory, lat, pred, rows, depth, notes)
+                      params, macs, memory, lat, pred, rows, depth, notes, conversion)
 
 
 def _opaque_leaves(gm: fx.GraphModule) -> list[str]:
