@@ -21,13 +21,15 @@ from .passes_activation import is_non_relu_activation
 STACK_TARGETS = {"stack", "hstack", "vstack", "dstack"}
 
 
-def _merge_kind(n: fx.Node) -> str:
+def _merge_kind(gm: fx.GraphModule, n: fx.Node) -> str:
     if is_cat(n) or getattr(n.target, "__name__", n.target) in STACK_TARGETS:
         return "concat"
     if is_add(n):
         return "add"
     if is_mul(n):
         return "mul"
+    if n.op == "call_module":
+        return f"{type(gm.get_submodule(str(n.target))).__name__} module"
     name = getattr(n.target, "__name__", str(n.target))
     return str(name)
 
@@ -57,7 +59,7 @@ def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch
         if n.op not in ("call_function", "call_method", "call_module"):
             continue
         if len(data_inputs(n, dep)) >= 2:
-            merges[_merge_kind(n)].append(n)
+            merges[_merge_kind(gm, n)].append(n)
         if is_non_relu_activation(gm, n):
             acts.append(n)
     tied = [n for n in merges.get("add", []) if n.name in ctx.ambiguous]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..graph import is_tensor_add, node_module, shape
-from ._util import (PassContext, data_inputs, describe, dropped_names, exclusive_branches, finish,
+from ._util import (PassContext, data_inputs, describe, dropped_names, erase_dead, exclusive_branches, finish,
                     input_dependent, record, replace_with)
 from .report import Change
 
@@ -47,7 +47,7 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
     dep = input_dependent(gm)
     stripped = 0
     for n in list(gm.graph.nodes):
-        if not is_tensor_add(n):
+        if getattr(n, "_erased", False) or not n.users or not is_tensor_add(n):
             continue
         ins = data_inputs(n, dep)
         if len(ins) != 2 or shape(ins[0]) != shape(ins[1]):
@@ -56,8 +56,14 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
         ex_a, ex_b = exclusive_branches(a, b)
         att_a = [x for x in ex_a if is_attention_node(gm, x)]
         att_b = [x for x in ex_b if is_attention_node(gm, x)]
-        if bool(att_a) == bool(att_b):
-            continue  # no attention, or attention on both sides: nothing to strip here
+        if not att_a and not att_b:
+            if n.name in ctx.deferred:  # its softmax was a gate (SK, ResNeSt), removed by the gating pass
+                from .passes_residual import resolve
+
+                resolve(gm, n, dep, ctx, changes, pass_name=NAME, defer_attention=False)
+            continue
+        if att_a and att_b:
+            continue  # attention on both sides: nothing to keep around it
         keep, drop, region, att = (b, a, ex_a, att_a) if att_a else (a, b, ex_b, att_b)
         replace_with(n, keep)
         ctx.deferred.discard(n.name)
@@ -65,6 +71,7 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
         record(changes, NAME, n, "attention", kept=keep.name, dropped=dropped_names(gm, region),
                detail=f"attention branch ({', '.join(describe(gm, x) for x in att[:2])}) stripped; "
                       f"the same-shape path around it kept", approximate=True)
+        erase_dead(gm, region | {n})
     gm = finish(gm)
     left = [x for x in gm.graph.nodes if is_attention_node(gm, x)]
     if stripped:

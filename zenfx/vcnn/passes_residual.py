@@ -32,31 +32,39 @@ def _shortcut_kind(gm: fx.GraphModule, region: set[fx.Node], weight: tuple[int, 
     return f"shortcut with {weight[1]} parameters"
 
 
+def resolve(gm: fx.GraphModule, n: fx.Node, dep: set, ctx: PassContext, changes: list[Change],
+            pass_name: str = NAME, defer_attention: bool = True) -> bool:
+    """Decide one same-shape add: keep the main branch (True), defer it, or record a tie (False)."""
+    ins = data_inputs(n, dep)
+    if len(ins) != 2:
+        return False  # x + x, or an add of a constant / bias: not a merge of two branches
+    a, b = ins
+    if shape(a) != shape(b) or shape(a) is None:
+        return False  # broadcast add: the gating pass handles pooled-context adds, the checks the rest
+    ex_a, ex_b = exclusive_branches(a, b)
+    if defer_attention and (any(is_attention_node(gm, x) for x in ex_a) or any(is_attention_node(gm, x) for x in ex_b)):
+        ctx.deferred.add(n.name)
+        return False
+    w_a, w_b = branch_weight(gm, ex_a), branch_weight(gm, ex_b)
+    if w_a == w_b:
+        # judged after the attention pass: a tie inside an attention block goes away with the block
+        ctx.ambiguous[n.name] = f"{n.name} (both branches {w_a[0]} conv/linear, {w_a[1]} params)"
+        return False
+    keep, drop, region, w_keep, w_drop = (a, b, ex_b, w_a, w_b) if w_a > w_b else (b, a, ex_a, w_b, w_a)
+    kind = _shortcut_kind(gm, region, w_drop)
+    replace_with(n, keep)
+    record(changes, pass_name, n, "residual", kept=keep.name, dropped=dropped_names(gm, region),
+           detail=f"kept main branch ({w_keep[0]} conv/linear, {w_keep[1]:,} params); dropped {kind}")
+    ctx.deferred.discard(n.name)
+    erase_dead(gm, region | {n})
+    return True
+
+
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
     changes: list[Change] = []
     dep = input_dependent(gm)  # only shrinks while this pass runs: computed once
     for n in list(gm.graph.nodes):
         if getattr(n, "_erased", False) or not n.users or not is_tensor_add(n):
             continue
-        ins = data_inputs(n, dep)
-        if len(ins) != 2:
-            continue  # x + x, or an add of a constant / bias: not a merge of two branches
-        a, b = ins
-        if shape(a) != shape(b) or shape(a) is None:
-            continue  # broadcast add: the gating pass handles pooled-context adds, the checks the rest
-        ex_a, ex_b = exclusive_branches(a, b)
-        if any(is_attention_node(gm, x) for x in ex_a) or any(is_attention_node(gm, x) for x in ex_b):
-            ctx.deferred.add(n.name)
-            continue
-        w_a, w_b = branch_weight(gm, ex_a), branch_weight(gm, ex_b)
-        if w_a == w_b:
-            # judged after the attention pass: a tie inside an attention block goes away with the block
-            ctx.ambiguous[n.name] = f"{n.name} (both branches {w_a[0]} conv/linear, {w_a[1]} params)"
-            continue
-        keep, drop, region, w_keep, w_drop = (a, b, ex_b, w_a, w_b) if w_a > w_b else (b, a, ex_a, w_b, w_a)
-        kind = _shortcut_kind(gm, region, w_drop)
-        replace_with(n, keep)
-        record(changes, NAME, n, "residual", kept=keep.name, dropped=dropped_names(gm, region),
-               detail=f"kept main branch ({w_keep[0]} conv/linear, {w_keep[1]:,} params); dropped {kind}")
-        erase_dead(gm, region | {n})
+        resolve(gm, n, dep, ctx, changes)
     return finish(gm), changes
