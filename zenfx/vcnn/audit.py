@@ -194,10 +194,29 @@ class CsvSink:
 # --------------------------------------------------------------------------- worker pool
 
 
+# Address-space cap per worker: a model that falls back to a real CPU build and is too big fails with
+# MemoryError in its own row instead of waking the kernel's OOM killer on a shared machine.
+WORKER_ADDRESS_SPACE_GB = float(os.environ.get("ZENFX_AUDIT_MAX_GB", "12"))
+
+
+def _limit_memory() -> None:
+    try:
+        import resource
+
+        cap = int(WORKER_ADDRESS_SPACE_GB * 2**30)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except Exception:  # pragma: no cover - not on this platform
+        pass
+
+
 def _worker(conn: Connection, device: str, input_size: Optional[Sequence[int]]) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if WORKER_ADDRESS_SPACE_GB > 0:
+        _limit_memory()
     while True:
         try:
             task = conn.recv()
