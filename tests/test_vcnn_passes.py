@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import operator
 
 import pytest
 import torch
@@ -334,4 +333,3 @@ def test_result_serialises():
     assert isinstance(res.changes[0], Change) and set(res.changes[0].to_dict()) >= {"pass", "node", "kind", "kept", "dropped", "detail"}
     assert res.raise_if_not_convertible() is res
     assert sum(1 for n in res.gm.graph.nodes if is_batchnorm(res.gm, n)) == 3
-    assert operator is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import re
 
-import torch
 import torch.fx as fx
 from torch import nn
 

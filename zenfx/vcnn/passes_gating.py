@@ -14,7 +14,7 @@ import math
 
 import torch.fx as fx
 
-from ..graph import is_mul, is_tensor_add, is_tensor_mul, shape
+from ..graph import is_tensor_add, is_tensor_mul, shape
 from ._util import (PassContext, data_inputs, describe, dropped_names, erase_dead, finish, input_dependent,
                     record, replace_with, ancestors)
 from .report import Change

@@ -102,7 +102,6 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             cut = data_inputs(cut, dep)[0]
         detail = (f"no global average pool: cut at the last feature map {describe(gm, cut)}, shape {shape(cut)}, "
                   f"before the classifier")
-        ctx.note("no global average pool: the graph was cut at the last feature map before the classifier")
     tail = ancestors(out) - ancestors(cut)
     body_like = [n for n in tail if (is_conv(gm, n) or is_linear(gm, n)) and any(
         len(shape(i) or ()) >= 3 for i in data_inputs(n, dep))]
@@ -112,6 +111,8 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
                   f"network runs {len(body_like)} conv/linear layers on token sequences or feature maps with no "
                   f"pooling point to cut at (transformer-style body, e.g. plain ViT)")
         return gm, changes
+    if pool is None:
+        ctx.note("no global average pool: the graph was cut at the last feature map before the classifier")
     out.args = (cut,)
     record(changes, NAME, cut, "head_cut", kept=cut.name, dropped=dropped_names(gm, tail), detail=detail)
     return finish(gm), changes

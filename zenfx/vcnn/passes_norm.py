@@ -174,7 +174,6 @@ def _other_norm(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: Pass
                approximate=True)
         ctx.approx(f"norm kept: {why} has no BatchNorm equivalent and was left in place")
         return
-    dev = x.meta.get("device") if isinstance(x, fx.Node) else None
     ref = weight if isinstance(weight, torch.Tensor) else next(iter(list(gm.parameters()) + list(gm.buffers())), None)
     if ref is not None:
         bn = bn.to(ref.device)
@@ -182,11 +181,9 @@ def _other_norm(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: Pass
     if m is not None:
         set_module(gm, str(n.target), bn)
         target = str(n.target)
-        new = n
     else:
         target = _install(gm, n, prefix, bn, n.name)
-        new = _swap_to_module(gm, n, x, target)  # type: ignore[arg-type]
-    del dev, new
+        _swap_to_module(gm, n, x, target)  # type: ignore[arg-type]
     record(changes, NAME, n, "norm_replaced", kept=f"{target} ({type(bn).__name__})", dropped=[label], detail=why,
            approximate=True)
     ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over the same channels")
