@@ -253,14 +253,28 @@ def test_remove_batchnorm_keeps_activation_of_bnact():
 # --------------------------------------------------------------------------- numerics, options, helpers
 
 
+def test_phi_rescaling_is_exact_and_avoids_overflow():
+    ctx = ProxyContext(input_size=SIZE, batch_size=4, seed=3)
+    for depth in (2, 6):
+        a = phi_terms(plain(depth), ctx)
+        b = phi_terms(plain(depth), ProxyContext(input_size=SIZE, batch_size=4, seed=3, extra={"phi_rescale": False}))
+        assert a["log_scale"] > 0 and b["log_scale"] == 0
+        assert a["phi"] == pytest.approx(b["phi"], abs=1e-4)
+    deep = plain(60, 16, bn=False)
+    assert math.isfinite(zenfx.score(deep, "phi", input_size=(3, 16, 16), batch_size=2, repeat=1).value)
+
+
 def test_overflow_raises_numerical_error_with_hint():
     deep = plain(60, 16, bn=False)
     with pytest.raises(NumericalError) as info:
-        zenfx.score(deep, "phi", input_size=(3, 16, 16), batch_size=2, repeat=1)
+        zenfx.score(deep, "phi", input_size=(3, 16, 16), batch_size=2, repeat=1, extra={"phi_rescale": False})
     assert "BN-free" in str(info.value)
     with pytest.raises(NumericalError) as info:
         zenfx.score(deep, "zen", input_size=(3, 16, 16), batch_size=2, repeat=1, dtype="bfloat16")
     assert "float32" in str(info.value)
+    with pytest.raises(NumericalError) as info:
+        zenfx.score(deep, "zen", input_size=(3, 16, 16), batch_size=2, repeat=1)
+    assert "overflow" in str(info.value)
 
 
 @pytest.mark.parametrize("kw", [dict(device="cuda:7" if torch.cuda.is_available() else "cuda"),

@@ -473,15 +473,16 @@ def _hint(spec: ProxySpec, dtype: torch.dtype, mixup_gamma: float, value: float)
         parts.append(f"{DTYPE_NAMES[dtype]} overflows on deep graphs: try --dtype float32")
     if spec.name == "phi":
         parts.append("Φ runs on the BN-free network, whose activations grow about sqrt(fan_in/2) per "
-                     "layer with N(0,1) weights; deep nets overflow: use zen, which keeps BN")
+                     "layer with N(0,1) weights; deep nets overflow unless the graph is a plain "
+                     "conv/ReLU chain (then zenfx rescales exactly): use zen, which keeps BN")
     if spec.name == "zen" and value == -math.inf:
         parts.append("the output did not change under the perturbation: increase --mixup-gamma or check "
                      "the network is not dead")
     if spec.name == "zen" and mixup_gamma > 1:
         parts.append(f"--mixup-gamma {mixup_gamma:g} is far above the reference's 0.01")
     if not parts:
-        parts.append("the network's activations overflow with Gaussian weights; try a smaller "
-                     "--resolution or --batch-size, or check the model")
+        parts.append("the activations overflow with N(0,1) weights (about sqrt(fan_in/2) growth per layer "
+                     "that no BatchNorm renormalises: a deep BN-free stretch); check the model's BN layers")
     return "; ".join(parts)
 
 

@@ -46,13 +46,60 @@ def remove_batchnorm_(net: nn.Module) -> int:
     return count
 
 
+def homogeneous(net: nn.Module) -> bool:
+    """True when f is positively homogeneous in every layer's weights: a chain of conv/linear (zero
+    bias), ReLU, pooling and reshapes, with no BN/other norm and no merge of two branches. Then
+    scaling layer l's weights by 1/s_l scales f and its Jacobian by exactly 1/prod(s_l)."""
+    from ..graph import is_batchnorm, is_cat, is_other_norm, is_tensor_add, is_tensor_mul
+
+    if not isinstance(net, fx.GraphModule):  # a plain nn.Sequential chain of homogeneous layers
+        return isinstance(net, nn.Sequential) and all(
+            isinstance(m, _HOMOGENEOUS) for m in net.modules() if not isinstance(m, nn.Sequential))
+    gm = net
+    for n in gm.graph.nodes:
+        if is_tensor_add(n) or is_tensor_mul(n) or is_cat(n) or is_batchnorm(gm, n) or is_other_norm(gm, n):
+            return False
+        if n.op == "call_module":
+            m = gm.get_submodule(str(n.target))
+            if isinstance(m, BN_TYPES):
+                return False
+            if not isinstance(m, _HOMOGENEOUS):
+                return False
+    return True
+
+
+_HOMOGENEOUS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.ReLU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
+                nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Dropout, nn.Sequential)
+
+
+def rescale_weights_(net: nn.Module) -> float:
+    """Divide every conv/linear weight by sqrt(fan_in) in place; returns sum of log sqrt(fan_in)."""
+    total = 0.0
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.div_(math.sqrt(fan_in))
+                total += 0.5 * math.log(fan_in)
+    return total
+
+
 def phi_terms(net: nn.Module, ctx: ProxyContext, *, keep_bn: bool = False) -> dict[str, float]:
     """One repeat of Φ. ``keep_bn=True`` scores the BN network itself (train-mode BN, no rescaling):
-    the quantity the paper shows stays flat with depth, which is why Zen adds the BN term."""
+    the quantity the paper shows stays flat with depth, which is why Zen adds the BN term.
+
+    On a homogeneous graph (see :func:`homogeneous`) the N(0,1) weights are divided by
+    sqrt(fan_in) before the passes and sum(log sqrt(fan_in)) is added back to the log: the same
+    value, without the float32 overflow a deep BN-free net with N(0,1) weights runs into
+    (``ctx.extra["phi_rescale"] = False`` turns this off).
+    """
     if not keep_bn:
         remove_batchnorm_(net)
     g = ctx.generator(ZEN_RNG_OFFSET, ctx.device)
     gaussian_init_(net, g)
+    log_scale = 0.0
+    if not keep_bn and ctx.extra.get("phi_rescale", True) and homogeneous(net):
+        log_scale = rescale_weights_(net)
     if keep_bn:
         for m in bn_layers(net):
             if m.track_running_stats and m.running_var is not None:
@@ -70,9 +117,10 @@ def phi_terms(net: nn.Module, ctx: ProxyContext, *, keep_bn: bool = False) -> di
             v = torch.randn(out.shape, generator=gp, device=out.device, dtype=torch.float32).to(out.dtype)
             (grad,) = torch.autograd.grad(out, x, grad_outputs=v, retain_graph=k < probes - 1)
             sq += grad.double().flatten(1).pow(2).sum(1)
-    fro = (sq / probes).sqrt()  # per-sample ||J_b||_F estimate
+    fro = (sq / probes).sqrt()  # per-sample ||J_b||_F estimate (of the rescaled net)
     mean = float(fro.mean())
-    return {"grad_fro": mean, "phi": math.log(mean) if mean > 0 else (-math.inf if mean == 0 else math.nan)}
+    log_mean = math.log(mean) if mean > 0 else (-math.inf if mean == 0 else math.nan)
+    return {"grad_fro_scaled": mean, "log_scale": log_scale, "phi": log_mean + log_scale}
 
 
 @register_proxy(
