@@ -300,8 +300,10 @@ class _ContextTimingInterpreter(fx.Interpreter):
 
 def _measure_in_context(runner: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable,
                         x: torch.Tensor, device: torch.device, min_run_time: float,
-                        min_passes: int = 5, max_passes: int = 50) -> list[str]:
-    """Run the graph repeatedly (one warm-up pass), timing missing ops; median per key."""
+                        min_passes: int = 10, max_passes: int = 200) -> list[str]:
+    """Run the graph repeatedly (one warm-up pass, then >= ``min_passes`` passes and at least
+    ``min_run_time`` seconds), timing missing ops; the entry is the median over passes and over
+    the key's occurrences in the graph."""
     import statistics
 
     from .latency import make_timer
@@ -435,7 +437,9 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
                     interp.run(x)
                     measured = interp.measured
                 else:
-                    measured = _measure_in_context(runner, rkeys, table, x, dev, max(min_run_time * 10, 0.2))
+                    # >= 10 passes over >= 0.5 s: the per-op median then shrugs off bursts of
+                    # contention shorter than the window (a shared CPU's main noise)
+                    measured = _measure_in_context(runner, rkeys, table, x, dev, max(min_run_time * 25, 0.5))
             if save:
                 table.save()
         elapsed = time.perf_counter() - t0
