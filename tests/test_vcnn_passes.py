@@ -333,3 +333,34 @@ def test_result_serialises():
     assert isinstance(res.changes[0], Change) and set(res.changes[0].to_dict()) >= {"pass", "node", "kind", "kept", "dropped", "detail"}
     assert res.raise_if_not_convertible() is res
     assert sum(1 for n in res.gm.graph.nodes if is_batchnorm(res.gm, n)) == 3
+
+
+def test_leaf_traced_batchnorm_act_and_opaque_modules():
+    """timm's leaf-aware trace keeps BatchNormAct2d whole: its .act still becomes ReLU; unknown blocks block."""
+    pytest.importorskip("timm")
+    from timm.layers import BatchNormAct2d
+
+    from zenfx.tracing import TRACER_LEAF, _PathTrackingTracer, _run_tracer, propagate_shapes
+
+    class Opaque(nn.Module):  # stands in for MobileVitBlock & co: a block fx cannot see into
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(8, 8, 3, 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.conv(x)
+
+    def leaf_trace(net: nn.Module, leaves: tuple) -> torch.fx.GraphModule:
+        gm = _run_tracer(net, _PathTrackingTracer(leaf_types=leaves), TRACER_LEAF)
+        return propagate_shapes(gm, SIZE)
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), BatchNormAct2d(8, act_layer=nn.SiLU), nn.AdaptiveAvgPool2d(1)).eval()
+    res = to_vcnn(leaf_trace(net, (BatchNormAct2d,)), SIZE)
+    assert_vanilla(res)
+    assert isinstance(res.gm.get_submodule("1"), BatchNormAct2d) and isinstance(res.gm.get_submodule("1.act"), nn.ReLU)
+    assert res.bn_count == 1 and res.counts["activation"] == 1
+    assert isinstance(net[1].act, nn.SiLU)  # the caller's module is untouched
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), Opaque(), nn.AdaptiveAvgPool2d(1)).eval()
+    res = to_vcnn(leaf_trace(net, (Opaque,)), SIZE, strict=False)
+    assert res.verdict == "not_convertible" and res.reasons[0].startswith("opaque module")

@@ -84,6 +84,11 @@ def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch
                       f"(first: {first}); gated/bilinear units have no vanilla-CNN form")
         else:
             ctx.block(f"two-branch op: {len(nodes)} {kind} op(s) combine two computed tensors (first: {first})")
+    opaque = _opaque_modules(gm)
+    if opaque:
+        names = sorted({type(gm.get_submodule(str(n.target))).__name__ for n in opaque})
+        ctx.block(f"opaque module: {len(opaque)} module(s) the tracer kept whole ({', '.join(names[:4])}) hold "
+                  f"layers whose wiring (residuals, attention, merges) cannot be seen or rewritten")
     if acts:
         ctx.block(f"internal: {len(acts)} non-ReLU activation(s) left (first: {describe(gm, acts[0])})")
     convs = sum(1 for n in gm.graph.nodes if is_conv(gm, n))
@@ -95,6 +100,30 @@ def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch
     elif convs <= 1 and linears >= 2 * max(convs, 1):
         ctx.block(f"no convolution left after stripping: only {convs} convolution (a patch-embedding stem) and "
                   f"{linears} linear layers remain (transformer / MLP body)")
+
+
+# Leaf modules whose insides are a known plain chain (after their activations became ReLU).
+PLAIN_LEAVES = {"ConvMlp", "Conv2dSame", "StdConv2d", "StdConv2dSame", "ScaledStdConv2d", "ScaledStdConv2dSame",
+                "MaxPool2dSame", "AvgPool2dSame", "SelectAdaptivePool2d", "BlurPool2d", "Mlp"}
+
+
+def _opaque_modules(gm: fx.GraphModule) -> list[fx.Node]:
+    """call_module nodes on a container that is not torch.nn's own, a BN/conv subclass or a known plain chain."""
+    from torch import nn
+
+    out = []
+    for n in gm.graph.nodes:
+        if n.op != "call_module":
+            continue
+        m = gm.get_submodule(str(n.target))
+        if type(m).__module__.startswith(("torch.nn", "torch.ao.nn", "zenfx.")):
+            continue
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.conv._ConvNd, nn.Linear)):
+            continue
+        if type(m).__name__ in PLAIN_LEAVES or not any(True for _ in m.parameters()):
+            continue
+        out.append(n)
+    return out
 
 
 def count_bn(gm: fx.GraphModule) -> int:

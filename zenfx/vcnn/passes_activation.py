@@ -124,6 +124,20 @@ def _self_gate(gm: fx.GraphModule, x: fx.Node, g: fx.Node, dep: set[fx.Node]) ->
     return nonlinear and x in seen
 
 
+def _inside_leaf(gm: fx.GraphModule, n: fx.Node, changes: list[Change]) -> None:
+    """Activations inside a module fx kept whole (timm's BatchNormAct2d / ConvMlp as leaves) -> ReLU."""
+    from ._util import set_module
+
+    m = node_module(gm, n)
+    if m is None:
+        return
+    for name, child in list(m.named_modules()):
+        if name and is_activation_module(child):
+            set_module(gm, f"{n.target}.{name}", nn.ReLU())
+            record(changes, NAME, n, "activation", kept="ReLU", dropped=[type(child).__name__],
+                   detail=f"{n.target}.{name}: {type(child).__name__} inside {type(m).__name__} -> ReLU")
+
+
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
     changes: list[Change] = []
     graph = gm.graph
@@ -146,7 +160,12 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
                 erase_dead(gm, ancestors(g) - ancestors(x) | {n})
                 break
     for n in list(graph.nodes):
-        if getattr(n, "_erased", False) or not is_non_relu_activation(gm, n):
+        if getattr(n, "_erased", False):
+            continue
+        if n.op == "call_module" and not is_non_relu_activation(gm, n):
+            _inside_leaf(gm, n, changes)
+            continue
+        if not is_non_relu_activation(gm, n):
             continue
         name = _act_name(gm, n)
         if n.op == "call_module":

@@ -20,7 +20,9 @@ from .report import Change
 
 NAME = "attention"
 
-ATTN_MODULE_NAMES = {"MultiheadAttention", "Attention", "WindowAttention", "MultiHeadAttention", "SelfAttention"}
+# Attention modules that reach the graph whole (timm keeps several as fx leaves), matched by class name.
+ATTN_MODULE_NAMES = {"MultiheadAttention", "Attention", "WindowAttention", "MultiHeadAttention", "SelfAttention",
+                     "GPSA", "LiteMLA", "BilinearAttnTransform"}
 ATTN_FUNCS = {F.scaled_dot_product_attention, F.softmax, torch.softmax, F.multi_head_attention_forward}
 ATTN_METHODS = {"softmax"}
 
@@ -28,7 +30,9 @@ ATTN_METHODS = {"softmax"}
 def is_attention_node(gm: fx.GraphModule, n: fx.Node) -> bool:
     if n.op == "call_module":
         m = node_module(gm, n)
-        return isinstance(m, (nn.MultiheadAttention, nn.Softmax)) or type(m).__name__ in ATTN_MODULE_NAMES
+        cls = type(m).__name__
+        return (isinstance(m, (nn.MultiheadAttention, nn.Softmax)) or cls in ATTN_MODULE_NAMES
+                or cls.endswith("Attention") or cls.endswith("Attn"))
     if n.op == "call_function":
         name = str(getattr(n.target, "__name__", "")).lower()
         if "attention" in name or name.endswith("attn"):
