@@ -364,3 +364,27 @@ def test_leaf_traced_batchnorm_act_and_opaque_modules():
     net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), Opaque(), nn.AdaptiveAvgPool2d(1)).eval()
     res = to_vcnn(leaf_trace(net, (Opaque,)), SIZE, strict=False)
     assert res.verdict == "not_convertible" and res.reasons[0].startswith("opaque module")
+
+
+class RMSAndStar(nn.Module):
+    """RMSNorm written out (timm's RmsNorm2d traces to this) and StarReLU (s * relu(x) ** 2 + b)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1)
+        self.w = nn.Parameter(torch.ones(8))
+        self.s, self.b = nn.Parameter(torch.ones(1)), nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.c1(x)
+        x = x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-6) * self.w.reshape(1, -1, 1, 1)
+        x = self.s * torch.relu(self.c2(x)) ** 2 + self.b
+        return x.mean((2, 3))
+
+
+def test_written_out_rms_norm_becomes_bn_and_star_relu_becomes_relu():
+    res = to_vcnn(RMSAndStar().eval(), SIZE)
+    assert_vanilla(res)
+    assert res.counts["norm_replaced"] == 1 and res.counts["gate"] == 0 and res.counts["activation"] == 1
+    assert res.bn_count == 1 and res.verdict == "convertible_with_approximations"
+    assert not any(is_tensor_mul(n) for n in res.gm.graph.nodes)

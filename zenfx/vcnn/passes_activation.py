@@ -124,6 +124,13 @@ def _self_gate(gm: fx.GraphModule, x: fx.Node, g: fx.Node, dep: set[fx.Node]) ->
     return nonlinear and x in seen
 
 
+def _is_pow(n: fx.Node) -> bool:
+    if len(n.args) != 2 or not isinstance(n.args[1], (int, float)) or n.args[1] == 1:
+        return False
+    return (n.op == "call_function" and n.target in (operator.pow, torch.pow, torch.square)) or (
+        n.op == "call_method" and n.target in ("pow", "pow_"))
+
+
 def _inside_leaf(gm: fx.GraphModule, n: fx.Node, changes: list[Change]) -> None:
     """Activations inside a module fx kept whole (timm's BatchNormAct2d / ConvMlp as leaves) -> ReLU."""
     from ._util import set_module
@@ -161,6 +168,11 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
                 break
     for n in list(graph.nodes):
         if getattr(n, "_erased", False):
+            continue
+        if _is_pow(n) and isinstance(n.args[0], fx.Node) and is_relu(gm, n.args[0]) and n.args[0] in dep:
+            replace_with(n, n.args[0])  # squared ReLU (timm's StarReLU: s * relu(x) ** 2 + b) -> ReLU
+            record(changes, NAME, n, "activation", kept="ReLU", dropped=[f"relu(x) ** {n.args[1]}"],
+                   detail="squared ReLU (StarReLU / SquaredReLU) -> ReLU")
             continue
         if n.op == "call_module" and not is_non_relu_activation(gm, n):
             _inside_leaf(gm, n, changes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch.fx as fx
+from torch import nn
 
 from ..graph import is_tensor_add, is_tensor_mul, shape
 from ._util import (PassContext, data_inputs, describe, dropped_names, erase_dead, finish, input_dependent,
@@ -40,6 +41,8 @@ def is_global_pool_like(n: fx.Node, dep: set[fx.Node]) -> bool:
         if h * w > 1 and _numel(so) <= max(n_ * c, n_ * w):  # NCHW or NHWC spatial pool
             return True
         if c > 1 and len(so) == 4 and so[1] == 1 and so[2:] == si[2:]:  # channel pool (CBAM spatial gate)
+            return True
+        if w > 1 and len(so) == 4 and so[-1] == 1 and so[:3] == si[:3]:  # NHWC channel pool (norms over C)
             return True
         return False
     if len(si) == 3:  # (N, C, L) sequences: pooled over L
@@ -70,6 +73,60 @@ def gate_region(main: fx.Node, gate: fx.Node, dep: set[fx.Node]) -> set[fx.Node]
     return region if pooled else None
 
 
+_NORM_OPS = {"rsqrt", "sqrt", "norm", "var", "std", "truediv", "div", "reciprocal", "var_mean", "std_mean"}
+
+
+def _op_name(n: fx.Node) -> str:
+    return str(getattr(n.target, "__name__", n.target)).lower()
+
+
+def normalisation_channels(gm: fx.GraphModule, region: set[fx.Node], dep: set[fx.Node]) -> tuple[str, int] | None:
+    """('first' | 'last', channels) when the "gate" is a parameter-free normalisation (RMSNorm, GRN).
+
+    A gate learns (conv / linear / parameters) and squashes (sigmoid, softmax, ...); a normalisation
+    does neither and divides by a root of a pooled statistic. Those become BatchNorm over the same
+    channels, like every other non-BN normalisation.
+    """
+    from ._util import branch_weight
+    from .passes_activation import is_non_relu_activation
+
+    if branch_weight(gm, region) != (0, 0):
+        return None
+    if any(is_non_relu_activation(gm, r) for r in region) or any(_op_name(r) in ("softmax", "sigmoid") for r in region):
+        return None
+    if not any(_op_name(r) in _NORM_OPS for r in region):
+        return None
+    pools = [r for r in region if is_global_pool_like(r, dep)]
+    if not pools:
+        return None
+    so, si = shape(pools[0]), shape(data_inputs(pools[0], dep)[0])
+    if so is None or si is None or len(si) != 4 or len(so) != 4:
+        return None
+    if so[1] == 1 and si[1] > 1 and so[2:] == si[2:]:
+        return "first", si[1]  # NCHW, pooled over channels (RMSNorm2d)
+    if so[-1] == 1 and si[-1] > 1 and so[:3] == si[:3]:
+        return "last", si[-1]  # NHWC, pooled over channels
+    if so[1] == si[1] and so[2] == so[3] == 1:
+        return "first", si[1]  # NCHW, pooled over space (GRN-style)
+    if so[-1] == si[-1] and so[1] == so[2] == 1:
+        return "last", si[-1]  # NHWC, pooled over space (ConvNeXt-V2 GRN)
+    return None
+
+
+def _to_batchnorm(gm: fx.GraphModule, n: fx.Node, main: fx.Node, layout: str, channels: int) -> str:
+    from ._util import module_device, unique_module_name
+    from .modules import ChannelsLastBatchNorm
+
+    bn = (nn.BatchNorm2d(channels) if layout == "first" else ChannelsLastBatchNorm(channels)).to(module_device(gm))
+    target = unique_module_name(gm, f"vcnn_norm_{n.name}")
+    gm.add_submodule(target, bn)
+    with gm.graph.inserting_before(n):
+        new = gm.graph.call_module(target, (main,))
+    new.meta = dict(n.meta)
+    replace_with(n, new)
+    return target
+
+
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
     changes: list[Change] = []
     dep = input_dependent(gm)  # only shrinks while this pass runs: computed once
@@ -94,6 +151,17 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             region = gate_region(main, gate, dep)
             if region is None:
                 continue
+            norm = normalisation_channels(gm, region, dep) if mul else None
+            if norm is not None:
+                target = _to_batchnorm(gm, n, main, *norm)
+                record(changes, NAME, n, "norm_replaced", kept=f"{target} (BatchNorm over {norm[1]} channels)",
+                       dropped=dropped_names(gm, region), approximate=True,
+                       detail="parameter-free normalisation written out (RMSNorm / GRN: x * f(pooled statistic)) "
+                              "-> BatchNorm over the same channels")
+                ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over "
+                           "the same channels")
+                erase_dead(gm, region | {n})
+                break
             replace_with(n, main)
             what = "gating multiply" if mul else "pooled-context add"
             record(changes, NAME, n, "gate", kept=main.name, dropped=dropped_names(gm, region),

@@ -28,6 +28,8 @@ NAME = "norm"
 LN_FUNCS = {F.layer_norm, torch.layer_norm}
 GN_FUNCS = {F.group_norm, torch.group_norm}
 IN_FUNCS = {F.instance_norm, torch.instance_norm}
+RMS_FUNCS = {F.rms_norm} if hasattr(F, "rms_norm") else set()
+RMS_TYPES: tuple[type[nn.Module], ...] = (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()
 
 
 def _arg(n: fx.Node, idx: int, key: str, default: Any = None) -> Any:
@@ -149,12 +151,14 @@ def _other_norm(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: Pass
     if m is not None:
         kind = {nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.LocalResponseNorm: "local_response_norm"}.get(
             type(m), "layer_norm" if isinstance(m, nn.LayerNorm) else "group_norm" if isinstance(m, nn.GroupNorm)
+            else "layer_norm" if RMS_TYPES and isinstance(m, RMS_TYPES)
             else "instance_norm" if "Instance" in type(m).__name__ else type(m).__name__)
-        normalized = tuple(m.normalized_shape) if isinstance(m, nn.LayerNorm) else None
+        normalized = tuple(m.normalized_shape) if isinstance(m, (nn.LayerNorm, *RMS_TYPES)) else None
         weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
         label = f"{n.target} ({type(m).__name__})"
     else:
-        kind = "layer_norm" if n.target in LN_FUNCS else "group_norm" if n.target in GN_FUNCS else "instance_norm"
+        kind = ("layer_norm" if n.target in LN_FUNCS or n.target in RMS_FUNCS else "group_norm" if n.target in GN_FUNCS
+                else "instance_norm")
         normalized = tuple(_arg(n, 1, "normalized_shape")) if kind == "layer_norm" else None
         try:
             wi = 2 if kind == "layer_norm" else 2 if kind == "group_norm" else 3
@@ -198,10 +202,10 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             try:
                 if n.target in BN_FUNCS:
                     _functional_bn(gm, n, changes, ctx)
-                elif n.target in LN_FUNCS or n.target in GN_FUNCS or n.target in IN_FUNCS:
+                elif n.target in LN_FUNCS or n.target in GN_FUNCS or n.target in IN_FUNCS or n.target in RMS_FUNCS:
                     _other_norm(gm, n, changes, ctx)
             except TypeError:
                 continue
-        elif n.op == "call_module" and isinstance(node_module(gm, n), OTHER_NORM_TYPES):
+        elif n.op == "call_module" and isinstance(node_module(gm, n), OTHER_NORM_TYPES + RMS_TYPES):
             _other_norm(gm, n, changes, ctx)
     return finish(gm), changes
