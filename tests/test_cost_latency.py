@@ -110,3 +110,20 @@ def test_corrupt_cache_is_ignored(tmp_path, monkeypatch) -> None:
     t.path.parent.mkdir(parents=True)
     t.path.write_text("{not json")
     assert len(LatencyTable.for_setting("cpu", "float32", 1, 1)) == 0
+
+
+@pytest.mark.slow
+def test_bench_latency_predictor_smoke(tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_latency_predictor.py"
+    spec = importlib.util.spec_from_file_location("bench_latency_predictor", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "pred.json"
+    assert bench.main(["--fresh", "--limit", "3", "--resolution", "64", "--min-run-time", "0.05",
+                       "--json-out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["models"] == 3 and -1 <= doc["summary"]["spearman_rho"] <= 1
