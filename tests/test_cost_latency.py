@@ -127,3 +127,18 @@ def test_bench_latency_predictor_smoke(tmp_path) -> None:
                        "--json-out", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["summary"]["models"] == 3 and -1 <= doc["summary"]["spearman_rho"] <= 1
+
+
+def test_meta_graph_predicts_from_table(tmp_path, monkeypatch) -> None:
+    """Search candidates can be predicted on meta graphs once their operators are in the table."""
+    monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path))
+    real = predict_latency(_net(), (3, 16, 16), threads=1, min_run_time=0.01)
+    with torch.device("meta"):
+        meta = _net()
+    gm = trace(meta, (3, 16, 16))
+    again = predict_latency(gm, (3, 16, 16), threads=1, measure_missing=False)
+    assert again.measured == 0 and again.total_s == pytest.approx(real.total_s)
+    with torch.device("meta"):
+        other = nn.Sequential(nn.Conv2d(3, 7, 1))
+    with pytest.raises(UsageError, match="real weights"):
+        predict_latency(trace(other, (3, 16, 16)), (3, 16, 16), threads=1)
