@@ -107,6 +107,7 @@ def report_cmd(
     vcnn: Annotated[bool, typer.Option("--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
     clock: Annotated[str, typer.Option("--clock", help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")] = "wall",
     min_run_time: Annotated[float, typer.Option("--min-run-time", help="Seconds of timed runs for --latency.")] = 1.0,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed forward passes before timing (--latency).")] = 10,
     json: JsonOpt = False,
 ) -> None:
     """Params, MACs (FLOPs = 2*MACs), activation memory and, with --latency, measured latency of MODEL."""
@@ -116,7 +117,7 @@ def report_cmd(
     if latency and not json:
         err.print("measuring latency ...", highlight=False)
     rep = cost_report(model, kwargs, size, batch_size, dtype=dtype, counter=counter, depth=k, latency=latency,
-                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time, clock=clock)
+                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time, clock=clock, warmup=warmup)
     if json:
         print_json(rep.to_dict())
         return
