@@ -91,3 +91,14 @@ def test_transformer_encoder_layer_fastpath_under_no_grad() -> None:
                 + length * d * ff + length * ff * d)  # feed-forward
     with torch.no_grad():
         assert count_macs(layer, (length, d)) == expected
+
+
+def test_by_module_rolls_up_on_graph_modules() -> None:
+    """fx GraphModules call only leaf modules: containers must still get their children's MACs."""
+    from zenfx import trace
+
+    model = _meta("resnet18")
+    eager = count(model, (3, 64, 64)).by_module
+    graph = count(trace(model, (3, 64, 64)), (3, 64, 64)).by_module
+    for key in ("layer1", "layer1.0", "layer4", "layer4.1.conv2", "fc", ""):
+        assert graph[key] == eager[key] > 0

@@ -140,13 +140,16 @@ def test_cli_latency_prints_threads(cli, tmp_path, monkeypatch) -> None:
 
 def test_vcnn_report() -> None:
     orig = cost_report("torchvision:resnet18", input_size=(3, 64, 64))
-    rep = cost_report("torchvision:resnet18", input_size=(3, 64, 64), vcnn=True, batch_size=2)
+    rep = cost_report("torchvision:resnet18", input_size=(3, 64, 64), vcnn=True, batch_size=2, depth=1)
     d = rep.to_dict()
     assert d["graph"] == "vcnn" and d["vcnn"]["verdict"] in ("convertible", "approximate")
     # the shortcut projections and the classifier are gone
     assert rep.macs.total < orig.macs.total and rep.params.total < orig.params.total
     assert rep.memory is not None and rep.memory.nodes  # shapes re-propagated at batch 2
     assert any("VCNN" in n for n in rep.notes)
+    rows = {r.path: r for r in rep.layers}
+    assert rows["layer1"].macs > 0  # rolled up from the graph's leaf modules
+    assert sum(r.macs for r in rep.layers if r.depth == 1) == rep.macs.total
 
 
 def test_cli_vcnn_json(cli) -> None:

@@ -245,14 +245,46 @@ def _count_torch(module: nn.Module, shape: tuple[int, ...]) -> MacCount:
     glob = counts.get("Global", {})
     by_op = {_op_name(k): int(v) // FLOPS_PER_MAC for k, v in glob.items()}
     total = int(sum(glob.values())) // FLOPS_PER_MAC
-    by_module: dict[str, int] = {"": total}
+    recorded: dict[str, int] = {}
     for name, ops in counts.items():
         if name == "Global":
             continue
-        path = _strip_root(name)
+        path = _strip_root(name).split("@")[0]
         if path:
-            by_module[path] = int(sum(ops.values())) // FLOPS_PER_MAC
-    return MacCount(total, "torch", shape, by_op, by_module)
+            recorded[path] = recorded.get(path, 0) + int(sum(ops.values())) // FLOPS_PER_MAC
+    return MacCount(total, "torch", shape, by_op, rollup_by_module(recorded, total))
+
+
+def rollup_by_module(recorded: dict[str, int], total: int) -> dict[str, int]:
+    """Per-path MACs including descendants, for every prefix of every recorded path.
+
+    FlopCounterMode records a module only while it is on the call stack. In eager models a
+    container (``layer1``) is called and its entry already includes its children; in an fx
+    GraphModule only leaf modules are called, so ``layer1`` is absent. We take each recorded
+    path's *exclusive* MACs (minus its nearest recorded descendants) and sum them up every prefix,
+    which gives the same answer in both cases.
+    """
+
+    def parent(path: str) -> str:
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            cand = ".".join(parts[:cut])
+            if cand in recorded:
+                return cand
+        return ""
+
+    exclusive = dict(recorded)
+    for path, macs in recorded.items():
+        p = parent(path)
+        if p:
+            exclusive[p] -= macs
+    out: dict[str, int] = {"": total}
+    for path, macs in exclusive.items():
+        parts = path.split(".")
+        for i in range(1, len(parts) + 1):
+            key = ".".join(parts[:i])
+            out[key] = out.get(key, 0) + macs
+    return out
 
 
 def _op_name(op: Any) -> str:
