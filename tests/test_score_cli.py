@@ -29,7 +29,7 @@ PLAIN_NETS = textwrap.dedent(
     def plain(depth=3, width=8):
         return _stack(depth, width, True)
 
-    def deep_bn_free(depth=60, width=16):
+    def deep_bn_free(depth=40, width=32):
         return _stack(depth, width, False)
     """
 )
@@ -74,10 +74,10 @@ def test_table_shows_interval_time_and_conversion(cli, netfile):
 
 
 def test_overflow_exits_5_with_hint_and_no_nan(cli, netfile):
-    code, out, err = cli("score", f"{netfile}:deep_bn_free", "-r", "16", "-b", "2", "-n", "1")
+    code, out, err = cli("score", f"{netfile}:deep_bn_free", "-r", "8", "-b", "2", "-n", "1")
     assert code == 5
     assert "overflow" in err and "nan" not in out.lower()
-    code, out, err = cli("score", f"{netfile}:deep_bn_free", "-r", "16", "-b", "2", "-n", "1",
+    code, out, err = cli("score", f"{netfile}:deep_bn_free", "-r", "8", "-b", "2", "-n", "1",
                          "--dtype", "bfloat16", "--json")
     assert code == 5 and out.strip() == "" and "float32" in err
 
