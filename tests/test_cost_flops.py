@@ -102,3 +102,15 @@ def test_by_module_rolls_up_on_graph_modules() -> None:
     graph = count(trace(model, (3, 64, 64)), (3, 64, 64)).by_module
     for key in ("layer1", "layer1.0", "layer4", "layer4.1.conv2", "fc", ""):
         assert graph[key] == eager[key] > 0
+
+
+def test_timm_vit_cpu_sdpa_kernel_counted() -> None:
+    """timm's fused attention on (fake) CPU tensors hits the CPU flash kernel: it must be counted."""
+    timm = pytest.importorskip("timm")
+    real = timm.create_model("vit_tiny_patch16_224")
+    with torch.device("meta"):
+        meta = timm.create_model("vit_tiny_patch16_224")
+    res = count(real, (3, 224, 224))
+    attn = 12 * 3 * 197 * 197 * (64 + 64)  # layers * heads * L * S * (E + Ev)
+    assert res.by_op.get("_scaled_dot_product_flash_attention_for_cpu") == attn
+    assert res.total == count_macs(meta, (3, 224, 224))
