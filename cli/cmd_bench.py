@@ -1,0 +1,109 @@
+"""``zenfx bench proxies``: rank correlation of zero-shot proxies with NAS-Bench-201 / NATS-Bench-SSS
+accuracies (engine: ``zenfx.bench``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from zenfx.bench import DEFAULT_PROXIES, BenchConfig, BenchResult, run_bench
+
+from .common import JsonOpt, err, handle_errors, out, print_json
+
+bench_app = typer.Typer(name="bench", no_args_is_help=True, help="Benchmarks of zenfx against published results.")
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _fmt_pub(t: Optional[float], r: Optional[float]) -> str:
+    return "—" if t is None or r is None else f"{t:.2f} / {r:.2f}"
+
+
+def render(res: BenchResult) -> None:
+    c = res.config
+    title = (f"{c.space} {c.dataset}: {res.archs_scored} of {res.archs_total} sampled architectures "
+             f"(seed {c.seed}, batch {c.batch_size}, {c.resolution}x{c.resolution}, "
+             f"{'Gaussian inputs + random labels' if c.data is None else c.data})")
+    table = Table(title=title)
+    table.add_column("proxy", style="bold")
+    table.add_column("n", justify="right")
+    table.add_column("Kendall τ", justify="right")
+    table.add_column("Spearman ρ", justify="right")
+    table.add_column("published τ / ρ", justify="right")
+    table.add_column("s / arch", justify="right")
+    table.add_column("data")
+    for p in res.correlations:
+        data = "gaussian*" if p.gaussian_data else ("—" if not _needs_data(p.proxy) else "batches")
+        n = str(p.n) + (f" ({p.failures} failed)" if p.failures else "")
+        table.add_row(p.proxy, n, _fmt(p.kendall_tau), _fmt(p.spearman_rho),
+                      _fmt_pub(p.published_tau, p.published_rho),
+                      "—" if p.mean_seconds is None else f"{p.mean_seconds:.3f}", data)
+    out.print(table)
+    if any(p.gaussian_data for p in res.correlations):
+        out.print("* data-dependent proxy on Gaussian inputs with random labels (published: CIFAR batches)",
+                  highlight=False)
+    if res.mean_seconds_per_arch is not None:
+        out.print(f"mean seconds per architecture (all proxies): {res.mean_seconds_per_arch:.3f}", highlight=False)
+    for n in res.notes:
+        out.print(f"note: {n}", style="dim", highlight=False, markup=False)
+    if res.out:
+        out.print(f"per-architecture scores: {res.out}/scores.jsonl, {res.out}/scores.csv", highlight=False)
+
+
+def _needs_data(name: str) -> bool:
+    from zenfx.proxies.base import get_proxy
+
+    return get_proxy(name).needs_data
+
+
+@handle_errors
+def proxies_cmd(
+    space: Annotated[str, typer.Option("--space", help="nb201 (NAS-Bench-201 cells) or nats-sss (NATS-Bench size space).")] = "nb201",
+    truth: Annotated[str, typer.Option("--truth", help="Folder holding nasbench201.csv / natsbench_sss.csv (and README.md with the published figures), or the CSV itself.")] = "../shared/data",
+    dataset: Annotated[str, typer.Option("--dataset", help="cifar10 or cifar100 (nats-sss: cifar100).")] = "cifar10",
+    sample: Annotated[int, typer.Option("--sample", help="Architectures to score (a seeded sample; smaller samples are prefixes of larger ones).")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Sample and weight-init seed.")] = 0,
+    proxies: Annotated[str, typer.Option("--proxies", "-p", help="Comma-separated proxies.")] = ",".join(DEFAULT_PROXIES),
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch for data-dependent proxies and Zen.")] = 64,
+    data: Annotated[Optional[str], typer.Option("--data", help=".npz batch file (x/y) instead of Gaussian inputs with random labels.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (one thread each).")] = 1,
+    threads: Annotated[int, typer.Option("--threads", help="Torch threads of the scoring process when --jobs 1.")] = 1,
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Folder for scores.jsonl/.csv (written as architectures finish), config.json, correlations.json.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip architectures already scored in --out.")] = False,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Score nothing: report on what --out holds for this sample.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Score a seeded sample of architectures with zero-shot proxies; print Kendall τ and Spearman ρ
+    against trained accuracy, next to the published figures (ZiCo, ICLR 2023, Tables 1 and 3)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    names = tuple(p.strip() for p in proxies.split(",") if p.strip())
+    cfg = BenchConfig(space=space.strip().lower(), dataset=dataset.strip().lower(), sample=sample, seed=seed,
+                      proxies=names, batch_size=batch_size, data=data)
+    if report_only and not out_dir:
+        from zenfx.errors import UsageError
+
+        raise UsageError("--report-only needs --out")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as prog:
+        task = prog.add_task(f"{cfg.space} {cfg.dataset}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            prog.update(task, completed=done, total=total)
+
+        res = run_bench(cfg, truth, out=out_dir, resume=resume, jobs=jobs, progress=progress, report_only=report_only)
+    if json:
+        print_json(res.to_dict())
+        return
+    render(res)
+
+
+def register(app: typer.Typer) -> None:
+    bench_app.command("proxies")(proxies_cmd)
+    app.add_typer(bench_app, name="bench")
