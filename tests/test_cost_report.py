@@ -155,3 +155,14 @@ def test_vcnn_report() -> None:
 def test_cli_vcnn_json(cli) -> None:
     code, out, _ = cli("report", "torchvision:resnet18", "-r", "64", "--vcnn", "--json")
     assert code == 0 and json.loads(out)["graph"] == "vcnn"
+
+
+def test_traced_model_is_not_retraced() -> None:
+    tm = zenfx.load_and_trace("torchvision:resnet18", None, (3, 64, 64), device="meta")
+    rep = cost_report(tm)
+    assert rep.input_size == (3, 64, 64) and rep.macs.total == cost_report("torchvision:resnet18", input_size=(3, 64, 64)).macs.total
+    rep4 = cost_report(tm, batch_size=4)
+    assert rep.memory is not None and rep4.memory is not None
+    assert rep4.memory.peak_bytes == 4 * rep.memory.peak_bytes
+    first = next(n for n in tm.gm.graph.nodes if n.op == "placeholder")
+    assert first.meta["shape"][0] == 1  # the caller's graph is untouched

@@ -22,7 +22,7 @@ from .latency import (LatencyResult, check_latency_dtype, dtype_name, measure_la
                       resolve_dtype)
 from .memory import ActivationMemory, activation_memory
 from .params import ParamCount, count_params
-from .predictor import LatencyPrediction, predict_latency
+from .predictor import LatencyPrediction, _graph_batch, predict_latency
 
 DEFAULT_DEPTH = 2
 
@@ -165,13 +165,13 @@ def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount
 # --------------------------------------------------------------------------- public API
 
 
-def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
+def cost_report(model: str | nn.Module | TracedModel, kwargs: dict[str, Any] | None = None,
                 input_size: Sequence[int] | None = None, batch_size: int = 1, *,
                 dtype: str | torch.dtype = "float32", counter: str = "torch",
                 depth: int | None = None, latency: bool = False, predict: bool = False,
                 device: str = "cpu", threads: int | None = None, vcnn: bool = False,
                 warmup: int = 10, min_run_time: float = 1.0, clock: str = "wall") -> CostReport:
-    """Cost of ``model`` (a spec string or an ``nn.Module``) at ``(batch_size, *input_size)``.
+    """Cost of ``model`` (a spec string, an ``nn.Module`` or a ``TracedModel``) at ``(batch_size, *input_size)``.
 
     * params (total, trainable) and MACs (per image; FLOPs = 2 x MACs) with ``counter`` ``torch``
       (FlopCounterMode on meta/fake tensors, the default) or ``fvcore`` (cross-check);
@@ -203,7 +203,21 @@ def cost_report(model: str | nn.Module, kwargs: dict[str, Any] | None = None,
     notes: list[str] = []
     gm: fx.GraphModule | None
     try:
-        tm = load_and_trace(model, kwargs, input_size, device=build_on, batch_size=batch_size)
+        if isinstance(model, TracedModel):  # already resolved and traced upstream: do not redo it
+            tm = model
+            if (input_size and tuple(input_size) != tuple(tm.input_size)) or _graph_batch(tm.gm) != batch_size:
+                import copy
+
+                from ..tracing import propagate_shapes
+
+                size_ = tuple(int(s) for s in (input_size or tm.input_size))
+                gm_ = copy.deepcopy(tm.gm)  # the caller's graph keeps its own shapes
+                gm_.meta.update({k: v for k, v in tm.gm.meta.items() if k not in gm_.meta})
+                with torch.no_grad():
+                    propagate_shapes(gm_, size_, batch_size)
+                tm = TracedModel(tm.loaded, gm_, size_)  # type: ignore[arg-type]
+        else:
+            tm = load_and_trace(model, kwargs, input_size, device=build_on, batch_size=batch_size)
         name, source, size = tm.name, tm.loaded.source, tm.input_size
         gm = tm.gm
         target: nn.Module = tm.loaded.module
