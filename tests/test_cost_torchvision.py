@@ -11,46 +11,18 @@ when that is larger -- ``mobilenet_v3_small`` publishes 0.057 for 0.0566 GMACs, 
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-import torch
 import torchvision.models as tvm
-from torch import nn
 
+from zenfx.loading import empty_weights
 from zenfx.cost.flops import count_macs
 from zenfx.cost.params import count_params
 
 FAST = ["resnet50", "mobilenet_v3_large", "vit_b_16", "efficientnet_b0", "regnet_y_400mf", "inception_v3",
         "swin_t", "convnext_tiny"]
-
-
-@contextlib.contextmanager
-def empty_weights() -> Iterator[None]:
-    """Parameters and buffers land on the meta device as they are registered.
-
-    ``with torch.device("meta")`` is not enough for the whole zoo: RegNet computes its widths with
-    torch ops at construction time, which fail on meta tensors.
-    """
-    reg_p, reg_b = nn.Module.register_parameter, nn.Module.register_buffer
-
-    def register_parameter(self: nn.Module, name: str, param: Any) -> None:
-        reg_p(self, name, param)
-        if param is not None:
-            self._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-
-    def register_buffer(self: nn.Module, name: str, tensor: Any, persistent: bool = True) -> None:
-        reg_b(self, name, tensor.to("meta") if isinstance(tensor, torch.Tensor) else tensor, persistent)
-
-    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
-    nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = reg_p  # type: ignore[method-assign]
-        nn.Module.register_buffer = reg_b  # type: ignore[method-assign]
 
 
 def _cases(names: list[str]) -> list[Any]:

@@ -158,3 +158,12 @@ def test_module_instance_through_api():
     assert lm.module is net and lm.source == "module"
     with pytest.raises(UsageError):
         resolve_model(net, {"x": 1})
+
+
+def test_meta_build_of_a_model_that_computes_widths_with_torch_ops():
+    # RegNet calls .tolist() on tensors while building: a plain meta context cannot build it.
+    lm = resolve_model("torchvision.models.regnet_y_400mf", device="meta")
+    params = list(lm.module.parameters())
+    assert params and all(p.device.type == "meta" for p in params)
+    assert sum(p.numel() for p in params) == 4_344_144
+    assert nn.Module.register_parameter.__qualname__ == "Module.register_parameter"  # patch undone

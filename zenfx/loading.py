@@ -130,6 +130,34 @@ def _on_device(device: str | torch.device | None) -> Iterator[None]:
             yield
 
 
+@contextlib.contextmanager
+def empty_weights() -> Iterator[None]:
+    """Parameters and buffers move to the meta device as they are registered.
+
+    The fallback for meta builds that ``with torch.device("meta")`` breaks: RegNet, for one,
+    computes its stage widths with torch ops (``.tolist()``) at construction time, which fail on
+    meta tensors. Here those ops run on the CPU while every weight still ends on meta, so the
+    layers' own initialisers run on meta tensors and cost nothing.
+    """
+    reg_p, reg_b = nn.Module.register_parameter, nn.Module.register_buffer
+
+    def register_parameter(self: nn.Module, name: str, param: Any) -> None:
+        reg_p(self, name, param)
+        if param is not None:
+            self._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    def register_buffer(self: nn.Module, name: str, tensor: Any, persistent: bool = True) -> None:
+        reg_b(self, name, tensor.to("meta") if isinstance(tensor, torch.Tensor) else tensor, persistent)
+
+    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = reg_p  # type: ignore[method-assign]
+        nn.Module.register_buffer = reg_b  # type: ignore[method-assign]
+
+
 def _build(ctor: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
     """Call a constructor on ``device`` (meta for a memory-free build), falling back to CPU."""
     if isinstance(ctor, nn.Module):
@@ -146,8 +174,16 @@ def _build(ctor: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
     except Exception:
         if device in (None, "cpu"):
             raise
-        with _on_device("cpu"):
-            model = ctor(**kwargs)
+        model = None
+        if str(device) == "meta":
+            try:
+                with empty_weights():
+                    model = ctor(**kwargs)
+            except Exception:
+                model = None
+        if model is None:
+            with _on_device("cpu"):
+                model = ctor(**kwargs)
     if not isinstance(model, nn.Module):
         raise UsageError(f"the constructor returned {type(model).__name__}, not an nn.Module")
     return model
