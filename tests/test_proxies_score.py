@@ -29,7 +29,6 @@ def test_every_new_proxy_scores_a_cnn_through_the_api():
         assert math.isfinite(s.value), name
         assert s.repeat == 2 and len(s.values) == 2
     assert res["zico"].graph == "vcnn" and res["snip"].graph == "original"
-    assert res["synflow"].std == pytest.approx(0.0)  # data-free, same weights in every repeat
     assert res["snip"].values[0] != res["snip"].values[1]  # fresh Gaussian batch per repeat
 
 
