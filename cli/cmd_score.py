@@ -29,6 +29,13 @@ def _fmt_value(name: str, value: float) -> str:
         return f"{value / 1e6:.3f} M"
     if name == "flops":
         return f"{value / 1e9:.3f} G MACs"
+    return _num(value)
+
+
+def _num(value: float) -> str:
+    """Four decimals for ordinary magnitudes, scientific notation for huge/tiny ones (synflow)."""
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        return f"{value:.4e}"
     return f"{value:.4f}"
 
 
@@ -36,7 +43,7 @@ def _fmt_score(name: str, value: float, ci: Optional[float]) -> str:
     text = _fmt_value(name, value)
     if ci is None:
         return text
-    return f"{text} ± {_fmt_value(name, ci) if name in ('params', 'flops') else f'{ci:.4f}'}"
+    return f"{text} ± {_fmt_value(name, ci) if name in ('params', 'flops') else _num(ci)}"
 
 
 def _change_text(change: Any) -> str:
