@@ -242,7 +242,6 @@ def _net_for(spec: ProxySpec, net: nn.Module) -> nn.Module:
 
 def score_arch(cfg: BenchConfig, a: Arch, batches: Optional[Callable[[int], Iterator[Any]]] = None) -> dict[str, Any]:
     """Scores and seconds of every proxy on one architecture (errors recorded, never raised)."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     nc = NUM_CLASSES[cfg.dataset]
     s = arch_seed(cfg.seed, a.index)
     torch.manual_seed(s)
@@ -406,7 +405,6 @@ def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.
                                                                 for p in cfg.proxies)]
     if resume and done:
         notes.append(f"resumed: {len(archs) - len(todo)} of {len(archs)} architectures already scored")
-    wanted = {a.index for a in archs}
 
     def finish(row: dict[str, Any]) -> None:
         prev = done.get(row["index"])
@@ -461,7 +459,6 @@ def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.
         notes.append(f"only {len(rows)} of the {len(archs)} sampled architectures are scored")
     if not published:
         notes.append("no published figures found (README.md next to the truth file)")
-    _ = wanted
     res = BenchResult(cfg, len(archs), len(rows), corr, float(np.mean(per_arch)) if per_arch else None,
                       str(outdir) if outdir else None, time.perf_counter() - t0, notes)
     if outdir is not None:

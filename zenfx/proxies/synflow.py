@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._util import logits_of, weight_layers
+from ._util import weight_layers
 from .base import ProxyContext, register_proxy
 from .phi import remove_batchnorm_
 
@@ -49,6 +49,3 @@ def synflow_value(net: nn.Module, input_size: tuple[int, ...], device: torch.dev
 )
 def synflow(net: nn.Module, ctx: ProxyContext) -> float:
     return synflow_value(net, tuple(ctx.input_size), ctx.device)
-
-
-_ = logits_of  # re-exported helper for callers that want logits checks
