@@ -139,6 +139,12 @@ def test_pretrained_weights_are_refused(spec, kw):
 def test_default_input_size_follows_the_model():
     assert resolve_model("torchvision.models.inception_v3", {"init_weights": False}, device="meta").default_input_size == (3, 299, 299)
     assert resolve_model("timm:efficientnet_b3", device="meta").default_input_size == (3, 288, 288)
+    # torchvision's ViTs only run at the size they were built for, whatever their weights' crop
+    # (vit_h_14's DEFAULT weights are a 518 fine-tune of the 224 model the constructor builds)
+    assert resolve_model("torchvision:vit_h_14", device="meta").default_input_size == (3, 224, 224)
+    assert resolve_model("torchvision.models.vit_h_14", device="meta").default_input_size == (3, 224, 224)
+    assert resolve_model("torchvision:vit_b_16", {"image_size": 160}, device="meta").default_input_size == (3, 160, 160)
+    assert resolve_model("torchvision:efficientnet_b3", device="meta").default_input_size == (3, 300, 300)
     assert parse_input_size(None, 160, (3, 224, 224)) == (3, 160, 160)
     assert parse_input_size("1,64,48", 160) == (1, 64, 48)
     assert parse_input_size(None, None, (3, 299, 299)) == (3, 299, 299)

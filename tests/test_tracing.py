@@ -117,3 +117,38 @@ def test_tracing_does_not_change_training_mode():
     gm = trace(model, (3, 8, 8))
     assert model.training and gm.training
     assert shape(list(gm.graph.nodes)[-2]) == (1, 4, 6, 6)
+
+
+class _OptionalArgs(nn.Module):
+    """A forward with optional arguments, like timm's Hiera (``mask=None``) or ``features_only``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x, mask=None, features_only=False, scale=1.0):
+        y = self.conv(x) * scale
+        if mask is not None:
+            y = y * mask
+        if features_only:
+            return y
+        return self.head(y.mean((2, 3)))
+
+
+def test_optional_forward_arguments_are_traced_at_their_defaults():
+    # As proxies they would take the `mask is not None` branch, a graph model(x) never runs.
+    model = _OptionalArgs().eval()
+    gm = trace(model, (3, 12, 12))
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    assert len(placeholders) == 1
+    assert not [n for n in gm.graph.nodes if n.op == "call_function" and "assert" in str(n.target)]
+    assert summarize(gm)["multiplies"] == 0
+    assert shape(list(gm.graph.nodes)[-2]) == (1, 4)
+    x = torch.randn(2, 3, 12, 12)
+    assert torch.equal(gm(x), model(x))
+
+
+def test_timm_hiera_with_optional_mask_traces():
+    tm = zenfx.load_and_trace("timm:hiera_tiny_224", device="meta")
+    assert shape(list(tm.gm.graph.nodes)[-2]) == (1, 1000)

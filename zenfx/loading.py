@@ -189,9 +189,15 @@ def _build(ctor: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
     return model
 
 
-def _torchvision_input_size(name: str) -> InputSize:
+def _torchvision_input_size(name: str, model: nn.Module | None = None) -> InputSize:
+    """The evaluation crop of the model's default weights, unless the built model fixes its own
+    size: torchvision's ViTs are built for ``image_size`` (224 by default) while their DEFAULT
+    weights may be a larger fine-tune (vit_h_14: 518), and a ViT only runs at its built size."""
     import torchvision.models as tvm
 
+    built = getattr(model, "image_size", None)
+    if isinstance(built, int) and built > 0:
+        return (3, built, built)
     try:
         weights = tvm.get_model_weights(name)
         default = weights.DEFAULT  # type: ignore[attr-defined]
@@ -218,7 +224,7 @@ def _load_torchvision(name: str, kwargs: dict[str, Any], device: str | None, spe
     kw = dict(kwargs)
     kw.setdefault("weights", None)
     model = _build(lambda **k: tvm.get_model(name, **k), kw, device)
-    return LoadedModel(model, name, "torchvision", spec, _torchvision_input_size(name), kwargs)
+    return LoadedModel(model, name, "torchvision", spec, _torchvision_input_size(name, model), kwargs)
 
 
 def _load_timm(name: str, kwargs: dict[str, Any], device: str | None, spec: str) -> LoadedModel:
@@ -289,16 +295,15 @@ def _load_python(spec: str, kwargs: dict[str, Any], device: str | None) -> Loade
     name = attr_path.split(".")[-1]
     module_name = getattr(obj, "__module__", "") or ""
     kw = dict(kwargs)
-    if module_name.startswith("torchvision.models") and inspect.isfunction(obj):
+    torchvision_ctor = module_name.startswith("torchvision.models") and inspect.isfunction(obj)
+    if torchvision_ctor:
         kw.setdefault("weights", None)
-        default = _torchvision_input_size(name) if name in torchvision_names() else DEFAULT_INPUT_SIZE
     elif module_name.startswith("timm.models") and inspect.isfunction(obj):
         kw["pretrained"] = False
-        default = None
-    else:
-        default = None
     model = _build(obj, kw, device)
-    if default is None:
+    if torchvision_ctor:
+        default = _torchvision_input_size(name, model) if name in torchvision_names() else DEFAULT_INPUT_SIZE
+    else:
         default = _guess_input_size(model, name)
     source = "module" if isinstance(obj, nn.Module) else (
         "torchvision" if module_name.startswith("torchvision.") else

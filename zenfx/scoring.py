@@ -108,49 +108,11 @@ def parse_proxies(proxy: str | Sequence[str]) -> list[ProxySpec]:
 # --------------------------------------------------------------------------- VCNN
 
 
-@dataclass
-class _PlainVCNN:
-    """Stand-in conversion result for graphs that are already vanilla (used only when
-    ``zenfx.vcnn.to_vcnn`` is unavailable in this build)."""
-
-    gm: fx.GraphModule
-    changes: list[Any] = field(default_factory=list)
-    verdict: str = "vanilla"
-    reasons: list[str] = field(default_factory=list)
-    bn_count: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "changes": list(self.changes), "reasons": list(self.reasons),
-                "bn_count": self.bn_count, "converter": "none (graph already plain)"}
-
-
-def _plain_fallback(gm: fx.GraphModule) -> _PlainVCNN:
-    from .graph import is_batchnorm, is_cat, is_residual_add, is_tensor_mul
-
-    nodes = list(gm.graph.nodes)
-    bad = []
-    if any(is_residual_add(n) for n in nodes):
-        bad.append("residual adds")
-    if any(is_cat(n) for n in nodes):
-        bad.append("concatenations")
-    if any(is_tensor_mul(n) for n in nodes):
-        bad.append("multiplicative gates")
-    shp = output_shape(gm)
-    if not (isinstance(shp, tuple) and len(shp) == 4 and all(isinstance(d, int) for d in shp)):
-        bad.append(f"output is not a pre-GAP feature map (shape {shp})")
-    if bad:
-        raise NotConvertibleError("VCNN conversion (zenfx.vcnn.to_vcnn) is not available in this build "
-                                  f"and the graph is not already vanilla: {'; '.join(bad)}", reasons=bad)
-    return _PlainVCNN(gm, bn_count=sum(is_batchnorm(gm, n) for n in nodes))
-
-
 def convert(gm: fx.GraphModule, name: str | None = None) -> Any:
     """VCNN form of a traced graph (``zenfx.vcnn.to_vcnn``, strict: a non-convertible model raises
-    NotConvertibleError); already-plain graphs pass through when the converter is missing."""
-    try:
-        from .vcnn import to_vcnn  # type: ignore[attr-defined]
-    except ImportError:
-        return _plain_fallback(gm)
+    NotConvertibleError rather than scoring a graph that still has residuals or gates)."""
+    from .vcnn import to_vcnn
+
     return to_vcnn(gm, name=name) if name else to_vcnn(gm)
 
 
@@ -165,7 +127,7 @@ class Prepared:
     source: str
     input_size: InputSize
     original: fx.GraphModule
-    vcnn: Any = None  # VCNNResult (or the plain stand-in)
+    vcnn: Any = None  # VCNNResult
     on_meta: bool = False
     tracer: str = "unknown"
     timings: dict[str, float] = field(default_factory=dict)

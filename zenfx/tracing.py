@@ -11,6 +11,7 @@ Shapes are propagated on meta tensors (or fake tensors for real-weight models): 
 
 from __future__ import annotations
 
+import inspect
 import os
 import traceback
 from typing import Any, Callable, Sequence
@@ -81,9 +82,49 @@ def _user_frame(exc: BaseException) -> str | None:
     return None
 
 
+_CONSTANT_DEFAULTS = (type(None), bool, int, float, str)
+
+
+def _default_arguments(model: nn.Module) -> dict[str, Any]:
+    """Forward parameters after the input that have constant defaults, bound to those defaults.
+
+    Traced as proxies they would take both sides of ``if mask is not None`` (timm's Hiera), giving
+    a graph that no call ``model(x)`` ever runs; bound, the graph is the one ``model(x)`` runs.
+    """
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return {}
+    bound: dict[str, Any] = {}
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
+            continue
+        if isinstance(p.default, _CONSTANT_DEFAULTS):
+            bound[p.name] = p.default
+    return bound
+
+
+def _drop_bound_placeholders(gm: fx.GraphModule) -> None:
+    """Remove fx's guards on bound arguments (``_assert_is_none``, ``torch._assert(arg == v)``)
+    and the placeholders they leave unused, so every traced graph takes exactly one input."""
+    graph = gm.graph
+    bound = [n for n in graph.nodes if n.op == "placeholder"][1:]
+    derived: set[fx.Node] = set(bound)
+    for n in graph.nodes:
+        if n.op == "call_function" and n.all_input_nodes and set(n.all_input_nodes) <= derived:
+            derived.add(n)
+    for n in reversed(list(graph.nodes)):
+        if n in derived and not n.users:
+            graph.erase_node(n)
+    gm.recompile()
+
+
 def _run_tracer(model: nn.Module, tracer: _PathTrackingTracer, name: str) -> fx.GraphModule:
-    graph = tracer.trace(model)
+    bound = _default_arguments(model)
+    graph = tracer.trace(model, concrete_args=bound or None)
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    if bound:
+        _drop_bound_placeholders(gm)
     gm.meta["zenfx_tracer"] = name
     return gm
 
