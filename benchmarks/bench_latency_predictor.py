@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':34s} {'GMACs':>7s} {'ops':>5s} {'new':>4s} {'borrow':>6s} {'pred ms':>9s} {'meas ms':>9s} "
           f"{'IQR ms':>7s} {'rel err':>8s}")
     for spec, kwargs in models:
+        # the transformers are built for the benchmark's resolution (they only run at their size)
+        kwargs = {k: (args.resolution if k in ("image_size", "img_size") else v) for k, v in kwargs.items()}
         try:
             tm = load_and_trace(spec, kwargs, size, device=None, batch_size=args.batch_size)
         except Exception as exc:  # a model that does not trace is skipped, and said so

@@ -8,6 +8,10 @@ For each model, resolution and batch size it prints:
   BN reset, input draws, both passes, reduction and the host read-back included);
 * ``ratio``: zen/repeat divided by floor, medians (goal: at most 1.10); ``min/min``: the same
   with the fastest run of each, the steadier estimate on a machine shared with other work;
+* ``amort.``: a ``--repeat``-repeat call's time per repeat divided by floor (medians);
+* ``mat s`` and ``fresh``: materialising the graph on the device (deepcopy, recompile, allocation),
+  which the first score call on a ``Prepared`` pays once (later calls reuse the copy), and
+  (mat + zen/repeat) / floor, a one-repeat score of a candidate never scored before;
 * ``init s`` / ``draw s``: what zen does besides the passes, timed alone: the Gaussian weight
   init and drawing x and x+γε;
 * ``prep``: load, trace and VCNN conversion time of ``zenfx.scoring.prepare`` (the second call
@@ -44,7 +48,7 @@ def _sync(dev: torch.device) -> None:
 def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, runs: int, repeat: int) -> dict:
     import zenfx
     from zenfx.proxies.zen import gaussian_init_
-    from zenfx.scoring import parse_device, parse_dtype, prepare
+    from zenfx.scoring import _materialise, parse_device, parse_dtype, prepare
 
     dev = parse_device(device)
     dt = parse_dtype(dtype, dev)
@@ -100,7 +104,14 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
 
     floor()  # warm-up (allocator, kernels, first-touch)
     zen(1)
-    floors, zens, inits, draws = [], [], [], []
+    def materialise() -> float:
+        _sync(dev)
+        t0 = time.perf_counter()
+        _materialise(gm, prep.on_meta, dev, dt)
+        _sync(dev)
+        return time.perf_counter() - t0
+
+    floors, zens, inits, draws, amort, mats = [], [], [], [], [], []
     for k in range(runs):  # interleaved, order alternating, so that outside load hits both alike
         if k % 2:
             zens.append(zen(1))
@@ -108,6 +119,8 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
         else:
             floors.append(floor())
             zens.append(zen(1))
+        amort.append(zen(repeat) / repeat)
+        mats.append(materialise())
         i, d = parts()
         inits.append(i)
         draws.append(d)
@@ -118,6 +131,8 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
         "model": model, "resolution": resolution, "batch": batch, "device": str(dev), "dtype": str(dt).replace("torch.", ""),
         "threads": torch.get_num_threads(), "runs": runs,
         "floor_s": f, "zen_per_repeat_s": z, "ratio": z / f, "ratio_of_minima": min(zens) / min(floors),
+        "zen_amortised_per_repeat_s": statistics.median(amort), "ratio_amortised": statistics.median(amort) / f,
+        "materialise_s": statistics.median(mats), "ratio_fresh": (statistics.median(mats) + z) / f,
         "init_s": statistics.median(inits), "inputs_s": statistics.median(draws),
         "load_avg": os.getloadavg()[0],
         "floor_all": floors, "zen_all": zens,
@@ -145,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
           f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
-    hdr = (f"{'model':<10} {'res':>4} {'batch':>5} {'floor s':>9} {'zen s/rep':>9} {'ratio':>6} {'min/min':>7} "
+    hdr = (f"{'model':<10} {'res':>4} {'batch':>5} {'floor s':>9} {'zen s/rep':>9} {'ratio':>6} {'min/min':>7} {'amort.':>6} {'mat s':>7} {'fresh':>6} "
            f"{'init s':>7} {'draw s':>7} "
            f"{'load s':>7} {'trace s':>7} {'conv s':>7} {'(t+c)/score':>11} {'(t+c)/1rep':>10} {'cold t+c':>8}")
     print(hdr)
@@ -156,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             short = model.rsplit(".", 1)[-1].split(":")[-1]
             print(f"{short:<10} {r['resolution']:>4} {r['batch']:>5} {r['floor_s']:>9.4f} {r['zen_per_repeat_s']:>9.4f} "
-                  f"{r['ratio']:>6.3f} {r['ratio_of_minima']:>7.3f} {r['init_s']:>7.4f} {r['inputs_s']:>7.4f} {r['load_s']:>7.3f} {r['trace_s']:>7.3f} {r['convert_s']:>7.3f} "
+                  f"{r['ratio']:>6.3f} {r['ratio_of_minima']:>7.3f} {r['ratio_amortised']:>6.3f} {r['materialise_s']:>7.4f} {r['ratio_fresh']:>6.3f} {r['init_s']:>7.4f} {r['inputs_s']:>7.4f} {r['load_s']:>7.3f} {r['trace_s']:>7.3f} {r['convert_s']:>7.3f} "
                   f"{r['prep_over_score_default']:>11.3f} {r['prep_over_score_1']:>10.3f} "
                   f"{r['cold'].get('trace', 0.0) + r['cold'].get('convert', 0.0):>8.3f}", flush=True)
     if args.json:
