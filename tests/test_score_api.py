@@ -56,6 +56,23 @@ def test_prepared_is_reused_without_retracing():
                if isinstance(m, nn.BatchNorm2d))
 
 
+def test_kept_device_copy_scores_like_a_fresh_one():
+    # A Prepared keeps the materialised network of zen/phi between calls; every weight and BN
+    # statistic is re-set each repeat, so a reused copy must give exactly a fresh copy's numbers,
+    # whatever ran on it before (other seeds, batch sizes, the carry-over mode).
+    kw = dict(batch_size=2, repeat=2, seed=5)
+    want = zenfx.score(prepare(plain(), "zen,phi", input_size=SIZE), "zen,phi", **kw)
+    prep = prepare(plain(), "zen,phi", input_size=SIZE)
+    zenfx.score(prep, "zen,phi", batch_size=3, repeat=3, seed=0)
+    zenfx.score(prep, "zen", batch_size=2, repeat=3, seed=1, extra={"zen_reset_bn": False})
+    copies = dict(prep.device_copies)
+    got = zenfx.score(prep, "zen,phi", **kw)
+    assert got["zen"].values == want["zen"].values and got["phi"].values == want["phi"].values
+    assert prep.device_copies == copies and len(copies) == 2  # one per proxy, reused
+    zenfx.score(prep, "zen", bn_stat="batch", **kw)
+    assert zenfx.score(prep, "zen", **kw)["zen"].values == want["zen"].values
+
+
 def test_caller_model_is_not_modified():
     net = plain()
     state = {k: v.clone() for k, v in net.state_dict().items()}
