@@ -17,6 +17,16 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a shared machine every parallel region
+    waits for a busy core: one thread keeps such tests fast under load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def zenfx_exe() -> str:
     """The installed console script of the interpreter running the tests."""
     exe = Path(sys.executable).with_name("zenfx")

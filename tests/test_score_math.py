@@ -25,14 +25,7 @@ from zenfx.scoring import mean_ci95, with_head
 SIZE = (3, 32, 32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and on a shared machine every parallel region
-    waits for a busy core: one thread keeps these tests fast under load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def plain(depth: int = 4, width: int = 16, bn: bool = True) -> nn.Sequential:
