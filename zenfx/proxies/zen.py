@@ -255,27 +255,16 @@ def zen_terms(net: nn.Module, ctx: ProxyContext) -> dict[str, object]:
             out2 = net(mixed)
             diff = out1 - out2 if out1.dtype == torch.float32 else out1.float() - out2.float()
             delta = diff.abs_().sum() / diff.shape[0]  # = mean over the batch of per-sample sums
-            # One device->host copy per repeat: delta, the captured batch variances, and every
-            # running_var read whole (their channel means are taken on the host, in double), rather
-            # than a mean kernel per BN layer, which on a GPU costs a launch each.
-            running = [m.running_var for i, m in enumerate(bns) if i not in captured]
-            parts = [delta.reshape(1).float(), *(captured[i].reshape(1).float() for i in sorted(captured)),
-                     *(v.float() for v in running)]
-            host = torch.cat(parts).double().cpu()
+            # One device->host copy per repeat: delta, then per BN layer its captured batch variance
+            # or its whole running_var (channel means taken on the host, in double), rather than
+            # a mean kernel per BN layer, which on a GPU costs a launch each.
+            per_bn = [captured[i].reshape(1) if i in captured else m.running_var for i, m in enumerate(bns)]
+            host = torch.cat([delta.reshape(1).float(), *(t.float() for t in per_bn)]).double().cpu()
     finally:
         for h in handles:
             h.remove()
     delta_v = float(host[0])
-    bn_var: list[float] = [0.0] * len(bns)
-    pos = 1
-    for i in sorted(captured):
-        bn_var[i] = float(host[pos])
-        pos += 1
-    for i, m in enumerate(bns):
-        if i not in captured:
-            n = m.running_var.numel()
-            bn_var[i] = float(host[pos:pos + n].mean())
-            pos += n
+    bn_var = [float(chunk.mean()) for chunk in torch.split(host[1:], [t.numel() for t in per_bn])]
     log_delta = math.log(delta_v) if delta_v > 0 else (-math.inf if delta_v == 0 else math.nan)
     bn_term = float(0.5 * torch.log(torch.tensor(bn_var, dtype=torch.float64)).sum()) if bn_var else 0.0
     return {"delta": delta_v, "log_delta": log_delta, "bn_var": bn_var, "bn_term": bn_term,
