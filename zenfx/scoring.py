@@ -35,7 +35,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from .errors import NotConvertibleError, NumericalError, UsageError, ZenfxError
+from .errors import NumericalError, UsageError, ZenfxError
 from .graph import BN_TYPES, CONV_TYPES, output_shape
 from .loading import InputSize, LoadedModel, parse_input_size, resolve_model
 from .pipeline import TracedModel

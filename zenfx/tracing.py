@@ -106,7 +106,8 @@ def _default_arguments(model: nn.Module) -> dict[str, Any]:
 
 def _drop_bound_placeholders(gm: fx.GraphModule) -> None:
     """Remove fx's guards on bound arguments (``_assert_is_none``, ``torch._assert(arg == v)``)
-    and the placeholders they leave unused, so every traced graph takes exactly one input."""
+    and the placeholders they leave unused: fx bakes the bound values in as constants, so the
+    graph then takes the input alone."""
     graph = gm.graph
     bound = [n for n in graph.nodes if n.op == "placeholder"][1:]
     derived: set[fx.Node] = set(bound)
