@@ -343,6 +343,10 @@ def resolve_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
     if not isinstance(spec, str) or not spec.strip():
         raise UnknownModelError("empty model spec")
     spec = spec.strip()
+    if spec.startswith("zoo:"):  # the zoo's registry (zoo/registry.py): seeds, ZenNets, found nets
+        from .zoo.registry import load_entry
+
+        return load_entry(spec[4:], kwargs, device, spec)
     if spec.startswith("timm:"):
         return _load_timm(spec[5:], kwargs, device, spec)
     if spec.startswith("torchvision:"):

@@ -1,0 +1,193 @@
+"""The zoo's one registry: every ``zoo:NAME`` spec resolves through here.
+
+In the spirit of torchvision's ``models/_api.py``: entries are small frozen records (name, kind,
+default input size, a constructor, a one-line description), ``list_entries(pattern)`` and
+``get_entry(name)`` read them, and nothing else lives here. The modules that define networks
+(``cifar``, ``zennas``, ``nb201``, ...) stay ignorant of the registry; this file names them.
+
+Kinds: ``family`` (a classic network, e.g. CIFAR ResNet-20), ``seed`` (a small starting point for
+``zenfx search``), ``released`` (a network another paper published, e.g. Zen-NAS's ZenNets) and
+``found`` (a network zenfx's own search returned, stored as a genome JSON under ``zoo/found/``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from zenfx.errors import UnknownModelError, UsageError
+
+KINDS = ("family", "seed", "released", "found")
+HERE = Path(__file__).resolve().parent
+FOUND_DIR = HERE / "found"
+FIGURES_FILE = HERE / "figures.json"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One named network. ``build(**kwargs)`` calls the constructor with ``defaults`` overridden by
+    ``kwargs``; ``meta`` carries what the zoo knows about it (published figures, source string)."""
+
+    name: str
+    kind: str
+    input_size: tuple[int, int, int]
+    constructor: Callable[..., nn.Module]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, **kwargs: Any) -> nn.Module:
+        return self.constructor(**{**self.defaults, **kwargs})
+
+    @property
+    def spec(self) -> str:
+        return f"zoo:{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "spec": self.spec, "kind": self.kind,
+                "input_size": list(self.input_size), "description": self.description,
+                "defaults": dict(self.defaults), **({"meta": self.meta} if self.meta else {})}
+
+
+# --------------------------------------------------------------------------- the entries
+
+
+def _partial(fn: Callable[..., nn.Module], **fixed: Any) -> Callable[..., nn.Module]:
+    def ctor(**kwargs: Any) -> nn.Module:
+        return fn(**{**fixed, **kwargs})
+
+    ctor.__name__ = getattr(fn, "__name__", "ctor")
+    ctor.__doc__ = fn.__doc__
+    return ctor
+
+
+def _cifar_entries() -> list[ZooEntry]:
+    from . import cifar
+
+    out = [
+        ZooEntry("cifar_resnet_basic", "seed", (3, 32, 32), cifar.cifar_resnet_basic,
+                 "CIFAR seed: 3x3 s1 stem (8), 4 stages x 1 torchvision BasicBlock, widths 16/32/64/64"),
+        ZooEntry("cifar_resnet_bottleneck", "seed", (3, 32, 32), cifar.cifar_resnet_bottleneck,
+                 "CIFAR seed: 3x3 s1 stem (8), 4 stages x 1 torchvision Bottleneck, planes 8/16/32/32 (x4 out)"),
+    ]
+    for depth in (20, 32, 44, 56, 110):
+        out.append(ZooEntry(f"cifar_resnet{depth}", "family", (3, 32, 32),
+                            _partial(cifar.cifar_resnet, depth=depth),
+                            f"CIFAR ResNet-{depth} (He et al. 2016): 3 stages x {(depth - 2) // 6} "
+                            "torchvision BasicBlocks at 16/32/64, 1x1 projection shortcuts"))
+    return out
+
+
+def _benchmark_entries() -> list[ZooEntry]:
+    from .natsbench import nats_sss
+    from .nb201 import all_conv3x3, nb201
+
+    return [
+        ZooEntry("nb201", "family", (3, 32, 32), nb201,
+                 "NAS-Bench-201 cell network (C=16, N=5); -k arch='|op~0|+...' picks the cell",
+                 defaults={"arch": all_conv3x3(), "num_classes": 10}),
+        ZooEntry("nats_sss", "family", (3, 32, 32), nats_sss,
+                 "NATS-Bench size-space network; -k channels='C0:C1:C2:C3:C4' picks the widths",
+                 defaults={"channels": "64:64:64:64:64", "num_classes": 100}),
+    ]
+
+
+def _found_entries() -> list[ZooEntry]:
+    """Every ``zoo/found/*.json`` genome: built by replaying its edits (``zenfx.build``)."""
+    out = []
+    for path in sorted(FOUND_DIR.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        size = tuple(data.get("input_size") or (3, 32, 32))
+        meta = {k: data[k] for k in ("found", "seed") if k in data}
+        out.append(ZooEntry(path.stem, "found", size, _partial(_build_genome, path=str(path)),
+                            str(data.get("description") or f"found by zenfx search from {data.get('seed')}"),
+                            meta=meta))
+    return out
+
+
+def _build_genome(path: str, **kwargs: Any) -> nn.Module:
+    if kwargs:
+        raise UsageError("a found network is a fixed genome: it takes no constructor arguments")
+    import zenfx
+
+    return zenfx.build(path)  # type: ignore[attr-defined]
+
+
+_PROVIDERS: list[Callable[[], list[ZooEntry]]] = [_cifar_entries, _benchmark_entries, _found_entries]
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, ZooEntry]:
+    reg: dict[str, ZooEntry] = {}
+    for provider in _PROVIDERS:
+        for entry in provider():
+            if entry.kind not in KINDS:
+                raise ValueError(f"zoo entry {entry.name}: unknown kind {entry.kind!r}")
+            if entry.name in reg:
+                raise ValueError(f"zoo entry {entry.name} registered twice")
+            reg[entry.name] = entry
+    return reg
+
+
+def refresh() -> None:
+    """Forget the cached registry (after files were added under ``zoo/found/``)."""
+    _registry.cache_clear()
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def list_entries(pattern: str | None = None, kind: str | None = None) -> list[ZooEntry]:
+    """Entries whose name matches the shell-style ``pattern`` (``"zennet_*"``), registry order."""
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"unknown zoo kind {kind!r} (known: {', '.join(KINDS)})")
+    if pattern and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"  # a plain word matches anywhere in the name
+    out = []
+    for entry in _registry().values():
+        if pattern and not fnmatch.fnmatchcase(entry.name, pattern):
+            continue
+        if kind and entry.kind != kind:
+            continue
+        out.append(entry)
+    return out
+
+
+def list_names(pattern: str | None = None) -> list[str]:
+    return [e.name for e in list_entries(pattern)]
+
+
+def get_entry(name: str) -> ZooEntry:
+    reg = _registry()
+    if name.startswith("zoo:"):
+        name = name[4:]
+    if name not in reg:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(reg), n=5, cutoff=0.5)
+        hint = f"did you mean {', '.join('zoo:' + c for c in close)}?" if close else "see `zenfx zoo`"
+        raise UnknownModelError(f"unknown zoo entry '{name}'", hint=hint)
+    return reg[name]
+
+
+def load_entry(name: str, kwargs: dict[str, Any], device: str | None, spec: str) -> Any:
+    """The ``zoo:NAME`` branch of ``zenfx.loading.resolve_model``: a ``LoadedModel`` (source "zoo")
+    whose default input size is the entry's."""
+    from zenfx.loading import LoadedModel, _build
+
+    entry = get_entry(name)
+    model = _build(lambda **k: entry.build(**k), kwargs, device)
+    return LoadedModel(model, entry.name, "zoo", spec, entry.input_size, kwargs)
+
+
+__all__ = ["KINDS", "ZooEntry", "get_entry", "list_entries", "list_names", "load_entry", "refresh"]
