@@ -1,0 +1,67 @@
+"""One way to run many independent jobs: ``make_executor(backend, workers, ...)``.
+
+audit, bench and search hand a module-level function and a list of small task values (a model name,
+a genome dict, an architecture record) to an executor and read back one ``TaskOutcome`` per task in
+completion order. The backends differ only in where the work runs:
+
+- ``inline`` (``workers=0``): in this process, one task after another; for tests and debugging
+  (no timeout, exceptions of ``fn`` still become outcomes).
+- ``local`` (the default): warm worker processes on this machine, started once and reused by every
+  ``map`` call; each keeps ``init(init_arg)`` as its state (imports, a cached search space, a data
+  provider), runs one torch thread by default, and is killed and replaced when a task overruns its
+  timeout or the worker dies.
+- ``ray``: long-lived Ray actors on a cluster (or a local Ray started for the run), same contract.
+
+Why an executor and not ``ProcessPoolExecutor``: the pool in the standard library cannot time out a
+single task, loses the whole pool when one worker dies (``BrokenProcessPool``), and cannot keep
+per-worker state across ``map`` calls without globals; the search needs all three.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import Executor, TaskOutcome, one_line
+
+BACKENDS = ("inline", "local", "ray")
+
+
+def make_executor(backend: str = "local", workers: int | None = None, *, ray_address: str | None = None,
+                  num_gpus_per_worker: float = 0, init: Callable[[Any], Any] | None = None,
+                  init_arg: Any = None, threads_per_worker: int = 1, **options: Any) -> Executor:
+    """An executor of ``backend`` with ``workers`` workers (None: the machine's CPU count).
+
+    ``workers=0`` or ``backend="inline"`` runs everything in this process. ``init(init_arg)`` runs
+    once per worker and its return value is the ``state`` every ``fn(state, task)`` receives.
+    ``ray_address`` (ray only): ``"auto"`` or ``HOST:PORT`` of a running cluster; None starts a
+    local Ray sized to ``workers``. ``num_gpus_per_worker`` (ray only) reserves GPUs per actor.
+    Extra ``options`` go to the backend (local: ``start_method``, ``memory_limit_gb``).
+    """
+    from ..errors import UsageError
+
+    name = (backend or "local").strip().lower()
+    if name not in BACKENDS:
+        raise UsageError(f"unknown executor backend {backend!r} (choose {', '.join(BACKENDS)})")
+    if workers is not None and workers < 0:
+        raise UsageError(f"the number of workers must be >= 0, got {workers}")
+    if threads_per_worker < 1:
+        raise UsageError(f"threads per worker must be >= 1, got {threads_per_worker}")
+    if name == "inline" or (workers == 0 and name == "local"):
+        from .inline import InlineExecutor
+
+        return InlineExecutor(init=init, init_arg=init_arg)
+    if name == "local":
+        from .local import LocalExecutor
+
+        return LocalExecutor(workers, init=init, init_arg=init_arg, threads_per_worker=threads_per_worker,
+                             **options)
+    from .ray_backend import RayExecutor
+
+    if workers == 0:
+        raise UsageError("the ray backend needs at least one worker")
+    return RayExecutor(workers, address=ray_address, num_gpus_per_worker=num_gpus_per_worker, init=init,
+                       init_arg=init_arg, threads_per_worker=threads_per_worker, **options)
+
+
+__all__ = ["BACKENDS", "Executor", "TaskOutcome", "make_executor", "one_line"]

@@ -1,0 +1,273 @@
+"""The ``local`` backend: warm worker processes on this machine.
+
+Each worker is a process with a pipe to the driver. It ignores SIGINT (Ctrl-C reaches the whole
+process group; only the driver reacts, so no worker prints a traceback), pins its torch threads,
+optionally caps its address space, runs ``init(init_arg)`` once, says "ready", then serves
+``(fn, task)`` messages until told to stop. ``fn`` and ``init`` travel by reference (module-level
+functions), tasks by value.
+
+The driver keeps every worker busy, reads results as they come (``multiprocessing.connection.wait``),
+kills and replaces a worker whose task overran its timeout (outcome ``timeout``), and replaces a
+worker that died (a crash, the OOM killer, a segfault in a C extension), retrying that task once on
+the next free worker before recording it as an ``error``.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .base import ERROR, TIMEOUT, Executor, TaskOutcome, one_line, run_task, set_threads
+
+MAX_ATTEMPTS = 2  # a dead worker's task is retried once
+MAX_INIT_DEATHS = 3  # workers that die before saying "ready", in a row, before giving up
+
+
+def _limit_address_space(gb: float) -> None:
+    """Cap this process's address space: a task that would exhaust the machine's memory fails with
+    MemoryError in its own outcome instead of waking the kernel's OOM killer on a shared machine."""
+    try:
+        import resource
+
+        cap = int(gb * 2**30)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except Exception:  # pragma: no cover - platform without RLIMIT_AS
+        pass
+
+
+def _worker_main(conn: Connection, init: Callable[[Any], Any] | None, init_arg: Any, threads: int,
+                 memory_limit_gb: float | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_threads(threads)
+    if memory_limit_gb:
+        _limit_address_space(memory_limit_gb)
+    state: Any = None
+    init_error: str | None = None
+    if init is not None:
+        try:
+            state = init(init_arg)
+        except Exception as exc:  # noqa: BLE001 - reported with every task instead
+            init_error = f"worker init failed: {one_line(exc)}"
+    set_threads(threads)  # init may have imported torch
+    try:
+        conn.send(("ready", init_error))
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                return
+            fn, task = msg
+            if init_error is not None:
+                result: tuple = (ERROR, None, init_error, 0.0)
+            else:
+                result = run_task(fn, state, task)
+            try:
+                conn.send(result)
+            except Exception as exc:  # noqa: BLE001 - e.g. a value that cannot be pickled
+                conn.send((ERROR, None, f"result could not be sent back: {one_line(exc)}", result[3]))
+    except (EOFError, OSError, KeyboardInterrupt):
+        return
+
+
+class _Worker:
+    """One process and the driver's view of it: starting -> idle <-> busy; replaced when it dies."""
+
+    def __init__(self, owner: LocalExecutor) -> None:
+        self.owner = owner
+        self.job: tuple[int, Any, int] | None = None  # (index, task, attempts so far)
+        self.started = 0.0
+        self.ready = False
+        self.spawn()
+
+    def spawn(self) -> None:
+        o = self.owner
+        parent, child = o._ctx.Pipe()
+        self.conn: Connection = parent
+        self.proc = o._ctx.Process(target=_worker_main, daemon=True, name="zenfx-worker",
+                                   args=(child, o._init, o._init_arg, o.threads_per_worker, o.memory_limit_gb))
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.job = None
+
+    def submit(self, fn: Callable[[Any, Any], Any], job: tuple[int, Any, int]) -> None:
+        self.job, self.started = job, time.perf_counter()
+        self.conn.send((fn, job[1]))
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+            self.proc.join(5)
+        except Exception:  # pragma: no cover
+            pass
+        try:
+            self.conn.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    def restart(self) -> None:
+        self.kill()
+        self.spawn()
+
+    def stop(self) -> None:
+        if self.proc.is_alive() and self.job is None:
+            try:
+                self.conn.send(None)
+            except Exception:
+                pass
+            self.proc.join(2)
+        if self.proc.is_alive():
+            self.kill()
+        else:
+            self.proc.join(0)
+            self.conn.close()
+
+
+class LocalExecutor(Executor):
+    backend = "local"
+
+    def __init__(self, workers: int | None = None, *, init: Callable[[Any], Any] | None = None,
+                 init_arg: Any = None, threads_per_worker: int = 1, start_method: str | None = None,
+                 memory_limit_gb: float | None = None) -> None:
+        self.workers = int(workers) if workers else (os.cpu_count() or 1)
+        self._init, self._init_arg = init, init_arg
+        self.threads_per_worker = threads_per_worker
+        self.memory_limit_gb = memory_limit_gb
+        method = start_method or os.environ.get("ZENFX_START_METHOD") or (
+            "fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        self._ctx = mp.get_context(method)
+        self._pool: list[_Worker] = []
+        self._closed = False
+
+    # ------------------------------------------------------------------ pool
+
+    def _grow(self, n: int) -> None:
+        while len(self._pool) < min(self.workers, n):
+            self._pool.append(_Worker(self))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for w in self._pool:
+            w.stop()
+        self._pool = []
+
+    # ------------------------------------------------------------------ map
+
+    def map(self, fn: Callable[[Any, Any], Any], tasks: Sequence[Any], *,
+            timeout: float | None = None) -> Iterator[TaskOutcome]:
+        if self._closed:
+            raise RuntimeError("executor is closed")
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self._grow(len(tasks))
+        run = _Run(fn, tasks, timeout)
+        clean = False
+        try:
+            while run.remaining:
+                self._feed(run)
+                yield from self._collect(run)
+            clean = True
+        finally:
+            if not clean:
+                self._abandon()
+
+    def _feed(self, run: _Run) -> None:
+        for w in self._pool:
+            if w.ready and w.job is None and run.pending:
+                w.submit(run.fn, run.pending.popleft())
+
+    def _collect(self, run: _Run) -> list[TaskOutcome]:
+        """Wait for the next event (a result, a death, a worker ready, a deadline) and turn it into
+        outcomes; a returned list (not a generator) keeps the pool consistent between yields."""
+        waiting = [w for w in self._pool if w.job is not None or not w.ready]
+        busy = [w for w in waiting if w.job is not None]
+        wait_for = None
+        if run.timeout is not None and busy:
+            wait_for = max(0.0, min(w.started + run.timeout for w in busy) - time.perf_counter())
+        ready = set(wait([w.conn for w in waiting] + [w.proc.sentinel for w in waiting], timeout=wait_for))
+        outcomes: list[TaskOutcome] = []
+        for w in waiting:
+            if w.conn in ready or w.proc.sentinel in ready:
+                o = self._receive(w, run)
+            else:
+                o = self._check_deadline(w, run)
+            if o is not None:
+                run.remaining -= 1
+                outcomes.append(o)
+        return outcomes
+
+    def _check_deadline(self, w: _Worker, run: _Run) -> TaskOutcome | None:
+        if w.job is None or run.timeout is None or time.perf_counter() - w.started <= run.timeout:
+            return None
+        index, _task, attempts = w.job
+        seconds = time.perf_counter() - w.started
+        w.restart()
+        return TaskOutcome(index, TIMEOUT, None, f"timeout: no result after {run.timeout:g} s", seconds,
+                           attempts + 1)
+
+    def _receive(self, w: _Worker, run: _Run) -> TaskOutcome | None:
+        try:
+            msg = w.conn.recv() if w.conn.poll() else None
+        except (EOFError, OSError):
+            msg = None
+        if msg is None:  # the process is gone (or closed its end)
+            return self._replace_dead(w, run)
+        if not w.ready:  # ("ready", init_error)
+            w.ready = True
+            run.init_deaths = 0
+            return None
+        index, _task, attempts = w.job  # type: ignore[misc]
+        w.job = None
+        status, value, error, seconds = msg
+        return TaskOutcome(index, status, value, error, seconds, attempts + 1)
+
+    def _replace_dead(self, w: _Worker, run: _Run) -> TaskOutcome | None:
+        """Replace a dead worker; its task is retried once, then recorded as an error."""
+        w.proc.join(1)
+        code = w.proc.exitcode
+        job, was_ready = w.job, w.ready
+        seconds = time.perf_counter() - w.started
+        w.restart()
+        if job is None:
+            run.init_deaths += 0 if was_ready else 1
+            if run.init_deaths >= MAX_INIT_DEATHS:
+                raise RuntimeError(f"workers die while starting (exit code {code})")
+            return None
+        index, task, attempts = job
+        if attempts + 1 < MAX_ATTEMPTS:
+            run.pending.appendleft((index, task, attempts + 1))
+            return None
+        return TaskOutcome(index, ERROR, None, f"WorkerDied: worker died (exit code {code}) on {attempts + 1} attempts",
+                           seconds, attempts + 1)
+
+    def _abandon(self) -> None:
+        """Ctrl-C, an error in the caller's loop, or the caller stopped iterating: work in flight is
+        lost, so those workers are replaced (on Ctrl-C everything stops)."""
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            self.close()
+            return
+        for w in self._pool:
+            if w.job is not None:
+                w.restart()
+
+
+class _Run:
+    """The state of one ``map`` call."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any], tasks: list[Any], timeout: float | None) -> None:
+        self.fn, self.timeout = fn, timeout
+        self.pending: collections.deque[tuple[int, Any, int]] = collections.deque(
+            (i, t, 0) for i, t in enumerate(tasks))
+        self.remaining = len(tasks)
+        self.init_deaths = 0

@@ -1,0 +1,73 @@
+"""Tiny module-level tasks for checking a backend end to end (tests, ``benchmarks/bench_executor.py``,
+a cluster smoke test): they must be importable by reference on every worker, so they live in the
+package rather than in a test file."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def init_state(arg: Any) -> dict[str, Any]:
+    """Per-worker state: the init argument, the worker's pid, and a call counter (shows warmth)."""
+    return {"arg": arg, "pid": os.getpid(), "calls": 0}
+
+
+def echo(state: Any, task: Any) -> dict[str, Any]:
+    """Returns the task with who ran it and how many tasks that worker had run before."""
+    calls = -1
+    if isinstance(state, dict):
+        state["calls"] += 1
+        calls = state["calls"]
+    arg = state.get("arg") if isinstance(state, dict) else None
+    return {"task": task, "pid": os.getpid(), "calls": calls, "arg": arg}
+
+
+def square(state: Any, task: int) -> int:
+    return task * task
+
+
+def noop(state: Any, task: Any) -> Any:
+    return task
+
+
+def behave(state: Any, task: Any) -> Any:
+    """``task`` says what to do: ``("ok", v)``, ``("raise", msg)``, ``("sleep", s, v)``, ``("exit", code)``
+    (the process dies), ``("die_once", path, v)`` (dies unless ``path`` exists, creating it first),
+    ``("threads",)`` (torch's thread count)."""
+    kind = task[0]
+    if kind == "ok":
+        return task[1]
+    if kind == "raise":
+        raise ValueError(task[1])
+    if kind == "sleep":
+        time.sleep(task[1])
+        return task[2]
+    if kind == "exit":
+        os._exit(task[1])
+    if kind == "die_once":
+        if not os.path.exists(task[1]):
+            open(task[1], "w").close()
+            os._exit(9)
+        return task[2]
+    if kind == "threads":
+        import torch
+
+        return torch.get_num_threads()
+    if kind == "unpicklable":
+        return lambda: None
+    raise ValueError(f"unknown probe task {task!r}")
+
+
+def failing_init(arg: Any) -> None:
+    raise RuntimeError(f"cannot start: {arg}")
+
+
+def busy(state: Any, task: tuple[int, int]) -> int:
+    """CPU work of a known size (a seeded integer hash loop): for throughput measurements."""
+    seed, n = task
+    x = seed
+    for _ in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    return x
