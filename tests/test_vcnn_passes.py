@@ -12,7 +12,7 @@ from torch import nn
 from zenfx.errors import NotConvertibleError, NotTraceableError
 from zenfx.graph import is_batchnorm, is_residual_add, is_tensor_mul
 from zenfx.vcnn import Change, VCNNResult, to_vcnn
-from zenfx.vcnn.passes_activation import is_non_relu_activation
+from zenfx.graph import is_non_relu_activation
 
 SIZE = (3, 32, 32)
 

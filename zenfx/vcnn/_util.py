@@ -1,17 +1,17 @@
-"""Graph helpers the VCNN passes share: dependency on the input, ancestors, branch weights, DCE."""
+"""What the VCNN passes share besides the graph predicates (those live in ``zenfx.graph``): the pass
+context, naming nodes for the report, dead-code removal and module surgery."""
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
-from ..graph import is_conv, is_linear, node_module, shape
+from ..graph import ancestors, attr_at, node_module
 from .report import Change
 
 
@@ -37,113 +37,6 @@ class PassContext:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
-
-
-# Methods whose second operand contributes only its shape / dtype.
-SHAPE_ONLY_METHODS = {"expand_as", "view_as", "reshape_as", "type_as", "to"}
-
-
-def is_tensor_node(n: Any) -> bool:
-    """A node whose value is one tensor (shape-annotated), not an int, size or tuple."""
-    return isinstance(n, fx.Node) and shape(n) is not None
-
-
-def is_tensorish(n: Any) -> bool:
-    """A node whose value is a tensor or a tuple of tensors (not a size, an int or a shape)."""
-    if not isinstance(n, fx.Node):
-        return False
-    s = n.meta.get("shape")
-    return isinstance(s, tuple) and (all(isinstance(d, int) for d in s) or all(isinstance(d, tuple) for d in s))
-
-
-SIZE_METHODS = {"size", "dim", "numel", "ndimension", "nelement", "get_device", "stride", "is_contiguous"}
-
-
-def _size_like(n: fx.Node) -> bool:
-    """Attribute / size queries: their value is metadata of a tensor, never its data."""
-    if n.op == "call_function" and n.target is getattr:
-        return True
-    return n.op == "call_method" and n.target in SIZE_METHODS
-
-
-def input_dependent(gm: fx.GraphModule) -> set[fx.Node]:
-    """Nodes whose *values* depend on a graph input (not only on parameters, constants or its size).
-
-    ``x.shape[0]`` and friends do not count: a class token expanded to the batch size is a constant.
-    """
-    dep: set[fx.Node] = set()
-    for n in gm.graph.nodes:
-        if n.op == "placeholder":
-            dep.add(n)
-        elif n.op in ("call_function", "call_method", "call_module") and not _size_like(n):
-            args = list(n.all_input_nodes)
-            if n.op == "call_method" and n.target in SHAPE_ONLY_METHODS and args:
-                args = args[:1]
-            if any(a in dep for a in args):
-                dep.add(n)
-    return dep
-
-
-def data_inputs(n: fx.Node, dep: set[fx.Node]) -> list[fx.Node]:
-    """Input-dependent tensor inputs of ``n`` whose *values* flow into it (shape-only args skipped)."""
-    args = list(n.all_input_nodes)
-    if n.op == "call_method" and n.target in SHAPE_ONLY_METHODS and args:
-        args = args[:1]
-    out: list[fx.Node] = []
-    for a in args:
-        if a in dep and is_tensor_node(a) and a not in out:
-            out.append(a)
-    return out
-
-
-def ancestors(n: fx.Node, include_self: bool = True) -> set[fx.Node]:
-    seen: set[fx.Node] = set()
-    stack = [n]
-    while stack:
-        cur = stack.pop()
-        if cur in seen:
-            continue
-        seen.add(cur)
-        stack.extend(cur.all_input_nodes)
-    if not include_self:
-        seen.discard(n)
-    return seen
-
-
-def exclusive_branches(a: fx.Node, b: fx.Node) -> tuple[set[fx.Node], set[fx.Node]]:
-    """Nodes that feed only ``a`` and only ``b``: the two branches back to where they fork."""
-    anc_a, anc_b = ancestors(a), ancestors(b)
-    return anc_a - anc_b, anc_b - anc_a
-
-
-def node_params(gm: fx.GraphModule, n: fx.Node) -> int:
-    if n.op == "call_module":
-        m = node_module(gm, n)
-        return sum(p.numel() for p in m.parameters()) if m is not None else 0
-    if n.op == "get_attr":
-        try:
-            t = _get_attr(gm, str(n.target))
-        except AttributeError:
-            return 0
-        return t.numel() if isinstance(t, nn.Parameter) else 0
-    return 0
-
-
-def _get_attr(gm: fx.GraphModule, target: str) -> Any:
-    obj: Any = gm
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def branch_weight(gm: fx.GraphModule, nodes: Iterable[fx.Node]) -> tuple[int, int]:
-    """(conv + linear layers, parameters) on a branch: how a main branch is told from a shortcut."""
-    layers = params = 0
-    for n in nodes:
-        if is_conv(gm, n) or is_linear(gm, n):
-            layers += 1
-        params += node_params(gm, n)
-    return layers, params
 
 
 def module_path(n: fx.Node) -> str:
@@ -231,7 +124,7 @@ def unique_module_name(gm: fx.GraphModule, base: str) -> str:
 
 def _has_attr_path(gm: fx.GraphModule, path: str) -> bool:
     try:
-        _get_attr(gm, path)
+        attr_at(gm, path)
         return True
     except AttributeError:
         return False
@@ -243,11 +136,9 @@ def module_device(gm: fx.GraphModule) -> torch.device:
     return torch.device("cpu")
 
 
-def record(changes: list[Change], pass_name: str, node: fx.Node | str, kind: str, kept: Optional[str] = None,
-           dropped: Optional[list[str]] = None, detail: str = "", approximate: bool = False) -> Change:
-    ch = Change(pass_name, node if isinstance(node, str) else node.name, kind, kept, list(dropped or []), detail, approximate)
+def record(changes: list[Change], pass_name: str, node: fx.Node | str, kind: str, kept: str | None = None,
+           dropped: list[str] | None = None, detail: str = "", approximate: bool = False) -> Change:
+    name = node if isinstance(node, str) else node.name
+    ch = Change(pass_name, name, kind, kept, list(dropped or []), detail, approximate)
     changes.append(ch)
     return ch
-
-
-FUNCTIONAL_SOFTMAX = {F.softmax, torch.softmax, F.log_softmax}

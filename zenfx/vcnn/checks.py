@@ -8,15 +8,25 @@ so is any non-ReLU activation or a graph with no convolution left.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.fx as fx
 
 from ..errors import ZenfxError
-from ..graph import is_add, is_batchnorm, is_cat, is_conv, is_linear, is_mul, shape
+from ..graph import (
+    data_inputs,
+    input_dependent,
+    is_add,
+    is_batchnorm,
+    is_cat,
+    is_conv,
+    is_linear,
+    is_mul,
+    is_non_relu_activation,
+    shape,
+)
 from ..tracing import propagate_shapes
-from ._util import PassContext, data_inputs, describe, input_dependent
-from .passes_activation import is_non_relu_activation
+from ._util import PassContext, describe
 
 STACK_TARGETS = {"stack", "hstack", "vstack", "dstack"}
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch.fx as fx
 from torch import nn
 
 from ..errors import NotConvertibleError, NotTraceableError, ZenfxError
 from ..graph import shape
-from . import (passes_activation, passes_attention, passes_gating, passes_head, passes_identity, passes_norm,
-               passes_residual)
+from . import (
+    passes_activation,
+    passes_attention,
+    passes_gating,
+    passes_head,
+    passes_identity,
+    passes_norm,
+    passes_residual,
+)
 from ._util import PassContext
 from .checks import check, count_bn, count_conv
 from .report import APPROXIMATE, CONVERTIBLE, NOT_CONVERTIBLE, Change, VCNNResult
@@ -79,7 +87,8 @@ def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | None = None, *, keep_n
         except ZenfxError:
             raise
         except Exception as exc:
-            ctx.block(f"internal: pass '{pass_name}' failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            ctx.block(f"internal: pass '{pass_name}' failed: {type(exc).__name__}: {first}")
             break
         changes.extend(recorded)
         timings[pass_name] = time.perf_counter() - t0

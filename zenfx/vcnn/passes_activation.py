@@ -4,7 +4,8 @@ Three forms are handled: activation modules (torch.nn and timm's, including the 
 timm's BatchNormAct / GroupNormAct, which fx reaches as a call_module), functional calls and tensor
 methods (``F.silu``, ``torch.sigmoid``, ``x.tanh()``, ...), and self-gated products traced from
 timm's functional activations (``x * x.sigmoid()``, ``x * F.relu6(x + 3)``, ``x * tanh(softplus(x))``),
-which collapse to ``relu(x)``.
+which collapse to ``relu(x)``. What counts as a non-ReLU activation is ``zenfx.graph``'s
+``is_non_relu_activation`` (the checks after the passes use the same predicate).
 """
 
 from __future__ import annotations
@@ -13,85 +14,28 @@ import operator
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
-from ..graph import is_tensor_mul, node_module, shape
-from ._util import PassContext, data_inputs, ancestors, describe, erase_dead, finish, input_dependent, record, replace_with
+from ..graph import (
+    ancestors,
+    data_inputs,
+    input_dependent,
+    is_activation_module,
+    is_non_relu_activation,
+    is_relu,
+    is_tensor_mul,
+    node_module,
+    shape,
+)
+from ._util import PassContext, describe, erase_dead, finish, record, replace_with, set_module
 from .report import Change
 
 NAME = "activation"
 
-ACT_MODULE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.ReLU6, nn.Mish, nn.LeakyReLU, nn.PReLU, nn.RReLU,
-    nn.ELU, nn.CELU, nn.SELU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Softplus, nn.Softsign, nn.Tanhshrink,
-    nn.LogSigmoid, nn.Hardshrink, nn.Softshrink, nn.Threshold)
-# timm (and other) activation classes, matched by name when they reach the graph as leaf modules.
-ACT_CLASS_NAMES = {"Swish", "SwishMe", "SwishAuto", "Mish", "MishMe", "MishAuto", "HardSwish", "HardSwishMe",
-                   "HardSwishAuto", "HardSigmoid", "HardSigmoidMe", "HardSigmoidAuto", "HardMish", "HardMishMe",
-                   "HardMishAuto", "GELU", "GELUTanh", "QuickGELU", "Sigmoid", "Tanh", "PReLU", "StarReLU",
-                   "SquaredReLU", "MemoryEfficientSwish", "h_swish", "h_sigmoid", "HSwish", "HSigmoid"}
-RELU_FUNCS = {F.relu, torch.relu, torch.relu_, F.relu_}
-RELU_METHODS = {"relu", "relu_"}
-ACT_FUNCS = {F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.relu6, F.mish, F.leaky_relu, F.elu, F.selu, F.celu,
-             F.softplus, F.hardtanh, F.prelu, F.rrelu, F.softsign, F.tanhshrink, F.logsigmoid, F.hardshrink,
-             F.softshrink, F.sigmoid, F.tanh, torch.sigmoid, torch.tanh, torch.selu, torch.celu, torch.rrelu,
-             torch.prelu, torch.hardshrink, torch.sigmoid_, torch.tanh_, F.elu_, F.leaky_relu_, F.hardtanh_,
-             torch.nn.functional.threshold}
-ACT_METHODS = {"sigmoid", "sigmoid_", "tanh", "tanh_", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "mish"}
 # Element-wise ops that may sit between x and f(x) in a self-gated activation.
 _SCALAR_OPS = {operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd, operator.imul,
                torch.add, torch.mul, torch.div, torch.clamp, torch.clip}
 _SCALAR_METHODS = {"add", "add_", "mul", "mul_", "div", "div_", "clamp", "clamp_", "clamp_min", "clamp_max"}
-
-
-def _extra_funcs() -> set[object]:
-    out: set[object] = set()
-    try:  # timm's functional activations, when fx keeps them as leaf functions
-        from timm.layers import activations as ta
-
-        for name in ("swish", "mish", "sigmoid", "tanh", "hard_sigmoid", "hard_swish", "hard_mish", "gelu",
-                     "gelu_tanh", "quick_gelu"):
-            if hasattr(ta, name):
-                out.add(getattr(ta, name))
-    except Exception:  # pragma: no cover
-        pass
-    return out
-
-
-_EXTRA = _extra_funcs()
-
-
-def is_activation_module(m: nn.Module | None) -> bool:
-    if m is None or isinstance(m, (nn.ReLU,)):
-        return False
-    if isinstance(m, ACT_MODULE_TYPES):
-        return True
-    return type(m).__name__ in ACT_CLASS_NAMES and not any(True for _ in m.children())
-
-
-def is_non_relu_activation(gm: fx.GraphModule, n: fx.Node) -> bool:
-    if n.op == "call_module":
-        return is_activation_module(node_module(gm, n))
-    if n.op == "call_function":
-        try:
-            return n.target in ACT_FUNCS or n.target in _EXTRA
-        except TypeError:
-            return False
-    if n.op == "call_method":
-        return n.target in ACT_METHODS
-    return False
-
-
-def is_relu(gm: fx.GraphModule, n: fx.Node) -> bool:
-    if n.op == "call_module":
-        return isinstance(node_module(gm, n), nn.ReLU)
-    if n.op == "call_function":
-        try:
-            return n.target in RELU_FUNCS
-        except TypeError:
-            return False
-    return n.op == "call_method" and n.target in RELU_METHODS
 
 
 def _act_name(gm: fx.GraphModule, n: fx.Node) -> str:
@@ -133,8 +77,6 @@ def _is_pow(n: fx.Node) -> bool:
 
 def _inside_leaf(gm: fx.GraphModule, n: fx.Node, changes: list[Change]) -> None:
     """Activations inside a module fx kept whole (timm's BatchNormAct2d / ConvMlp as leaves) -> ReLU."""
-    from ._util import set_module
-
     m = node_module(gm, n)
     if m is None:
         return
@@ -181,8 +123,6 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             continue
         name = _act_name(gm, n)
         if n.op == "call_module":
-            from ._util import set_module
-
             set_module(gm, str(n.target), nn.ReLU())
             record(changes, NAME, n, "activation", kept="ReLU", dropped=[name], detail=f"{n.target}: {name} -> ReLU")
             continue

@@ -1,49 +1,23 @@
 """Pass 4: softmax-attention blocks are stripped where a same-shape path around them exists.
 
-An attention block is recognised by its core: ``nn.MultiheadAttention``, ``F.scaled_dot_product_attention``
-or a softmax (the explicit ``q @ k^T -> softmax -> @ v`` form). The residual pass leaves adds whose
-main branch holds attention for this pass, which keeps the path *around* the block (the shortcut)
-and drops the attention branch. Attention with no such path is a blocking reason.
+An attention block is recognised by its core (``zenfx.graph.is_attention_node``):
+``nn.MultiheadAttention``, ``F.scaled_dot_product_attention`` or a softmax (the explicit
+``q @ k^T -> softmax -> @ v`` form). The residual pass leaves adds whose main branch holds
+attention for this pass, which keeps the path *around* the block (the shortcut) and drops the
+attention branch. Attention with no such path is a blocking reason. Adds the residual pass
+deferred whose softmax turned out to be a gate go back to ``passes_residual.resolve``.
 """
 
 from __future__ import annotations
 
-import torch
 import torch.fx as fx
-import torch.nn.functional as F
-from torch import nn
 
-from ..graph import is_tensor_add, node_module, shape
-from ._util import (PassContext, data_inputs, describe, dropped_names, erase_dead, exclusive_branches, finish,
-                    input_dependent, record, replace_with)
+from ..graph import data_inputs, exclusive_branches, input_dependent, is_attention_node, is_tensor_add, shape
+from ._util import PassContext, describe, dropped_names, erase_dead, finish, record, replace_with
+from .passes_residual import resolve
 from .report import Change
 
 NAME = "attention"
-
-# Attention modules that reach the graph whole (timm keeps several as fx leaves), matched by class name.
-ATTN_MODULE_NAMES = {"MultiheadAttention", "Attention", "WindowAttention", "MultiHeadAttention", "SelfAttention",
-                     "GPSA", "LiteMLA", "BilinearAttnTransform"}
-ATTN_FUNCS = {F.scaled_dot_product_attention, F.softmax, torch.softmax, F.multi_head_attention_forward}
-ATTN_METHODS = {"softmax"}
-
-
-def is_attention_node(gm: fx.GraphModule, n: fx.Node) -> bool:
-    if n.op == "call_module":
-        m = node_module(gm, n)
-        cls = type(m).__name__
-        return (isinstance(m, (nn.MultiheadAttention, nn.Softmax)) or cls in ATTN_MODULE_NAMES
-                or cls.endswith("Attention") or cls.endswith("Attn"))
-    if n.op == "call_function":
-        name = str(getattr(n.target, "__name__", "")).lower()
-        if "attention" in name or name.endswith("attn"):
-            return True  # fx-wrapped attention functions (torchvision's shifted_window_attention, ...)
-        try:
-            return n.target in ATTN_FUNCS
-        except TypeError:
-            return False
-    if n.op == "call_method":
-        return n.target in ATTN_METHODS
-    return False
 
 
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
@@ -62,8 +36,6 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
         att_b = [x for x in ex_b if is_attention_node(gm, x)]
         if not att_a and not att_b:
             if n.name in ctx.deferred:  # its softmax was a gate (SK, ResNeSt), removed by the gating pass
-                from .passes_residual import resolve
-
                 resolve(gm, n, dep, ctx, changes, pass_name=NAME, defer_attention=False)
             continue
         if att_a and att_b:

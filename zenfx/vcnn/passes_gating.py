@@ -10,44 +10,36 @@ left to the activation pass.
 
 from __future__ import annotations
 
-import math
-
 import torch.fx as fx
 from torch import nn
 
-from ..graph import is_tensor_add, is_tensor_mul, shape
-from ._util import (PassContext, data_inputs, describe, dropped_names, erase_dead, finish, input_dependent,
-                    record, replace_with, ancestors)
+from ..graph import (
+    ancestors,
+    branch_weight,
+    data_inputs,
+    input_dependent,
+    is_global_pool_like,
+    is_non_relu_activation,
+    is_tensor_add,
+    is_tensor_mul,
+    numel,
+    shape,
+)
+from ._util import (
+    PassContext,
+    describe,
+    dropped_names,
+    erase_dead,
+    finish,
+    module_device,
+    record,
+    replace_with,
+    unique_module_name,
+)
+from .modules import ChannelsLastBatchNorm
 from .report import Change
 
 NAME = "gating"
-
-
-def _numel(s: tuple[int, ...]) -> int:
-    return math.prod(s)
-
-
-def is_global_pool_like(n: fx.Node, dep: set[fx.Node]) -> bool:
-    """``n`` reduces a feature map over all spatial positions (to <= N*C values) or over all channels."""
-    ins = data_inputs(n, dep)
-    so = shape(n)
-    if len(ins) != 1 or so is None:
-        return False
-    si = shape(ins[0])
-    if si is None or len(si) < 3 or _numel(so) >= _numel(si):
-        return False
-    if len(si) == 4:
-        n_, c, h, w = si
-        if h * w > 1 and _numel(so) <= max(n_ * c, n_ * w):  # NCHW or NHWC spatial pool
-            return True
-        if c > 1 and len(so) == 4 and so[1] == 1 and so[2:] == si[2:]:  # channel pool (CBAM spatial gate)
-            return True
-        if w > 1 and len(so) == 4 and so[-1] == 1 and so[:3] == si[:3]:  # NHWC channel pool (norms over C)
-            return True
-        return False
-    if len(si) == 3:  # (N, C, L) sequences: pooled over L
-        return si[2] > 1 and _numel(so) <= si[0] * si[1]
-    return False
 
 
 def gate_region(main: fx.Node, gate: fx.Node, dep: set[fx.Node]) -> set[fx.Node] | None:
@@ -87,9 +79,6 @@ def normalisation_channels(gm: fx.GraphModule, region: set[fx.Node], dep: set[fx
     does neither and divides by a root of a pooled statistic. Those become BatchNorm over the same
     channels, like every other non-BN normalisation.
     """
-    from ._util import branch_weight
-    from .passes_activation import is_non_relu_activation
-
     if branch_weight(gm, region) != (0, 0):
         return None
     if any(is_non_relu_activation(gm, r) for r in region) or any(_op_name(r) in ("softmax", "sigmoid") for r in region):
@@ -114,9 +103,6 @@ def normalisation_channels(gm: fx.GraphModule, region: set[fx.Node], dep: set[fx
 
 
 def _to_batchnorm(gm: fx.GraphModule, n: fx.Node, main: fx.Node, layout: str, channels: int) -> str:
-    from ._util import module_device, unique_module_name
-    from .modules import ChannelsLastBatchNorm
-
     bn = (nn.BatchNorm2d(channels) if layout == "first" else ChannelsLastBatchNorm(channels)).to(module_device(gm))
     target = unique_module_name(gm, f"vcnn_norm_{n.name}")
     gm.add_submodule(target, bn)
@@ -146,7 +132,7 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
         if not mul and sa == sb:
             continue  # a same-shape add is a residual, not a context add
         for main, gate in ((a, b), (b, a)):
-            if _numel(shape(gate)) > _numel(shape(main)) or len(shape(main)) < 3:
+            if numel(shape(gate)) > numel(shape(main)) or len(shape(main)) < 3:
                 continue
             region = gate_region(main, gate, dep)
             if region is None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch.fx as fx
 from torch import nn
 
-from ..graph import is_conv, is_linear, node_module, shape
-from ._util import PassContext, ancestors, data_inputs, describe, dropped_names, finish, input_dependent, record
+from ..graph import ancestors, data_inputs, input_dependent, is_conv, is_linear, node_module, numel, shape
+from ._util import PassContext, describe, dropped_names, finish, record
 from .report import Change
 
 NAME = "head"
@@ -33,17 +33,16 @@ def _is_global_avg_pool(gm: fx.GraphModule, n: fx.Node, dep: set[fx.Node]) -> bo
     if si is None or len(si) != 4:
         return False
     nn_, c, h, w = si
-    name = (type(node_module(gm, n)).__name__ if n.op == "call_module" else str(getattr(n.target, "__name__", n.target))).lower()
+    m = node_module(gm, n)
+    name = (type(m).__name__ if n.op == "call_module" else str(getattr(n.target, "__name__", n.target))).lower()
     if not any(k in name for k in _POOL_NAMES):
         return False
     if "max" in name and "avg" not in name:
         return False
     spatial = h * w
     # NCHW -> (N, C, 1, 1) / (N, C); NHWC -> (N, 1, 1, C) / (N, C)
-    numel = 1
-    for d in so:
-        numel *= d
-    return (spatial > 1 and numel == nn_ * c) or (c * h > 1 and numel == nn_ * w)  # NCHW or NHWC
+    size = numel(so)
+    return (spatial > 1 and size == nn_ * c) or (c * h > 1 and size == nn_ * w)  # NCHW or NHWC
 
 
 def _dominators_of_output(gm: fx.GraphModule, dep: set[fx.Node]) -> list[fx.Node]:
@@ -83,7 +82,8 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
     doms = _dominators_of_output(gm, dep)
     outputs = out.args[0]
     out_node = outputs if isinstance(outputs, fx.Node) else None
-    if out_node is not None and len(shape(out_node) or ()) == 4 and not any(_is_global_avg_pool(gm, d, dep) for d in doms):
+    has_pool = any(_is_global_avg_pool(gm, d, dep) for d in doms)
+    if out_node is not None and len(shape(out_node) or ()) == 4 and not has_pool:
         ctx.note("no head: the output is already a feature map; nothing cut")
         return gm, changes
     cut: fx.Node | None = None

@@ -11,8 +11,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import is_mul, node_module
-from ._util import PassContext, data_inputs, finish, input_dependent, record, replace_with
+from ..graph import data_inputs, input_dependent, is_mul, node_module
+from ._util import PassContext, finish, record, replace_with
 from .report import Change
 
 NAME = "identity"
@@ -36,7 +36,7 @@ def _extra_identity_funcs() -> set[object]:
     except Exception:  # pragma: no cover
         pass
     try:
-        from timm.layers import drop_path, drop_block_2d, drop_block_fast_2d
+        from timm.layers import drop_block_2d, drop_block_fast_2d, drop_path
 
         funcs |= {drop_path, drop_block_2d, drop_block_fast_2d}
     except Exception:  # pragma: no cover
@@ -74,7 +74,8 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             replace_with(n, src)
             if what == "Identity":
                 continue  # exactly the identity: removed without a report line
-            record(changes, NAME, n, "identity", kept=src.name, dropped=[str(n.target) if n.op == "call_module" else n.name],
+            dropped = [str(n.target) if n.op == "call_module" else n.name]
+            record(changes, NAME, n, "identity", kept=src.name, dropped=dropped,
                    detail=f"{what} -> identity ({kind_detail})")
             continue
         # layer-scale: x * gamma where gamma depends on parameters only (no input)

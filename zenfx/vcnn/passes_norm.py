@@ -11,15 +11,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import BN_FUNCS, OTHER_NORM_TYPES, node_module, shape
-from ._util import PassContext, _get_attr, describe, finish, record, replace_with, set_module, unique_module_name
+from ..graph import BN_FUNCS, OTHER_NORM_TYPES, attr_at, node_module, shape
+from ._util import PassContext, describe, finish, record, replace_with, set_module, unique_module_name
 from .modules import ChannelsFirstBatchNorm, ChannelsLastBatchNorm
 from .report import Change
 
@@ -38,21 +38,21 @@ def _arg(n: fx.Node, idx: int, key: str, default: Any = None) -> Any:
     return n.kwargs.get(key, default)
 
 
-def _attr(gm: fx.GraphModule, a: Any) -> tuple[Optional[torch.Tensor], Optional[str]]:
+def _attr(gm: fx.GraphModule, a: Any) -> tuple[torch.Tensor | None, str | None]:
     """Tensor and target of a get_attr argument; (None, None) for None; raises for computed args."""
     if a is None:
         return None, None
     if isinstance(a, fx.Node) and a.op == "get_attr":
-        return _get_attr(gm, str(a.target)), str(a.target)
+        return attr_at(gm, str(a.target)), str(a.target)
     raise ValueError("computed argument")
 
 
-def _prefix(targets: list[Optional[str]]) -> Optional[str]:
+def _prefix(targets: list[str | None]) -> str | None:
     prefixes = {t.rpartition(".")[0] for t in targets if t}
     return prefixes.pop() if len(prefixes) == 1 else None
 
 
-def _install(gm: fx.GraphModule, node: fx.Node, prefix: Optional[str], module: nn.Module, base: str) -> str:
+def _install(gm: fx.GraphModule, node: fx.Node, prefix: str | None, module: nn.Module, base: str) -> str:
     """Put ``module`` at ``prefix`` when nothing else calls into it, else at a fresh name; return the target."""
     graph = gm.graph
     if prefix:
@@ -117,14 +117,15 @@ def _functional_bn(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: P
            detail="functional batch_norm (e.g. timm BatchNormAct) -> call_module BatchNorm with the same tensors")
 
 
-def _replacement(kind: str, s: tuple[int, ...], normalized: Optional[tuple[int, ...]]) -> tuple[Optional[nn.Module], str]:
+def _replacement(kind: str, s: tuple[int, ...], normalized: tuple[int, ...] | None) -> tuple[nn.Module | None, str]:
     """The BN that stands in for a norm of ``kind`` on input shape ``s``, or (None, why not)."""
     if kind == "layer_norm":
         if normalized is None or len(normalized) != 1:
             return None, f"LayerNorm over {tuple(normalized or ())} (not over channels alone)"
         c = normalized[0]
         if s[-1] == c:
-            return ChannelsLastBatchNorm(c), f"LayerNorm over the last dim ({c} channels) -> BatchNorm over the same channels"
+            return (ChannelsLastBatchNorm(c),
+                    f"LayerNorm over the last dim ({c} channels) -> BatchNorm over the same channels")
         if len(s) >= 3 and s[1] == c:
             return ChannelsFirstBatchNorm(c), f"LayerNorm over channels ({c}) -> BatchNorm over the same channels"
         return None, f"LayerNorm over {c} features of a {s} tensor"
@@ -147,9 +148,10 @@ def _other_norm(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: Pass
         return
     m = node_module(gm, n)
     weight = bias = None
-    prefix: Optional[str] = None
+    prefix: str | None = None
     if m is not None:
-        kind = {nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.LocalResponseNorm: "local_response_norm"}.get(
+        kinds = {nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.LocalResponseNorm: "local_response_norm"}
+        kind = kinds.get(
             type(m), "layer_norm" if isinstance(m, nn.LayerNorm) else "group_norm" if isinstance(m, nn.GroupNorm)
             else "layer_norm" if RMS_TYPES and isinstance(m, RMS_TYPES)
             else "instance_norm" if "Instance" in type(m).__name__ else type(m).__name__)
@@ -190,7 +192,8 @@ def _other_norm(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: Pass
         _swap_to_module(gm, n, x, target)  # type: ignore[arg-type]
     record(changes, NAME, n, "norm_replaced", kept=f"{target} ({type(bn).__name__})", dropped=[label], detail=why,
            approximate=True)
-    ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over the same channels")
+    ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over the "
+               "same channels")
 
 
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import torch.fx as fx
 
-from ..graph import is_conv, is_tensor_add, shape
-from ._util import (PassContext, branch_weight, data_inputs, dropped_names, erase_dead, exclusive_branches,
-                    finish, input_dependent, record, replace_with)
-from .passes_attention import is_attention_node
+from ..graph import input_dependent, is_conv, is_tensor_add, residual_branches
+from ._util import PassContext, dropped_names, erase_dead, finish, record, replace_with
 from .report import Change
 
 NAME = "residual"
 
 
-def _shortcut_kind(gm: fx.GraphModule, region: set[fx.Node], weight: tuple[int, int]) -> str:
+def _shortcut_kind(gm: fx.GraphModule, region: frozenset[fx.Node], weight: tuple[int, int]) -> str:
     if weight == (0, 0):
         return "identity shortcut"
     convs = sum(1 for n in region if is_conv(gm, n))
@@ -32,31 +30,30 @@ def _shortcut_kind(gm: fx.GraphModule, region: set[fx.Node], weight: tuple[int, 
     return f"shortcut with {weight[1]} parameters"
 
 
-def resolve(gm: fx.GraphModule, n: fx.Node, dep: set, ctx: PassContext, changes: list[Change],
+def resolve(gm: fx.GraphModule, n: fx.Node, dep: set[fx.Node], ctx: PassContext, changes: list[Change],
             pass_name: str = NAME, defer_attention: bool = True) -> bool:
-    """Decide one same-shape add: keep the main branch (True), defer it, or record a tie (False)."""
-    ins = data_inputs(n, dep)
-    if len(ins) != 2:
-        return False  # x + x, or an add of a constant / bias: not a merge of two branches
-    a, b = ins
-    if shape(a) != shape(b) or shape(a) is None:
-        return False  # broadcast add: the gating pass handles pooled-context adds, the checks the rest
-    ex_a, ex_b = exclusive_branches(a, b)
-    if defer_attention and (any(is_attention_node(gm, x) for x in ex_a) or any(is_attention_node(gm, x) for x in ex_b)):
+    """Decide one same-shape add: keep the main branch (True), defer it, or record a tie (False).
+
+    The attention pass calls this too (``defer_attention=False``) for adds it was handed whose
+    softmax turned out to be a gate."""
+    split = residual_branches(gm, n, dep)
+    if split is None:
+        return False  # x + x, an add of a constant / bias, or a broadcast add (gating pass / checks)
+    if defer_attention and split.attention:
         ctx.deferred.add(n.name)
         return False
-    w_a, w_b = branch_weight(gm, ex_a), branch_weight(gm, ex_b)
-    if w_a == w_b:
+    if split.tie:
         # judged after the attention pass: a tie inside an attention block goes away with the block
-        ctx.ambiguous[n.name] = f"{n.name} (both branches {w_a[0]} conv/linear, {w_a[1]} params)"
+        w = split.main_weight
+        ctx.ambiguous[n.name] = f"{n.name} (both branches {w[0]} conv/linear, {w[1]} params)"
         return False
-    keep, drop, region, w_keep, w_drop = (a, b, ex_b, w_a, w_b) if w_a > w_b else (b, a, ex_a, w_b, w_a)
-    kind = _shortcut_kind(gm, region, w_drop)
-    replace_with(n, keep)
-    record(changes, pass_name, n, "residual", kept=keep.name, dropped=dropped_names(gm, region),
-           detail=f"kept main branch ({w_keep[0]} conv/linear, {w_keep[1]:,} params); dropped {kind}")
+    kind = _shortcut_kind(gm, split.shortcut_region, split.shortcut_weight)
+    replace_with(n, split.main)
+    record(changes, pass_name, n, "residual", kept=split.main.name, dropped=dropped_names(gm, split.shortcut_region),
+           detail=f"kept main branch ({split.main_weight[0]} conv/linear, {split.main_weight[1]:,} params); "
+                  f"dropped {kind}")
     ctx.deferred.discard(n.name)
-    erase_dead(gm, region | {n})
+    erase_dead(gm, split.shortcut_region | {n})
     return True
 
 
