@@ -1,0 +1,60 @@
+"""``zenfx export MODEL --out net.py``: a standalone, torch-only Python module (and its weights)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+
+ExportModelArg = Annotated[str, typer.Argument(
+    help="A genome JSON file or a model spec: torchvision.models.resnet50, timm:NAME, path/file.py:callable, ...")]
+OutOpt = Annotated[str, typer.Option("--out", "-o", help="The .py file to write (atomically).")]
+WeightsOpt = Annotated[bool, typer.Option("--weights", help="Also write the state_dict beside it (net.py -> net.pt).")]
+ClassNameOpt = Annotated[str | None, typer.Option(
+    "--class-name", help="Name of the exported class (default: derived from the model).")]
+CheckOpt = Annotated[bool, typer.Option(
+    "--check/--no-check", help="Compare the export's eval and train outputs with the model's before writing.")]
+
+
+@handle_errors
+def export_cmd(
+    model: ExportModelArg,
+    out_path: OutOpt,
+    weights: WeightsOpt = False,
+    class_name: ClassNameOpt = None,
+    kwarg: KwargOpt = None,
+    resolution: ResolutionOpt = None,
+    input_size: InputSizeOpt = None,
+    check: CheckOpt = True,
+    json: JsonOpt = False,
+) -> None:
+    """Write MODEL as one Python file that needs only torch: layers built in __init__, a readable forward,
+    train/eval behaviour kept. With --weights a state_dict file that loads with strict=True."""
+    import contextlib
+
+    import zenfx
+    from zenfx.export import export_model
+
+    kwargs = zenfx.parse_kwargs(kwarg)
+    size = zenfx.parse_input_size(input_size, resolution, (3, 224, 224)) if (input_size or resolution) else None
+    with err.status("exporting ...", spinner="dots") if not json else contextlib.nullcontext():
+        result = export_model(model, out_path, weights=weights, class_name=class_name, kwargs=kwargs,
+                              input_size=size, check=check)
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    if json:
+        print_json(result)
+        return
+    checked = (f"eval and train outputs match the model (max abs diff {result.max_abs_diff:.2g})"
+               if result.checked else "not checked")
+    out.print(f"[bold]{result.class_name}[/] from {result.model}: {result.layers} layers, {result.params:,} parameters"
+              + (", train/eval branch" if result.branched else ""), highlight=False)
+    for path in result.files:
+        out.print(f"  wrote {path}", highlight=False)
+    out.print(f"  {checked}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export_cmd)

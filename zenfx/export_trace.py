@@ -1,0 +1,160 @@
+"""Trace a model down to torch layers for export: every other class is inlined into its forward.
+
+This is a different cut from ``zenfx.tracing`` (which keeps whole timm/torchvision blocks when they
+help the analysis): here the leaves are exactly the modules ``export_layers.layer_spec`` can write
+as constructor code, so that the traced graph mentions nothing but torch. A timm norm-with-act
+layer becomes a node for the torch norm followed by calls of its ``drop`` and ``act`` children.
+
+The model is traced in train and in eval mode: a forward that branches on ``self.training``
+(auxiliary heads, functional dropout, inlined batch-norm bookkeeping) gives two graphs, and the
+exporter writes both under ``if self.training:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .errors import NotTraceableError
+from .export_layers import LayerSpec, layer_spec
+from .tracing import _default_arguments, _drop_bound_placeholders, _user_frame
+
+
+class ExportTracer(fx.Tracer):
+    """Leaves are writable torch layers; remembers the module path it is in for error messages."""
+
+    def __init__(self, specs: dict[int, LayerSpec | None]) -> None:
+        super().__init__()
+        self.specs = specs  # id(module) -> spec (None: inline), shared between the two traces
+        self.path_stack: list[tuple[str, str]] = []
+        self.failed_at: tuple[str, str] | None = None
+        self.constants: dict[str, torch.Tensor] = {}
+
+    def spec(self, m: nn.Module) -> LayerSpec | None:
+        key = id(m)
+        if key not in self.specs:
+            self.specs[key] = layer_spec(m)
+        return self.specs[key]
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return self.spec(m) is not None
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        path = self.path_of_module(m)
+        self.path_stack.append((path, type(m).__name__))
+        try:
+            spec = self.spec(m)
+            if spec is not None and spec.kind == "norm_act":
+                y = self.create_proxy("call_module", path, args, kwargs)
+                for child in spec.children:
+                    sub = getattr(m, child)
+                    y = self.call_module(sub, sub.forward, (y,), {})
+                return y
+            return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_at is None:
+                self.failed_at = self.path_stack[-1]
+            raise
+        finally:
+            self.path_stack.pop()
+
+
+@dataclass
+class Traced:
+    """One mode's graph plus the root it refers to."""
+
+    graph: fx.Graph
+    training: bool
+    constants: dict[str, torch.Tensor] = field(default_factory=dict)  # fx-created tensor constants
+
+
+def _trace_mode(model: nn.Module, training: bool, specs: dict[int, LayerSpec | None]) -> Traced:
+    model.train(training)
+    tracer = ExportTracer(specs)
+    bound = _default_arguments(model)
+    before = set(vars(model))
+    try:
+        graph = tracer.trace(model, concrete_args=bound or None)
+    except Exception as exc:
+        where = ""
+        if tracer.failed_at is not None:
+            path, cls = tracer.failed_at
+            where = f" in module '{path or '<root>'}' ({cls})"
+        line = _user_frame(exc)
+        at = f" at {line}" if line else ""
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise NotTraceableError(
+            f"cannot export {type(model).__name__}: torch.fx could not trace it down to torch layers"
+            f" ({'train' if training else 'eval'} mode): {type(exc).__name__}: {msg}{where}{at}",
+            hint="every module that is not a plain torch layer must have a forward torch.fx can trace",
+        ) from None
+    finally:
+        for name in set(vars(model)) - before:  # fx parks tensor constants on the root: take them back
+            if name.startswith("_tensor_constant"):
+                tracer.constants[name] = getattr(model, name)
+                delattr(model, name)
+    if bound:
+        _drop_bound_placeholders_graph(graph)
+    _drop_identities(graph, model, specs)
+    return Traced(graph, training, dict(tracer.constants))
+
+
+def _drop_bound_placeholders_graph(graph: fx.Graph) -> None:
+    """The same clean-up ``zenfx.tracing`` does on a GraphModule, on a bare graph."""
+
+    class _Holder:
+        def __init__(self, g: fx.Graph) -> None:
+            self.graph = g
+
+        def recompile(self) -> None:
+            pass
+
+    _drop_bound_placeholders(_Holder(graph))  # type: ignore[arg-type]
+
+
+def _drop_identities(graph: fx.Graph, root: nn.Module, specs: dict[int, LayerSpec | None]) -> None:
+    """``nn.Identity`` calls and unused pure nodes only add noise to the written forward."""
+    for node in list(graph.nodes):
+        if node.op == "call_module":
+            m = root.get_submodule(str(node.target))
+            if type(m) is nn.Identity and node.args:
+                node.replace_all_uses_with(node.args[0])
+                graph.erase_node(node)
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(list(graph.nodes)):
+            if node.users or node.op in ("placeholder", "output", "call_module"):
+                continue
+            pure = node.op == "get_attr" or (
+                node.op == "call_function" and node.target in (getattr, _getitem())) or (
+                node.op == "call_method" and node.target in ("size", "dim", "numel"))
+            if pure:
+                graph.erase_node(node)
+                changed = True
+
+
+def _getitem() -> Any:
+    import operator
+
+    return operator.getitem
+
+
+def trace_for_export(model: nn.Module) -> tuple[Traced, Traced, dict[int, LayerSpec | None]]:
+    """Train-mode and eval-mode graphs of ``model``; its mode is restored afterwards."""
+    was_training = model.training
+    # Decided before tracing: while fx traces, attribute reads on modules return proxies.
+    specs: dict[int, LayerSpec | None] = {id(m): layer_spec(m) for m in model.modules()}
+    try:
+        with torch.no_grad():
+            train = _trace_mode(model, True, specs)
+            evalg = _trace_mode(model, False, specs)
+    finally:
+        model.train(was_training)
+    return train, evalg, specs
