@@ -3,28 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from zenfx.vcnn.audit import AuditSummary, audit_models
+from .common import JsonOpt, err, handle_errors, out, print_json
+from .executor_options import BackendOpt, RayAddressOpt
 
-from .common import JsonOpt, err, handle_errors, out, print_json, usage_error
+if TYPE_CHECKING:
+    from zenfx.vcnn.audit import AuditSummary
 
-TargetsArg = Annotated[Optional[list[str]], typer.Argument(help="torchvision, timm (whole registries) and/or model specs; default: both registries.")]
-FilterOpt = Annotated[Optional[str], typer.Option("--filter", help="Only models whose name matches this glob (e.g. 'resnet*').")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Audit at most N models (after --filter).")]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: in this process, no timeout).")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per model before it is recorded as a timeout.")]
-CsvOpt = Annotated[Optional[Path], typer.Option("--csv", help="Append one row per model to this CSV as models finish.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Skip models already in the --csv file.")]
+TargetsArg = Annotated[list[str] | None, typer.Argument(
+    help="torchvision, timm (whole registries) and/or model specs; default: both registries.")]
+FilterOpt = Annotated[str | None, typer.Option(
+    "--filter", help="Only models whose name matches this glob (e.g. 'resnet*').")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Audit at most N models (after --filter).")]
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", "-j", "--workers", help="Workers (0: in this process, no timeout).")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", help="Seconds per model before it is recorded as a timeout.")]
+CsvOpt = Annotated[Path | None, typer.Option(
+    "--csv", help="Append one row per model to this CSV as models finish (a CSV holding rows needs --resume).")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Skip models already in the --csv file (a row cut by a kill is audited again).")]
+RowsOpt = Annotated[bool | None, typer.Option(
+    "--rows/--no-rows", help="Print the per-model table (default: when at most 200 models).")]
 
-_STYLE = {"convertible": "green", "convertible_with_approximations": "yellow", "not_convertible": "red", "error": "magenta"}
+_STYLE = {"convertible": "green", "convertible_with_approximations": "yellow", "not_convertible": "red",
+          "error": "magenta"}
 
 
-def _render(summary: AuditSummary, rows: Optional[bool]) -> None:
+def _render(summary: AuditSummary, rows: bool | None) -> None:
     show_rows = rows if rows is not None else len(summary.rows) <= 200
     if show_rows and summary.rows:
         table = Table(title="VCNN audit")
@@ -41,7 +52,8 @@ def _render(summary: AuditSummary, rows: Optional[bool]) -> None:
     s = Table(title="summary", show_header=False)
     s.add_column("what", style="bold")
     s.add_column("value")
-    s.add_row("models", f"{len(summary.rows)}" + (f" (+{summary.skipped} already in the CSV)" if summary.skipped else ""))
+    skipped = f" (+{summary.skipped} already in the CSV)" if summary.skipped else ""
+    s.add_row("models", f"{len(summary.rows)}{skipped}")
     for verdict, n in summary.by_verdict.items():
         s.add_row(verdict, str(n))
     for reason, n in summary.top_reasons():
@@ -52,13 +64,17 @@ def _render(summary: AuditSummary, rows: Optional[bool]) -> None:
 
 @handle_errors
 def audit_cmd(targets: TargetsArg = None, filter: FilterOpt = None, limit: LimitOpt = None, jobs: JobsOpt = 1,
-              timeout: TimeoutOpt = 120.0, csv: CsvOpt = None, resume: ResumeOpt = False, json: JsonOpt = False,
-              rows: Optional[bool] = typer.Option(None, "--rows/--no-rows", help="Print the per-model table (default: when at most 200 models).")) -> None:
+              timeout: TimeoutOpt = 120.0, csv: CsvOpt = None, resume: ResumeOpt = False,
+              backend: BackendOpt = "local", ray_address: RayAddressOpt = None, json: JsonOpt = False,
+              rows: RowsOpt = None) -> None:
     """Convert every model of the named zoos and report one verdict row per model plus a summary."""
+    from zenfx.errors import UsageError
+    from zenfx.vcnn.audit import audit_models
+
     if resume and csv is None:
-        usage_error("--resume needs --csv PATH (the file to resume from)")
+        raise UsageError("--resume needs --csv PATH (the file to resume from)")
     if jobs < 0 or (limit is not None and limit <= 0) or timeout <= 0:
-        usage_error("--jobs must be >= 0, --limit and --timeout > 0")
+        raise UsageError("--jobs must be >= 0, --limit and --timeout > 0")
     with Progress(TextColumn("[bold]audit[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=err, transient=True) as progress:
         task = progress.add_task("", total=None)
@@ -67,7 +83,8 @@ def audit_cmd(targets: TargetsArg = None, filter: FilterOpt = None, limit: Limit
             progress.update(task, completed=done, total=total, description=f"{row['name']}: {row['verdict']}")
 
         summary = audit_models(targets or ["torchvision", "timm"], filter_glob=filter, limit=limit, jobs=jobs,
-                               timeout=timeout, csv_path=str(csv) if csv else None, resume=resume, progress=on_row)
+                               timeout=timeout, csv_path=str(csv) if csv else None, resume=resume, progress=on_row,
+                               backend=backend, ray_address=ray_address)
     if json:
         print_json({"summary": summary.to_dict(include_rows=False), "rows": summary.rows})
     else:

@@ -3,24 +3,31 @@ accuracies (engine: ``zenfx.bench``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from zenfx.bench import DEFAULT_PROXIES, BenchConfig, BenchResult, run_bench
-
 from .common import JsonOpt, err, handle_errors, out, print_json
+from .executor_options import BackendOpt, RayAddressOpt
+
+if TYPE_CHECKING:
+    from zenfx.bench import BenchResult
+
+# zenfx.bench.DEFAULT_PROXIES, repeated so that --help imports no torch (a test checks they agree).
+DEFAULT_PROXIES = ("params", "flops", "synflow", "zen", "naswot", "grad_norm", "snip", "fisher", "jacob_cov",
+                   "grasp", "zico")
+_DEFAULT_PROXIES_ARG = ",".join(DEFAULT_PROXIES)
 
 bench_app = typer.Typer(name="bench", no_args_is_help=True, help="Benchmarks of zenfx against published results.")
 
 
-def _fmt(v: Optional[float]) -> str:
+def _fmt(v: float | None) -> str:
     return "—" if v is None else f"{v:.3f}"
 
 
-def _fmt_pub(t: Optional[float], r: Optional[float]) -> str:
+def _fmt_pub(t: float | None, r: float | None) -> str:
     return "—" if t is None or r is None else f"{t:.2f} / {r:.2f}"
 
 
@@ -61,31 +68,67 @@ def _needs_data(name: str) -> bool:
     return get_proxy(name).needs_data
 
 
+SpaceOpt = Annotated[str, typer.Option(
+    "--space", help="nb201 (NAS-Bench-201 cells) or nats-sss (NATS-Bench size space).")]
+TruthOpt = Annotated[str, typer.Option(
+    "--truth", help="Folder holding nasbench201.csv / natsbench_sss.csv (and README.md with the published "
+                    "figures), or the CSV itself.")]
+DatasetOpt = Annotated[str, typer.Option(
+    "--dataset", help="cifar10, cifar100 or imagenet16-120 (nats-sss: cifar100, imagenet16-120); the truth CSV "
+                      "needs its column (cifar10_test, cifar100_test, imagenet16_120_test).")]
+ResolutionOpt = Annotated[int | None, typer.Option(
+    "--resolution", "-r", help="Input resolution R (3xRxR); default: the dataset's own (32 for CIFAR, 16 for "
+                               "ImageNet16-120).")]
+SampleOpt = Annotated[int, typer.Option(
+    "--sample", help="Architectures to score (a seeded sample; smaller samples are prefixes of larger ones).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Sample and weight-init seed.")]
+ProxiesOpt = Annotated[str, typer.Option("--proxies", "-p", help="Comma-separated proxies.")]
+BatchOpt = Annotated[int, typer.Option(
+    "--batch-size", "-b", help="Inputs per batch for data-dependent proxies and Zen.")]
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", help=".npz batch file (x/y) instead of Gaussian inputs with random labels.")]
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", "-j", "--workers", help="Workers (one torch thread each); 1 on the local backend: this process.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="Torch threads of the scoring process when --jobs 1.")]
+OutOpt = Annotated[str | None, typer.Option(
+    "--out", help="Folder for scores.jsonl/.csv (written as architectures finish), config.json, correlations.json; "
+                  "a folder holding another run's scores is refused unless --resume.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", help="Continue or extend the run in --out (architectures already scored are skipped).")]
+ReportOnlyOpt = Annotated[bool, typer.Option(
+    "--report-only", help="Score nothing: report on what --out holds for this sample.")]
+
+
 @handle_errors
 def proxies_cmd(
-    space: Annotated[str, typer.Option("--space", help="nb201 (NAS-Bench-201 cells) or nats-sss (NATS-Bench size space).")] = "nb201",
-    truth: Annotated[str, typer.Option("--truth", help="Folder holding nasbench201.csv / natsbench_sss.csv (and README.md with the published figures), or the CSV itself.")] = "../shared/data",
-    dataset: Annotated[str, typer.Option("--dataset", help="cifar10 or cifar100 (nats-sss: cifar100).")] = "cifar10",
-    sample: Annotated[int, typer.Option("--sample", help="Architectures to score (a seeded sample; smaller samples are prefixes of larger ones).")] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Sample and weight-init seed.")] = 0,
-    proxies: Annotated[str, typer.Option("--proxies", "-p", help="Comma-separated proxies.")] = ",".join(DEFAULT_PROXIES),
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per batch for data-dependent proxies and Zen.")] = 64,
-    data: Annotated[Optional[str], typer.Option("--data", help=".npz batch file (x/y) instead of Gaussian inputs with random labels.")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (one thread each).")] = 1,
-    threads: Annotated[int, typer.Option("--threads", help="Torch threads of the scoring process when --jobs 1.")] = 1,
-    out_dir: Annotated[Optional[str], typer.Option("--out", help="Folder for scores.jsonl/.csv (written as architectures finish), config.json, correlations.json.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Skip architectures already scored in --out.")] = False,
-    report_only: Annotated[bool, typer.Option("--report-only", help="Score nothing: report on what --out holds for this sample.")] = False,
+    space: SpaceOpt = "nb201",
+    truth: TruthOpt = "../shared/data",
+    dataset: DatasetOpt = "cifar10",
+    resolution: ResolutionOpt = None,
+    sample: SampleOpt = 100,
+    seed: SeedOpt = 0,
+    proxies: ProxiesOpt = _DEFAULT_PROXIES_ARG,
+    batch_size: BatchOpt = 64,
+    data: DataOpt = None,
+    jobs: JobsOpt = 1,
+    backend: BackendOpt = "local",
+    ray_address: RayAddressOpt = None,
+    threads: ThreadsOpt = 1,
+    out_dir: OutOpt = None,
+    resume: ResumeOpt = False,
+    report_only: ReportOnlyOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Score a seeded sample of architectures with zero-shot proxies; print Kendall τ and Spearman ρ
     against trained accuracy, next to the published figures (ZiCo, ICLR 2023, Tables 1 and 3)."""
     import torch
 
+    from zenfx.bench import BenchConfig, run_bench
+
     torch.set_num_threads(max(1, threads))
     names = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg = BenchConfig(space=space.strip().lower(), dataset=dataset.strip().lower(), sample=sample, seed=seed,
-                      proxies=names, batch_size=batch_size, data=data)
+                      proxies=names, batch_size=batch_size, data=data, resolution=resolution)
     if report_only and not out_dir:
         from zenfx.errors import UsageError
 
@@ -97,7 +140,8 @@ def proxies_cmd(
         def progress(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        res = run_bench(cfg, truth, out=out_dir, resume=resume, jobs=jobs, progress=progress, report_only=report_only)
+        res = run_bench(cfg, truth, out=out_dir, resume=resume, jobs=jobs, progress=progress, report_only=report_only,
+                        backend=backend, ray_address=ray_address)
     if json:
         print_json(res.to_dict())
         return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from zenfx.bench import Arch, BenchConfig, correlate, published_figures, run_bench, sample_archs
+from zenfx.bench import Arch, BenchConfig, correlate, published_figures, read_rows, run_bench, sample_archs
 
 REPO = Path(__file__).resolve().parents[1]
 TRUTH = REPO.parent / "shared" / "data"
@@ -66,7 +66,7 @@ def test_ci_run_end_to_end_resume_and_json(cli, tmp_path):
         assert c["n"] == 12 and -1 <= c["kendall_tau"] <= 1 and c["mean_seconds"] > 0
     # params and flops are monotone in each other on NB201 only up to ties: both must rank-correlate
     assert corr["params"]["kendall_tau"] > 0 and corr["flops"]["kendall_tau"] > 0
-    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    rows = read_rows(out / "scores.jsonl")
     assert len(rows) == 12 and all(set(r["scores"]) == set(corr) for r in rows)
     assert (out / "scores.csv").read_text().count("\n") == 13
     # resume: nothing left to score, same table
@@ -74,7 +74,7 @@ def test_ci_run_end_to_end_resume_and_json(cli, tmp_path):
     assert code == 0
     res2 = json.loads(stdout2)
     assert res2["correlations"] == res["correlations"]
-    assert len((out / "scores.jsonl").read_text().splitlines()) == 12
+    assert len((out / "scores.jsonl").read_text().splitlines()) == 13  # the run header + 12 rows
     # a different run in the same folder is refused
     code, _, stderr = cli(*[a if a != "8" else "16" for a in args], "--resume")
     assert code == 2
@@ -99,7 +99,7 @@ def test_nats_sss_small_run_api(tmp_path):
                                  ["--sample", "0"]])
 def test_bad_options_exit_2(cli, bad):
     args = {"--space": "nb201", "--truth": str(TRUTH), "--dataset": "cifar10", "--sample": "2", "--proxies": "params"}
-    for k, v in zip(bad[::2], bad[1::2]):
+    for k, v in zip(bad[::2], bad[1::2], strict=True):
         args[k] = v
     flat = [x for kv in args.items() for x in kv]
     code, _, _ = cli("bench", "proxies", *flat)
@@ -112,10 +112,8 @@ def test_jobs_pool_gives_the_same_scores(tmp_path):
     base = dict(space="nb201", dataset="cifar10", sample=4, seed=2, proxies=("params", "synflow", "snip"), batch_size=4)
     a = run_bench(BenchConfig(**base), TRUTH, out=tmp_path / "a", jobs=1)
     b = run_bench(BenchConfig(**base), TRUTH, out=tmp_path / "b", jobs=2)
-    ra = (tmp_path / "a" / "scores.jsonl").read_text().splitlines()
-    rb = (tmp_path / "b" / "scores.jsonl").read_text().splitlines()
-    sa = {json.loads(r)["index"]: json.loads(r)["scores"] for r in ra}
-    sb = {json.loads(r)["index"]: json.loads(r)["scores"] for r in rb}
+    sa = {r["index"]: r["scores"] for r in read_rows(tmp_path / "a" / "scores.jsonl")}
+    sb = {r["index"]: r["scores"] for r in read_rows(tmp_path / "b" / "scores.jsonl")}
     assert sa.keys() == sb.keys()
     for k in sa:  # same weights and batches; only the thread count (reduction order) differs
         for p in sa[k]:

@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
+import dataclasses
 import math
 import os
 import re
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,11 +42,14 @@ from torch import nn
 
 from .errors import UsageError
 from .proxies.base import ProxyContext, ProxySpec, get_proxy
+from .runlog import JsonlLog, atomic_write_json
 
 SPACES = ("nb201", "nats-sss")
 TRUTH_FILES = {"nb201": "nasbench201.csv", "nats-sss": "natsbench_sss.csv"}
-DATASETS = {"nb201": ("cifar10", "cifar100"), "nats-sss": ("cifar100",)}
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+DATASETS = {"nb201": ("cifar10", "cifar100", "imagenet16-120"), "nats-sss": ("cifar100", "imagenet16-120")}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "imagenet16-120": 120}
+# The resolution each benchmark trained at: CIFAR 32x32, ImageNet16-120 16x16 (NB201/NATS-Bench).
+NATIVE_RESOLUTION = {"cifar10": 32, "cifar100": 32, "imagenet16-120": 16}
 DEFAULT_PROXIES = ("params", "flops", "synflow", "zen", "naswot", "grad_norm", "snip", "fisher", "jacob_cov",
                    "grasp", "zico")
 # README row labels -> registry names
@@ -54,8 +57,11 @@ _PUBLISHED_NAMES = {"#params": "params", "params": "params", "flops": "flops", "
                     "snip": "snip", "grasp": "grasp", "fisher": "fisher", "synflow": "synflow",
                     "naswot": "naswot", "zen-score": "zen", "zen": "zen", "zico": "zico",
                     "jacob_cov": "jacob_cov"}
-_PUBLISHED_COLS = {("nb201", "cifar10"): "nb201 c10", ("nb201", "cifar100"): "nb201 c100",
-                   ("nats-sss", "cifar100"): "sss c100"}
+# README column headers (lower case) per (space, dataset); the first one present is read.
+_PUBLISHED_COLS = {("nb201", "cifar10"): ("nb201 c10",), ("nb201", "cifar100"): ("nb201 c100",),
+                   ("nats-sss", "cifar100"): ("sss c100",),
+                   ("nb201", "imagenet16-120"): ("nb201 in16", "nb201 in16-120", "nb201 imagenet16-120"),
+                   ("nats-sss", "imagenet16-120"): ("sss in16", "sss in16-120", "sss imagenet16-120")}
 
 
 @dataclass
@@ -66,9 +72,14 @@ class BenchConfig:
     seed: int = 0
     proxies: tuple[str, ...] = DEFAULT_PROXIES
     batch_size: int = 64
-    resolution: int = 32
-    data: Optional[str] = None  # .npz batch file; None: Gaussian inputs + random labels
+    resolution: int | None = None  # None: the dataset's own (32 for CIFAR, 16 for ImageNet16-120)
+    data: str | None = None  # .npz batch file; None: Gaussian inputs + random labels
     fast_flops: bool = True  # flops by Conv/Linear hooks (== count_macs here) instead of FlopCounterMode
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        r = self.resolution or NATIVE_RESOLUTION.get(self.dataset, 32)
+        return (3, r, r)
 
     def key(self) -> dict[str, Any]:
         """What must match for results in an output folder to be reused."""
@@ -87,11 +98,11 @@ class Arch:
 class ProxyCorrelation:
     proxy: str
     n: int
-    kendall_tau: Optional[float]
-    spearman_rho: Optional[float]
-    published_tau: Optional[float]
-    published_rho: Optional[float]
-    mean_seconds: Optional[float]
+    kendall_tau: float | None
+    spearman_rho: float | None
+    published_tau: float | None
+    published_rho: float | None
+    mean_seconds: float | None
     gaussian_data: bool
     failures: int = 0
 
@@ -105,8 +116,8 @@ class BenchResult:
     archs_total: int
     archs_scored: int
     correlations: list[ProxyCorrelation]
-    mean_seconds_per_arch: Optional[float]
-    out: Optional[str]
+    mean_seconds_per_arch: float | None
+    out: str | None
     wall_seconds: float
     notes: list[str] = field(default_factory=list)
 
@@ -130,10 +141,15 @@ def truth_file(space: str, truth: str | os.PathLike[str]) -> Path:
     return p
 
 
+def truth_column(dataset: str) -> str:
+    """The accuracy column of ``dataset`` in a truth CSV: ``cifar10_test``, ``imagenet16_120_test``."""
+    return dataset.replace("-", "_") + "_test"
+
+
 def load_truth(space: str, dataset: str, truth: str | os.PathLike[str]) -> list[Arch]:
     check_space(space, dataset)
     path = truth_file(space, truth)
-    col = f"{dataset}_test"
+    col = truth_column(dataset)
     key = "arch_str" if space == "nb201" else "channels"
     out = []
     with open(path, newline="") as fh:
@@ -159,7 +175,7 @@ def published_figures(space: str, dataset: str, truth: str | os.PathLike[str]) -
     readme = (p if p.is_dir() else p.parent) / "README.md"
     if not readme.is_file():
         return {}
-    want = _PUBLISHED_COLS.get((space, dataset))
+    wants = _PUBLISHED_COLS.get((space, dataset), ())
     header: list[str] | None = None
     out: dict[str, tuple[float, float]] = {}
     for line in readme.read_text().splitlines():
@@ -173,7 +189,8 @@ def published_figures(space: str, dataset: str, truth: str | os.PathLike[str]) -
         if all(set(c) <= set("-: ") for c in cells):
             continue
         name = _PUBLISHED_NAMES.get(cells[0].lower())
-        if name is None or want not in header:
+        want = next((w for w in wants if w in header), None)
+        if name is None or want is None or header.index(want) >= len(cells):
             continue
         m = re.match(r"^\s*(-?\d*\.\d+)\s*/\s*(-?\d*\.\d+)\s*$", cells[header.index(want)])
         if m:
@@ -240,18 +257,18 @@ def _net_for(spec: ProxySpec, net: nn.Module) -> nn.Module:
     return net
 
 
-def score_arch(cfg: BenchConfig, a: Arch, batches: Optional[Callable[[int], Iterator[Any]]] = None) -> dict[str, Any]:
+def score_arch(cfg: BenchConfig, a: Arch, batches: Callable[[int], Iterator[Any]] | None = None) -> dict[str, Any]:
     """Scores and seconds of every proxy on one architecture (errors recorded, never raised)."""
     nc = NUM_CLASSES[cfg.dataset]
     s = arch_seed(cfg.seed, a.index)
     torch.manual_seed(s)
     template = build(cfg.space, a.arch, nc)
-    scores: dict[str, Optional[float]] = {}
+    scores: dict[str, float | None] = {}
     seconds: dict[str, float] = {}
     errors: dict[str, str] = {}
     for name in cfg.proxies:
         spec = get_proxy(name)
-        ctx = ProxyContext(input_size=(3, cfg.resolution, cfg.resolution), batch_size=cfg.batch_size, seed=s,
+        ctx = ProxyContext(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=s,
                            num_classes=nc, batches=batches)
         t = time.perf_counter()
         try:
@@ -277,17 +294,16 @@ def score_arch(cfg: BenchConfig, a: Arch, batches: Optional[Callable[[int], Iter
     return row
 
 
-_WORKER: dict[str, Any] = {}
+def _worker_state(cfg: BenchConfig) -> tuple[BenchConfig, Any]:
+    """Per-worker state (the executor's ``init``): the config and the batch provider, built once."""
+    return cfg, _provider(cfg)
 
 
-def _worker_init(cfg: BenchConfig) -> None:
-    torch.set_num_threads(1)
-    _WORKER["cfg"] = cfg
-    _WORKER["batches"] = _provider(cfg)
-
-
-def _worker_run(a: Arch) -> dict[str, Any]:
-    return score_arch(_WORKER["cfg"], a, _WORKER["batches"])
+def _score_task(state: tuple[BenchConfig, Any], task: tuple[Arch, tuple[str, ...]]) -> dict[str, Any]:
+    """The executor's ``fn``: a task is an architecture record and the proxies it still lacks."""
+    cfg, batches = state
+    arch, proxies = task
+    return score_arch(dataclasses.replace(cfg, proxies=proxies), arch, batches)
 
 
 def _provider(cfg: BenchConfig):
@@ -301,20 +317,70 @@ def _provider(cfg: BenchConfig):
 # --------------------------------------------------------------------------- results on disk
 
 
+class ResultStore:
+    """An output folder: ``scores.jsonl`` (a ``JsonlLog`` whose header is the run's key, one row per
+    architecture as it finishes), ``config.json``, ``scores.csv`` and ``correlations.json``.
+
+    Opening it decides what may happen to what it holds: a fresh run refuses a folder that already
+    holds scores (``--resume`` continues or extends it; another ``--out`` starts elsewhere), a resume
+    refuses another run's scores, and a report needs scores to report on.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], cfg: BenchConfig, *, resume: bool, report_only: bool) -> None:
+        self.dir = Path(out)
+        self.jsonl = self.dir / "scores.jsonl"
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UsageError(f"--out {self.dir} is a file, not a folder", hint="give a folder for the results")
+        if report_only:
+            if not self.jsonl.is_file() or not JsonlLog(self.jsonl).rows():
+                raise UsageError(f"nothing to report: {self.dir} holds no scores",
+                                 hint="run without --report-only first, or point --out at a run's folder")
+        elif not resume and self.jsonl.is_file():
+            held = JsonlLog(self.jsonl).rows()
+            if held:
+                raise UsageError(f"{self.dir} already holds {len(held)} scored architectures of an earlier run",
+                                 hint="pass --resume to continue or extend that run, or choose another --out")
+            self.jsonl.unlink()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create --out {self.dir}: {exc.strerror or exc}") from None
+        self.log = JsonlLog(self.jsonl, header=cfg.key(), what="scores file")
+        if not report_only:
+            atomic_write_json(self.dir / "config.json", {"key": cfg.key(), "config": asdict(cfg)})
+
+    def rows_by_index(self) -> dict[int, dict[str, Any]]:
+        """Rows merged per architecture (a resumed run with extra proxies appends a second row)."""
+        done: dict[int, dict[str, Any]] = {}
+        for r in self.log.rows():
+            _merge(done, r)
+        return done
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.log.append(row)
+
+    def write_summary(self, rows: list[dict[str, Any]], proxies: Sequence[str], result: BenchResult) -> None:
+        _write_csv(self.dir / "scores.csv", rows, proxies)
+        atomic_write_json(self.dir / "correlations.json", result.to_dict())
+
+    def close(self) -> None:
+        self.log.close()
+
+
+def _merge(done: dict[int, dict[str, Any]], row: dict[str, Any]) -> None:
+    prev = done.get(row["index"])
+    if prev is None:
+        done[row["index"]] = row
+        return
+    prev["scores"].update(row["scores"])
+    prev["seconds"].update(row["seconds"])
+    if row.get("errors"):
+        prev.setdefault("errors", {}).update(row["errors"])
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if not path.is_file():
-        return rows
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by an interrupted run
-                continue
-    return rows
+    """The complete rows of a ``scores.jsonl`` (header line and a line cut by a kill left out)."""
+    return JsonlLog(path).rows() if path.is_file() else []
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], proxies: Sequence[str]) -> None:
@@ -360,12 +426,30 @@ def correlate(rows: Sequence[dict[str, Any]], proxies: Sequence[str], published:
 
 def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
               resume: bool = False, jobs: int = 1,
-              progress: Optional[Callable[[int, int], None]] = None,
-              report_only: bool = False) -> BenchResult:
+              progress: Callable[[int, int], None] | None = None,
+              report_only: bool = False, backend: str = "local", ray_address: str | None = None) -> BenchResult:
     """Score ``cfg.sample`` architectures and correlate. ``out``: folder for scores.jsonl/.csv and
     config.json; ``resume`` reuses finished architectures there; ``report_only`` scores nothing and
-    reports on what the folder holds for this sample."""
+    reports on what the folder holds for this sample. ``jobs`` workers of ``backend`` (``local``
+    processes, or ``ray`` actors at ``ray_address``) score in parallel; ``jobs=1`` on the local
+    backend scores in this process."""
     t0 = time.perf_counter()
+    _check_config(cfg, jobs)
+    archs = sample_archs(load_truth(cfg.space, cfg.dataset, truth), cfg.sample, cfg.seed)
+    store = ResultStore(out, cfg, resume=resume, report_only=report_only) if out is not None else None
+    try:
+        done = store.rows_by_index() if store is not None else {}
+        todo = [] if report_only else _missing(archs, done, cfg.proxies)
+        notes = [f"resumed: {len(archs) - len(todo)} of {len(archs)} architectures already scored"] \
+            if resume and done else []
+        _score_all(cfg, todo, done, store, jobs=jobs, backend=backend, ray_address=ray_address, progress=progress)
+        return _result(cfg, truth, archs, done, store, notes, time.perf_counter() - t0)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _check_config(cfg: BenchConfig, jobs: int) -> None:
     check_space(cfg.space, cfg.dataset)
     cfg.proxies = tuple(dict.fromkeys(get_proxy(p).name for p in cfg.proxies))
     if not cfg.proxies:
@@ -374,97 +458,67 @@ def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if cfg.batch_size < 2:
         raise UsageError("--batch-size must be at least 2 (naswot and jacob_cov compare inputs)")
-    archs = sample_archs(load_truth(cfg.space, cfg.dataset, truth), cfg.sample, cfg.seed)
+    if cfg.resolution is not None and cfg.resolution < 8:
+        raise UsageError(f"--resolution must be at least 8 (two stride-2 stages), got {cfg.resolution}")
+    cfg.resolution = cfg.input_size[1]
+
+
+def _missing(archs: Sequence[Arch], done: dict[int, dict[str, Any]], proxies: Sequence[str]) -> list[Arch]:
+    return [a for a in archs if not all(p in done.get(a.index, {}).get("scores", {}) for p in proxies)]
+
+
+def _failed_row(arch: Arch, proxies: Sequence[str], outcome: Any) -> dict[str, Any]:
+    """A whole task lost (a worker that died twice, a timeout): every proxy it carried failed."""
+    return {"index": arch.index, "arch": arch.arch, "accuracy": arch.accuracy,
+            "scores": {p: None for p in proxies}, "seconds": {p: outcome.seconds for p in proxies},
+            "errors": {p: outcome.error or outcome.status for p in proxies}}
+
+
+def _score_all(cfg: BenchConfig, todo: list[Arch], done: dict[int, dict[str, Any]], store: ResultStore | None,
+               *, jobs: int, backend: str, ray_address: str | None,
+               progress: Callable[[int, int], None] | None) -> None:
+    """Score what ``todo`` lacks on the executor; rows are stored as they finish (completion order)."""
+    from .executor import make_executor
+
+    if progress:
+        progress(0, len(todo))
+    if not todo:
+        return
+    tasks = [(a, tuple(p for p in cfg.proxies if p not in done.get(a.index, {}).get("scores", {}))) for a in todo]
+    workers = 0 if (jobs == 1 and backend == "local") else jobs
+    with make_executor(backend, workers, ray_address=ray_address, init=_worker_state, init_arg=cfg) as ex:
+        for k, outcome in enumerate(ex.map(_score_task, tasks), start=1):
+            arch, proxies = tasks[outcome.index]
+            row = outcome.value if outcome.ok else _failed_row(arch, proxies, outcome)
+            if store is not None:
+                store.append(row)
+            _merge(done, row)
+            if progress:
+                progress(k, len(todo))
+
+
+def _result(cfg: BenchConfig, truth: str | os.PathLike[str], archs: Sequence[Arch], done: dict[int, dict[str, Any]],
+            store: ResultStore | None, notes: list[str], elapsed: float) -> BenchResult:
+    rows = [done[a.index] for a in archs if a.index in done]
     published = published_figures(cfg.space, cfg.dataset, truth)
     gaussian = cfg.data is None
-    notes: list[str] = []
-    done: dict[int, dict[str, Any]] = {}
-    outdir = Path(out) if out else None
-    jsonl = None
-    if outdir is not None:
-        outdir.mkdir(parents=True, exist_ok=True)
-        jsonl = outdir / "scores.jsonl"
-        conf_path = outdir / "config.json"
-        if (resume or report_only) and conf_path.is_file():
-            old = json.loads(conf_path.read_text())
-            if old.get("key") != cfg.key():
-                raise UsageError(f"{outdir} holds results of a different run ({old.get('key')})",
-                                 hint="use another --out or the same space/dataset/seed/batch size/data")
-        elif jsonl.is_file() and not resume and not report_only:
-            jsonl.unlink()
-        conf_path.write_text(json.dumps({"key": cfg.key(), "config": asdict(cfg)}, indent=2))
-        if resume or report_only:
-            for r in read_rows(jsonl):
-                prev = done.get(r["index"])
-                if prev is None:
-                    done[r["index"]] = r
-                else:  # merge a later run's extra proxies into the same arch
-                    prev["scores"].update(r["scores"])
-                    prev["seconds"].update(r["seconds"])
-    todo = [] if report_only else [a for a in archs if not all(p in done.get(a.index, {}).get("scores", {})
-                                                                for p in cfg.proxies)]
-    if resume and done:
-        notes.append(f"resumed: {len(archs) - len(todo)} of {len(archs)} architectures already scored")
-
-    def finish(row: dict[str, Any]) -> None:
-        prev = done.get(row["index"])
-        if prev is not None:
-            prev["scores"].update(row["scores"])
-            prev["seconds"].update(row["seconds"])
-            if row.get("errors"):
-                prev.setdefault("errors", {}).update(row["errors"])
-        else:
-            done[row["index"]] = row
-        if jsonl is not None:
-            with open(jsonl, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-                fh.flush()
-
-    total = len(todo)
-    if progress:
-        progress(0, total)
-    if todo:
-        subcfg = copy.deepcopy(cfg)
-        partial = {a.index: [p for p in cfg.proxies if p not in done.get(a.index, {}).get("scores", {})] for a in todo}
-        if jobs == 1:
-            batches = _provider(cfg)
-            for i, a in enumerate(todo):
-                subcfg.proxies = tuple(partial[a.index])
-                finish(score_arch(subcfg, a, batches))
-                if progress:
-                    progress(i + 1, total)
-        else:
-            groups: dict[tuple[str, ...], list[Arch]] = {}
-            for a in todo:
-                groups.setdefault(tuple(partial[a.index]), []).append(a)
-            k = 0
-            for plist, group in groups.items():
-                subcfg.proxies = plist
-                with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init, initargs=(subcfg,)) as ex:
-                    for row in ex.map(_worker_run, group, chunksize=1):
-                        finish(row)
-                        k += 1
-                        if progress:
-                            progress(k, total)
-    rows = [done[a.index] for a in archs if a.index in done]
-    if outdir is not None:
-        _write_csv(outdir / "scores.csv", rows, cfg.proxies)
     corr = correlate(rows, cfg.proxies, published, gaussian)
     per_arch = [sum(r["seconds"].get(p, 0.0) for p in cfg.proxies) for r in rows
                 if all(p in r["seconds"] for p in cfg.proxies)]
     if gaussian and any(get_proxy(p).needs_data for p in cfg.proxies):
         notes.append("data-dependent proxies ran on Gaussian inputs with random labels; the published "
-                     "figures used CIFAR mini-batches")
+                     "figures used real mini-batches")
     if len(rows) < len(archs):
         notes.append(f"only {len(rows)} of the {len(archs)} sampled architectures are scored")
     if not published:
-        notes.append("no published figures found (README.md next to the truth file)")
+        notes.append(f"no published figures for {cfg.space} {cfg.dataset} (README.md next to the truth file)")
     res = BenchResult(cfg, len(archs), len(rows), corr, float(np.mean(per_arch)) if per_arch else None,
-                      str(outdir) if outdir else None, time.perf_counter() - t0, notes)
-    if outdir is not None:
-        (outdir / "correlations.json").write_text(json.dumps(res.to_dict(), indent=2))
+                      str(store.dir) if store is not None else None, elapsed, notes)
+    if store is not None:
+        store.write_summary(rows, cfg.proxies, res)
     return res
 
 
-__all__ = ["Arch", "BenchConfig", "BenchResult", "DEFAULT_PROXIES", "ProxyCorrelation", "SPACES", "build",
-           "correlate", "load_truth", "published_figures", "run_bench", "sample_archs", "score_arch"]
+__all__ = ["Arch", "BenchConfig", "BenchResult", "DEFAULT_PROXIES", "ProxyCorrelation", "ResultStore", "SPACES",
+           "build", "correlate", "load_truth", "published_figures", "run_bench", "sample_archs", "score_arch",
+           "truth_column"]

@@ -1,24 +1,27 @@
 """``audit_models``: VCNN conversion over whole zoos, one row per model, robust to crashes and hangs.
 
 Models are built on the meta device (no memory, no compute), traced and converted. Each model runs
-in a worker process with a per-model timeout: a model that crashes, hangs or kills its worker is a
-row with its error, never the end of the audit. Rows are appended to the CSV as they finish, so an
-interrupted audit resumes where it stopped (``resume=True`` skips rows already in the CSV).
+on a worker of ``zenfx.executor`` (local processes, or Ray actors) with a per-model timeout and, on
+the local backend, a cap on the worker's address space: a model that crashes, hangs or kills its
+worker is a row with its error, never the end of the audit. Rows are appended to the CSV as they
+finish (``zenfx.runlog.CsvLog``), so an interrupted audit resumes where it stopped (``resume=True``
+skips rows already in the CSV; a row cut mid-write is dropped and re-run).
 """
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import multiprocessing as mp
 import os
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
+from ..errors import UsageError
+from ..executor import make_executor
+from ..runlog import CsvLog
 from .report import KINDS, NOT_CONVERTIBLE, VERDICTS, reason_category
 
 ERROR = "error"
@@ -84,7 +87,7 @@ class AuditSummary:
 # --------------------------------------------------------------------------- what to audit
 
 
-def expand_targets(targets: Sequence[str], filter_glob: Optional[str] = None, limit: Optional[int] = None) -> list[AuditTask]:
+def expand_targets(targets: Sequence[str], filter_glob: str | None = None, limit: int | None = None) -> list[AuditTask]:
     """'torchvision' / 'timm' expand to their classification registries; anything else is a model spec."""
     from ..loading import timm_names, torchvision_names
 
@@ -122,7 +125,7 @@ def _blank_row(task: AuditTask) -> dict[str, Any]:
     return row
 
 
-def audit_one(task: AuditTask, device: str = "meta", input_size: Optional[Sequence[int]] = None) -> dict[str, Any]:
+def audit_one(task: AuditTask, device: str = "meta", input_size: Sequence[int] | None = None) -> dict[str, Any]:
     """Load, trace and convert one model; every failure becomes a field of the row."""
     import warnings
 
@@ -159,39 +162,7 @@ def audit_one(task: AuditTask, device: str = "meta", input_size: Optional[Sequen
     return row
 
 
-# --------------------------------------------------------------------------- CSV
-
-
-def read_done(csv_path: str) -> set[tuple[str, str]]:
-    if not csv_path or not os.path.exists(csv_path):
-        return set()
-    with open(csv_path, newline="") as fh:
-        return {(r.get("source", ""), r.get("name", "")) for r in csv.DictReader(fh)}
-
-
-class CsvSink:
-    """Appends rows as they finish; writes the header only into a new or empty file."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.fh = open(path, "a", newline="")
-        self.writer = csv.DictWriter(self.fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        if new:
-            self.writer.writeheader()
-            self.fh.flush()
-
-    def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow(row)
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-# --------------------------------------------------------------------------- worker pool
+# --------------------------------------------------------------------------- running many
 
 
 # Address-space cap per worker: a model that falls back to a real CPU build and is too big fails with
@@ -199,157 +170,108 @@ class CsvSink:
 WORKER_ADDRESS_SPACE_GB = float(os.environ.get("ZENFX_AUDIT_MAX_GB", "12"))
 
 
-def _limit_memory() -> None:
-    try:
-        import resource
-
-        cap = int(WORKER_ADDRESS_SPACE_GB * 2**30)
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard == resource.RLIM_INFINITY or hard > cap:
-            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except Exception:  # pragma: no cover - not on this platform
-        pass
+def _worker_state(arg: tuple[str, Sequence[int] | None]) -> tuple[str, Sequence[int] | None]:
+    """Per-worker state (the executor's ``init``): the device and input size every model uses."""
+    return arg
 
 
-def _worker(conn: Connection, device: str, input_size: Optional[Sequence[int]]) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    if WORKER_ADDRESS_SPACE_GB > 0:
-        _limit_memory()
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        conn.send(audit_one(task, device, input_size))
+def _audit_task(state: tuple[str, Sequence[int] | None], task: AuditTask) -> dict[str, Any]:
+    """The executor's ``fn``: a task is a model name (``AuditTask``), never a built model."""
+    device, input_size = state
+    return audit_one(task, device, input_size)
 
 
-class _Slot:
-    def __init__(self, ctx: Any, device: str, input_size: Optional[Sequence[int]]) -> None:
-        self.ctx, self.device, self.input_size = ctx, device, input_size
-        self.task: Optional[AuditTask] = None
-        self.started = 0.0
-        self._spawn()
-
-    def _spawn(self) -> None:
-        parent, child = self.ctx.Pipe()
-        self.conn: Connection = parent
-        self.proc = self.ctx.Process(target=_worker, args=(child, self.device, self.input_size), daemon=True)
-        self.proc.start()
-        child.close()
-
-    def submit(self, task: AuditTask) -> None:
-        self.task, self.started = task, time.perf_counter()
-        self.conn.send(task)
-
-    def restart(self) -> None:
-        try:
-            self.proc.kill()
-            self.proc.join(5)
-        except Exception:  # pragma: no cover
-            pass
-        self.conn.close()
-        self._spawn()
-
-    def stop(self) -> None:
-        try:
-            self.conn.send(None)
-        except Exception:
-            pass
-        self.proc.join(2)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(2)
+def _outcome_row(task: AuditTask, outcome: Any) -> dict[str, Any]:
+    """The row of one executor outcome: the worker's row, or an error row for a timeout / dead worker."""
+    if outcome.status == "ok":
+        return outcome.value
+    row = _blank_row(task)
+    row["seconds"] = round(outcome.seconds, 3)
+    if outcome.status == "timeout":
+        row["error"] = outcome.error
+    elif (outcome.error or "").startswith("WorkerDied"):
+        row["error"] = "worker crashed" + outcome.error.split("worker died", 1)[-1]
+    else:
+        row["error"] = outcome.error or "unknown error"
+    return row
 
 
-def _run_pool(tasks: list[AuditTask], jobs: int, timeout: Optional[float], device: str,
-              input_size: Optional[Sequence[int]], on_row: Callable[[dict[str, Any]], None]) -> None:
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    ctx = mp.get_context(method)
-    slots = [_Slot(ctx, device, input_size) for _ in range(max(1, min(jobs, len(tasks))))]
-    pending = list(reversed(tasks))
-    try:
-        while pending or any(s.task is not None for s in slots):
-            for s in slots:
-                if s.task is None and pending:
-                    s.submit(pending.pop())
-            busy = [s for s in slots if s.task is not None]
-            now = time.perf_counter()
-            wait_for = None
-            if timeout:
-                wait_for = max(0.0, min(s.started + timeout - now for s in busy))
-            ready = wait([s.conn for s in busy], timeout=wait_for)
-            for s in busy:
-                task = s.task
-                assert task is not None
-                if s.conn in ready:
-                    try:
-                        row = s.conn.recv()
-                    except (EOFError, OSError):
-                        row = _blank_row(task)
-                        s.proc.join(1)
-                        row["error"] = f"worker crashed (exit code {s.proc.exitcode})"
-                        row["seconds"] = round(time.perf_counter() - s.started, 3)
-                        s.restart()
-                    s.task = None
-                    on_row(row)
-                elif timeout and time.perf_counter() - s.started > timeout:
-                    row = _blank_row(task)
-                    row["error"] = f"timeout: no result after {timeout:g} s"
-                    row["seconds"] = round(time.perf_counter() - s.started, 3)
-                    s.restart()
-                    s.task = None
-                    on_row(row)
-    finally:
-        for s in slots:
-            s.stop()
+def check_known(tasks: Sequence[AuditTask]) -> None:
+    """Names the user typed that no registry has: exit 2 with close matches before any work starts
+    (a typo is a usage error, not an error row in an otherwise clean audit)."""
+    import difflib
+
+    from ..errors import UnknownModelError
+    from ..loading import timm_names, torchvision_names
+
+    for t in tasks:
+        if t.source in SOURCES:
+            names = torchvision_names() if t.source == "torchvision" else timm_names()
+            where = t.source
+        elif not any(c in t.name for c in ".:/" + os.sep):
+            names = torchvision_names() + timm_names()
+            where = "torchvision or timm"
+        else:
+            head = t.name.rsplit(":", 1)[0]
+            if head.endswith(".py") and not os.path.isfile(head):
+                raise UnknownModelError(f"file '{head}' does not exist")
+            continue
+        if t.name not in names:
+            close = difflib.get_close_matches(t.name, list(dict.fromkeys(names)), n=5, cutoff=0.6)
+            raise UnknownModelError(f"unknown model '{t.name}' in {where}",
+                                    hint=f"did you mean {', '.join(close)}?" if close else None)
 
 
-def audit_models(targets: Sequence[str] = SOURCES, *, filter_glob: Optional[str] = None, limit: Optional[int] = None,
-                 jobs: int = 1, timeout: Optional[float] = 120.0, csv_path: Optional[str] = None, resume: bool = False,
-                 device: str = "meta", input_size: Optional[Sequence[int]] = None,
-                 progress: Optional[Callable[[dict[str, Any], int, int], None]] = None) -> AuditSummary:
+def _resume(tasks: list[AuditTask], log: CsvLog) -> list[AuditTask]:
+    done = {(r.get("source", ""), r.get("name", "")) for r in log.rows()}
+    done_names = {name for _, name in done}
+    return [t for t in tasks if t.key not in done and not (t.source == "spec" and t.name in done_names)]
+
+
+def audit_models(targets: Sequence[str] = SOURCES, *, filter_glob: str | None = None, limit: int | None = None,
+                 jobs: int = 1, timeout: float | None = 120.0, csv_path: str | None = None, resume: bool = False,
+                 device: str = "meta", input_size: Sequence[int] | None = None,
+                 progress: Callable[[dict[str, Any], int, int], None] | None = None,
+                 backend: str = "local", ray_address: str | None = None) -> AuditSummary:
     """Audit every model ``targets`` names (``torchvision``, ``timm``, or specs); one row each.
 
-    ``jobs=0`` runs in this process (no timeout, for debugging); ``jobs>=1`` uses that many worker
-    processes, each model under ``timeout`` seconds. With ``csv_path`` rows are appended as they
-    finish; ``resume=True`` skips models already in that CSV.
+    ``jobs=0`` runs in this process (no timeout, for debugging); ``jobs>=1`` uses that many workers
+    of ``backend`` (``local`` processes or ``ray`` actors), each model under ``timeout`` seconds. With
+    ``csv_path`` rows are appended as they finish (``zenfx.runlog.CsvLog``: a row cut by a kill is
+    dropped and re-run; a CSV with other columns is refused); ``resume=True`` skips models already
+    there, and without it a CSV that already holds rows is refused rather than appended to.
     """
     tasks = expand_targets(list(targets), filter_glob, limit)
+    check_known([t for t in tasks if t.source == "spec" or any(t.spec == x for x in targets)])
     summary = AuditSummary()
-    if resume and csv_path:
-        done = read_done(csv_path)
+    log = CsvLog(csv_path, CSV_FIELDS, what="audit CSV") if csv_path else None
+    if log is not None and log.rows() and not resume:
+        log.close()
+        raise UsageError(f"audit CSV {csv_path} already holds {len(log.rows())} rows",
+                         hint="pass --resume to continue it, or choose another --csv")
+    if resume and log is not None:
         before = len(tasks)
-        done_names = {name for _, name in done}
-        tasks = [t for t in tasks if t.key not in done and not (t.source == "spec" and t.name in done_names)]
+        tasks = _resume(tasks, log)
         summary.skipped = before - len(tasks)
-    sink = CsvSink(csv_path) if csv_path else None
-    total = len(tasks)
     t0 = time.perf_counter()
 
     def on_row(row: dict[str, Any]) -> None:
         summary.rows.append(row)
-        if sink:
-            sink.write(row)
+        if log is not None:
+            log.append(row)
         if progress:
-            progress(row, len(summary.rows), total)
+            progress(row, len(summary.rows), len(tasks))
 
     try:
-        if jobs <= 0:
-            for t in tasks:
-                on_row(audit_one(t, device, input_size))
-        elif tasks:
-            _run_pool(tasks, jobs, timeout, device, input_size, on_row)
+        if tasks:
+            workers = 0 if jobs <= 0 else min(jobs, len(tasks))
+            options = {"memory_limit_gb": WORKER_ADDRESS_SPACE_GB or None} if backend == "local" else {}
+            with make_executor(backend, workers, ray_address=ray_address, init=_worker_state,
+                               init_arg=(device, input_size), **options) as ex:
+                for outcome in ex.map(_audit_task, tasks, timeout=timeout if jobs > 0 else None):
+                    on_row(_outcome_row(tasks[outcome.index], outcome))
     finally:
         summary.wall_seconds = time.perf_counter() - t0
-        if sink:
-            sink.close()
+        if log is not None:
+            log.close()
     return summary
-
-
-def iter_csv(path: str) -> Iterable[dict[str, Any]]:
-    with open(path, newline="") as fh:
-        yield from csv.DictReader(fh)
