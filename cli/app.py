@@ -2,61 +2,111 @@
 
 Each verb lives in its own ``cli/cmd_<verb>.py`` exposing ``register(app)``; this module only
 discovers and orders them, so adding a command never touches another command's file.
+
+Start-up is kept cheap and interruptible: this module imports only the standard library at top
+level; typer and the command modules load inside ``main()`` (under its Ctrl-C guard), and torch
+only inside a command's function, so ``zenfx --help`` never imports torch. ``app`` is built on
+first access (``from zenfx.cli.app import app`` still works).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Annotated
+import sys
+from typing import Any
 
-import typer
-
-import zenfx
-
-from . import __path__ as _cli_path
+from zenfx.errors import EXIT_INTERRUPTED  # light: zenfx's package import pulls in no torch
 
 COMMAND_ORDER = ["inspect", "convert", "audit", "score", "report", "search", "bench"]
 
-app = typer.Typer(
-    name="zenfx",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    help="Zero-shot NAS for any PyTorch model: trace, convert to vanilla-CNN form, score, report, search.\n\n"
-    "Exit codes: 0 ok, 2 bad usage or unknown model, 3 not traceable, 4 not VCNN-convertible, 5 numerical failure.",
+HELP = (
+    "Zero-shot NAS for any PyTorch model: trace, convert to vanilla-CNN form, score, report, search.\n\n"
+    "Exit codes: 0 ok, 1 internal error (a bug), 2 bad usage or unknown model, 3 not traceable, "
+    "4 not VCNN-convertible, 5 numerical failure, 130 interrupted (Ctrl-C).\n\n"
+    "With --json a failure prints {\"error\": ..., \"exit_code\": ...} on stdout."
 )
+
+_APP: Any = None
 
 
 def _version(value: bool) -> None:
     if value:
         import torch
+        import typer
+
+        import zenfx
 
         typer.echo(f"zenfx {zenfx.__version__} (torch {torch.__version__})")
         raise typer.Exit(0)
 
 
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
-) -> None:
-    """zenfx command-line interface."""
+def build_app() -> Any:
+    """The typer app with every ``cmd_*`` module registered (built once)."""
+    global _APP
+    if _APP is not None:
+        return _APP
+    import importlib
+    import pkgutil
 
+    import typer
 
-def _register_commands() -> None:
-    names = [m.name[4:] for m in pkgutil.iter_modules(_cli_path) if m.name.startswith("cmd_")]
+    from . import __path__ as cli_path
+
+    app = typer.Typer(name="zenfx", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                      rich_markup_mode="rich", help=HELP)
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                     help="Print the version and exit."),
+    ) -> None:
+        """zenfx command-line interface."""
+
+    names = [m.name[4:] for m in pkgutil.iter_modules(cli_path) if m.name.startswith("cmd_")]
     names.sort(key=lambda n: (COMMAND_ORDER.index(n) if n in COMMAND_ORDER else len(COMMAND_ORDER), n))
     for name in names:
         module = importlib.import_module(f"{__package__}.cmd_{name}")
         module.register(app)
+    _APP = app
+    return app
 
 
-_register_commands()
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _run(argv: list[str]) -> None:
+    """Run the app; under ``--json`` even a click usage error (bad option, missing argument) prints
+    the JSON error document on stdout."""
+    app = build_app()
+    if "--json" not in argv:
+        app()
+        return
+    import click
+
+    from .common import error_document, print_json
+
+    try:
+        rv = app(standalone_mode=False)
+    except click.exceptions.ClickException as exc:
+        print_json(error_document(exc.format_message(), exc.exit_code))
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        raise KeyboardInterrupt from None
+    raise SystemExit(rv if isinstance(rv, int) else 0)
 
 
 def main() -> None:
-    app()
+    """Console-script entry point: Ctrl-C at any moment (imports included) exits 130 without a traceback."""
+    try:
+        _run(sys.argv[1:])
+    except KeyboardInterrupt:
+        try:
+            sys.stderr.write("interrupted\n")
+        finally:
+            raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 if __name__ == "__main__":

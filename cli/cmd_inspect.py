@@ -5,17 +5,27 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-import zenfx
-
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, handle_errors, out, print_json
+from .common import (
+    InputSizeOpt,
+    JsonOpt,
+    KwargOpt,
+    ModelArg,
+    ResolutionOpt,
+    handle_errors,
+    input_size_option,
+    out,
+    print_json,
+)
 
 
 @handle_errors
 def inspect_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOpt = None,
                 input_size: InputSizeOpt = None, json: JsonOpt = False) -> None:
     """Trace MODEL and count its nodes, convolutions, norms, residual adds, concats and multiplies."""
+    import zenfx
+
     kwargs = zenfx.parse_kwargs(kwarg)
-    size = zenfx.parse_input_size(input_size, resolution, (3, 224, 224)) if (input_size or resolution) else None
+    size = input_size_option(input_size, resolution)
     info = zenfx.inspect_model(model, kwargs, size)
     if json:
         print_json(info)

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-import zenfx
-from zenfx.cost.report import DEFAULT_DEPTH, CostReport, cost_report
+from .common import (
+    InputSizeOpt,
+    JsonOpt,
+    KwargOpt,
+    ModelArg,
+    ResolutionOpt,
+    above,
+    at_least,
+    err,
+    handle_errors,
+    input_size_option,
+    out,
+    print_json,
+)
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, err, handle_errors, out, print_json
+if TYPE_CHECKING:
+    from zenfx.cost.report import CostReport
+
+# zenfx.cost.report.DEFAULT_DEPTH, repeated so that `zenfx report --help` needs no torch import
+# (tests/test_cli_startup.py checks they agree).
+DEFAULT_DEPTH = 2
 
 
 def _si(n: float, unit: str = "") -> str:
@@ -97,12 +114,12 @@ def report_cmd(
     input_size: InputSizeOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size for activation memory and latency.")] = 1,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Add a per-module breakdown table.")] = False,
-    depth: Annotated[Optional[int], typer.Option("--depth", help=f"Group the breakdown to depth K of the module hierarchy (default {DEFAULT_DEPTH}; implies --per-layer).")] = None,
+    depth: Annotated[int | None, typer.Option("--depth", help=f"Group the breakdown to depth K of the module hierarchy (default {DEFAULT_DEPTH}; implies --per-layer).")] = None,
     latency: Annotated[bool, typer.Option("--latency", help="Measure latency with torch.utils.benchmark.")] = False,
     predict: Annotated[bool, typer.Option("--predict", help="Add the per-operator latency predictor's estimate (table cached under ~/.cache/zenfx).")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (latency).")] = "cpu",
     dtype: Annotated[str, typer.Option("--dtype", help="float32, float16 or bfloat16 (activation bytes and latency).")] = "float32",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Pin the intra-op thread count for latency (default: torch's current).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Pin the intra-op thread count for latency (default: torch's current).")] = None,
     counter: Annotated[str, typer.Option("--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")] = "torch",
     vcnn: Annotated[bool, typer.Option("--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
     clock: Annotated[str, typer.Option("--clock", help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")] = "wall",
@@ -111,8 +128,16 @@ def report_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Params, MACs (FLOPs = 2*MACs), activation memory and, with --latency, measured latency of MODEL."""
+    import zenfx
+    from zenfx.cost.report import cost_report
+
+    at_least("--batch-size", batch_size, 1)
+    at_least("--depth", depth, 0)
+    at_least("--threads", threads, 1, why="omit it for torch's current count")
+    at_least("--warmup", warmup, 0)
+    above("--min-run-time", min_run_time, 0, why="seconds of timed runs")
     kwargs = zenfx.parse_kwargs(kwarg)
-    size = zenfx.parse_input_size(input_size, resolution, (3, 224, 224)) if (input_size or resolution) else None
+    size = input_size_option(input_size, resolution)
     k = depth if depth is not None else (DEFAULT_DEPTH if per_layer else None)
     if latency and not json:
         err.print("measuring latency ...", highlight=False)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-import zenfx
-from zenfx.scoring import DEFAULT_BATCH_SIZE, DEFAULT_REPEAT, ScoreResult
-
 from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, err, handle_errors, out, print_json
+
+if TYPE_CHECKING:
+    from zenfx.scoring import ScoreResult
+
+# zenfx.scoring's defaults, repeated here so that `zenfx score --help` needs no torch import
+# (tests/test_cli_startup.py checks they agree).
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_REPEAT = 4
 
 ProxyOpt = Annotated[str, typer.Option("--proxy", "-p", help="Proxies, comma-separated: zen, phi, params, flops (and any other registered proxy).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Gaussian inputs per forward pass.")]
@@ -20,7 +25,7 @@ BnStatOpt = Annotated[str, typer.Option("--bn-stat", help="BN statistic for Zen:
 GammaOpt = Annotated[float, typer.Option("--mixup-gamma", help="Perturbation size gamma of Zen's x + gamma*eps.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16 (cuda only) or bfloat16.")]
-GraphOpt = Annotated[Optional[str], typer.Option("--graph", help="Score every proxy on this graph (original or vcnn) instead of the one its reference uses.")]
+GraphOpt = Annotated[str | None, typer.Option("--graph", help="Score every proxy on this graph (original or vcnn) instead of the one its reference uses.")]
 ClassesOpt = Annotated[int, typer.Option("--num-classes", help="Classes of the GAP+Linear head appended for proxies that need logits.")]
 
 
@@ -39,7 +44,7 @@ def _num(value: float) -> str:
     return f"{value:.4f}"
 
 
-def _fmt_score(name: str, value: float, ci: Optional[float]) -> str:
+def _fmt_score(name: str, value: float, ci: float | None) -> str:
     text = _fmt_value(name, value)
     if ci is None:
         return text
@@ -108,8 +113,10 @@ def score_cmd(model: ModelArg, proxy: ProxyOpt = "zen", kwarg: KwargOpt = None,
     Zen-Score follows Algorithm 1 of Zen-NAS (ICCV 2021) and, with --bn-stat official (default),
     gives the number the authors' own code gives for the same vanilla network.
     """
+    import zenfx
+
     kwargs = zenfx.parse_kwargs(kwarg)
-    size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size else None
+    size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size is not None else None
     with err.status(f"scoring {model} ...", spinner="dots") as status:
         def progress(name: str, r: int, n: int) -> None:
             status.update(f"scoring {model}: {name}, repeat {r + 1}/{n}")

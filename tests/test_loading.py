@@ -111,8 +111,8 @@ def test_user_file_errors(user_file, tmp_path):
 
 
 def test_kwargs_are_python_literals():
-    kw = parse_kwargs(["num_classes=10", "width_mult=0.5", "name=foo", "flag=True", "sizes=(1, 2)"])
-    assert kw == {"num_classes": 10, "width_mult": 0.5, "name": "foo", "flag": True, "sizes": (1, 2)}
+    kw = parse_kwargs(["num_classes=10", "width_mult=0.5", "name='foo'", 'act="relu"', "flag=True", "sizes=(1, 2)"])
+    assert kw == {"num_classes": 10, "width_mult": 0.5, "name": "foo", "act": "relu", "flag": True, "sizes": (1, 2)}
     with pytest.raises(UsageError):
         parse_kwargs(["novalue"])
     with pytest.raises(UsageError):

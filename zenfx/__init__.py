@@ -2,13 +2,20 @@
 
 The public API mirrors the CLI: ``load_model`` / ``resolve_model`` turn a spec into a module,
 ``trace`` gives a shape-annotated fx graph, ``inspect_model`` summarises it.
+
+Names are imported lazily (PEP 562): ``import zenfx`` (and so ``zenfx --help``) costs no torch
+import; the first access to ``zenfx.score`` etc. imports the module that defines it. To export a
+new name, add it to ``_LAZY`` with the submodule that defines it.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .errors import (
+from .errors import (  # light: no torch
     NotConvertibleError,
     NotTraceableError,
     NumericalError,
@@ -17,40 +24,95 @@ from .errors import (
     UsageError,
     ZenfxError,
 )
-from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, resolve_model
-from .pipeline import TracedModel, inspect_model, load_and_trace
-from .cost.flops import count_macs
-from .cost.report import CostReport, cost_report
-from .scoring import ScoreResult, score
-from .tracing import trace
-from .vcnn import Change, VCNNResult, audit_models, convert_model, to_vcnn
 
-__all__ = [
+# public name -> submodule (relative to zenfx) that defines it
+_LAZY: dict[str, str] = {
+    "LoadedModel": ".loading",
+    "load_model": ".loading",
+    "parse_input_size": ".loading",
+    "parse_kwargs": ".loading",
+    "resolve_model": ".loading",
+    "TracedModel": ".pipeline",
+    "inspect_model": ".pipeline",
+    "load_and_trace": ".pipeline",
+    "count_macs": ".cost.flops",
+    "CostReport": ".cost.report",
+    "cost_report": ".cost.report",
+    "ScoreResult": ".scoring",
+    "score": ".scoring",
+    "trace": ".tracing",
+    "Change": ".vcnn",
+    "VCNNResult": ".vcnn",
+    "audit_models": ".vcnn",
+    "convert_model": ".vcnn",
+    "to_vcnn": ".vcnn",
+    "Edit": ".genome",  # the search half (issue 10)
+    "Genome": ".genome",
+    "structure_key": ".genome",
+    "SearchSpace": ".space",
+    "space": ".space",
+    "build": ".mutation",
+    "mutate": ".mutation",
+    "shrink": ".mutation",
+}
+
+if TYPE_CHECKING:  # static tools see the eager imports
+    from .cost.flops import count_macs
+    from .cost.report import CostReport, cost_report
+    from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, resolve_model
+    from .pipeline import TracedModel, inspect_model, load_and_trace
+    from .scoring import ScoreResult, score
+    from .tracing import trace
+    from .vcnn import Change, VCNNResult, audit_models, convert_model, to_vcnn
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zenfx' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [  # every name of _LAZY too (a test checks they agree)
+    "__version__",
+    "NotConvertibleError",
+    "NotTraceableError",
+    "NumericalError",
+    "ShapeError",
+    "UnknownModelError",
+    "UsageError",
+    "ZenfxError",
+    "LoadedModel",
+    "load_model",
+    "parse_input_size",
+    "parse_kwargs",
+    "resolve_model",
+    "TracedModel",
+    "inspect_model",
+    "load_and_trace",
+    "count_macs",
+    "CostReport",
+    "cost_report",
+    "ScoreResult",
+    "score",
+    "trace",
     "Change",
     "VCNNResult",
     "audit_models",
     "convert_model",
     "to_vcnn",
-    "__version__",
-    "CostReport",
-    "LoadedModel",
-    "NotConvertibleError",
-    "NotTraceableError",
-    "NumericalError",
-    "ScoreResult",
-    "ShapeError",
-    "TracedModel",
-    "UnknownModelError",
-    "UsageError",
-    "ZenfxError",
-    "cost_report",
-    "count_macs",
-    "inspect_model",
-    "load_and_trace",
-    "load_model",
-    "parse_input_size",
-    "parse_kwargs",
-    "resolve_model",
-    "score",
-    "trace",
+    "Edit",
+    "Genome",
+    "structure_key",
+    "SearchSpace",
+    "space",
+    "build",
+    "mutate",
+    "shrink",
 ]

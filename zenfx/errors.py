@@ -7,17 +7,18 @@ message and exits with ``exit_code``; the API raises it. The codes are part of t
 
 from __future__ import annotations
 
-EXIT_OK = 0
+EXIT_INTERNAL = 1  # a zenfx bug: the CLI prints one line naming the exception (ZENFX_DEBUG=1: traceback)
 EXIT_USAGE = 2
 EXIT_NOT_TRACEABLE = 3
 EXIT_NOT_CONVERTIBLE = 4
 EXIT_NUMERICAL = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), the shell's convention
 
 
 class ZenfxError(Exception):
     """Base class: a user-facing failure with a one-line message and a process exit code."""
 
-    exit_code: int = 1
+    exit_code: int = EXIT_INTERNAL
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -62,3 +63,21 @@ class NumericalError(ZenfxError):
 
 class ShapeError(UsageError):
     """The model cannot run at the requested input size; the message names the layer."""
+
+
+class OptionError(UsageError):
+    """A bad value for one named option of the Python API. The message speaks API (``batch_size must
+    be at least 1, got 0``); the CLI shows :meth:`cli_message`, with the matching flag instead
+    (``--batch-size must be at least 1, got 0``), so neither side reads the other's vocabulary."""
+
+    def __init__(self, option: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.option = option
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.option.replace("_", "-")
+
+    def cli_message(self) -> str:
+        text = str(self)
+        return self.flag + text[len(self.option):] if text.startswith(self.option) else f"{self.flag}: {text}"

@@ -15,14 +15,15 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import UnknownModelError, UsageError
+from .errors import UnknownModelError, UsageError, ZenfxError
 
 DEFAULT_INPUT_SIZE: tuple[int, int, int] = (3, 224, 224)
 
@@ -74,7 +75,13 @@ def _unknown(name: str, where: str, candidates: list[str]) -> UnknownModelError:
 
 
 def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
-    """Parse repeatable ``key=value`` strings; values are Python literals, else plain strings."""
+    """Parse repeatable ``key=value`` strings; every value must be a Python literal.
+
+    One rule, no guessing: ``48``, ``0.5``, ``True``, ``None``, ``(1, 2)``, ``[1, 2]``, ``{'a': 1}``
+    and quoted strings (``'"relu"'`` in a shell) are accepted; anything else (``width=abc``,
+    ``width=[1,2``) is refused with the quoting to use, because a silent fallback to a string turns
+    a typo into a confusing failure deep inside the constructor.
+    """
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
@@ -84,9 +91,13 @@ def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
         if not key.isidentifier():
             raise UsageError(f"constructor argument name '{key}' is not a Python identifier")
         try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
+            out[key] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            quoted = "'\"" + raw + "\"'" if '"' not in raw else "\"'" + raw + "'\""
+            raise UsageError(
+                f"-k {key}={raw}: {raw!r} is not a Python literal (a number, True/False/None, a tuple, list "
+                f"or dict, or a quoted string); for the string {raw!r} write -k {key}={quoted}"
+            ) from None
     return out
 
 
@@ -158,8 +169,18 @@ def empty_weights() -> Iterator[None]:
         nn.Module.register_buffer = reg_b  # type: ignore[method-assign]
 
 
-def _build(ctor: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
-    """Call a constructor on ``device`` (meta for a memory-free build), falling back to CPU."""
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _build(ctor: Any, kwargs: dict[str, Any], device: str | None, *, what: str | None = None) -> nn.Module:
+    """Call a constructor on ``device`` (meta for a memory-free build), falling back to CPU.
+
+    Whatever the constructor raises (a TypeError for a wrong argument, a ValueError or RuntimeError
+    for a bad value such as a negative width) is the user's usage error: one line naming ``what``
+    (the spec) and the exception, exit 2, never a traceback. ZenfxErrors pass through unchanged.
+    """
     if isinstance(ctor, nn.Module):
         if kwargs:
             raise UsageError("constructor arguments were given, but the spec names a module instance")
@@ -167,26 +188,35 @@ def _build(ctor: Any, kwargs: dict[str, Any], device: str | None) -> nn.Module:
     if not callable(ctor):
         raise UsageError(f"'{ctor!r}' is neither an nn.Module, a class nor a callable")
     try:
-        with _on_device(device):
-            model = ctor(**kwargs)
-    except TypeError as exc:
-        raise UsageError(f"cannot build model: {exc}") from None
-    except Exception:
-        if device in (None, "cpu"):
-            raise
-        model = None
-        if str(device) == "meta":
-            try:
-                with empty_weights():
-                    model = ctor(**kwargs)
-            except Exception:
-                model = None
-        if model is None:
-            with _on_device("cpu"):
-                model = ctor(**kwargs)
+        model = _call_with_fallback(ctor, kwargs, device)
+    except ZenfxError:
+        raise
+    except Exception as exc:
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("weights", "pretrained"))
+        given = f" with {args}" if args else ""
+        raise UsageError(f"cannot build {what or 'model'}{given}: {_first_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise UsageError(f"the constructor returned {type(model).__name__}, not an nn.Module")
     return model
+
+
+def _call_with_fallback(ctor: Any, kwargs: dict[str, Any], device: str | None) -> Any:
+    """Build on ``device``; a build that fails there is retried without weights on meta (for meta)
+    and then on the CPU, whose exception (the user's own, not a meta artefact) is the one raised."""
+    try:
+        with _on_device(device):
+            return ctor(**kwargs)
+    except Exception:
+        if device in (None, "cpu"):
+            raise
+    if str(device) == "meta":
+        try:
+            with empty_weights():
+                return ctor(**kwargs)
+        except Exception:
+            pass
+    with _on_device("cpu"):
+        return ctor(**kwargs)
 
 
 def _torchvision_input_size(name: str, model: nn.Module | None = None) -> InputSize:
@@ -223,7 +253,7 @@ def _load_torchvision(name: str, kwargs: dict[str, Any], device: str | None, spe
         raise _unknown(name, "torchvision", list(torchvision_names()))
     kw = dict(kwargs)
     kw.setdefault("weights", None)
-    model = _build(lambda **k: tvm.get_model(name, **k), kw, device)
+    model = _build(lambda **k: tvm.get_model(name, **k), kw, device, what=spec)
     return LoadedModel(model, name, "torchvision", spec, _torchvision_input_size(name, model), kwargs)
 
 
@@ -234,7 +264,7 @@ def _load_timm(name: str, kwargs: dict[str, Any], device: str | None, spec: str)
         raise _unknown(name, "timm", list(timm_names()))
     kw = dict(kwargs)
     kw["pretrained"] = False
-    model = _build(lambda **k: timm.create_model(name, **k), kw, device)
+    model = _build(lambda **k: timm.create_model(name, **k), kw, device, what=spec)
     return LoadedModel(model, name, "timm", spec, _timm_input_size(model), kwargs)
 
 
@@ -255,7 +285,7 @@ def _load_file(path: str, attr: str, kwargs: dict[str, Any], device: str | None,
         public = [n for n in dir(module) if not n.startswith("_")]
         raise _unknown(attr, path, public)
     ctor = getattr(module, attr)
-    model = _build(ctor, kwargs, device)
+    model = _build(ctor, kwargs, device, what=spec)
     name = f"{os.path.basename(path)}:{attr}"
     return LoadedModel(model, name, "file", spec, _guess_input_size(model, attr), kwargs)
 
@@ -300,7 +330,7 @@ def _load_python(spec: str, kwargs: dict[str, Any], device: str | None) -> Loade
         kw.setdefault("weights", None)
     elif module_name.startswith("timm.models") and inspect.isfunction(obj):
         kw["pretrained"] = False
-    model = _build(obj, kw, device)
+    model = _build(obj, kw, device, what=spec)
     if torchvision_ctor:
         default = _torchvision_input_size(name, model) if name in torchvision_names() else DEFAULT_INPUT_SIZE
     else:
@@ -325,6 +355,18 @@ def _looks_like_file(spec: str) -> bool:
 # --------------------------------------------------------------------------- public API
 
 
+def _load_genome(spec: str, kwargs: dict[str, Any], device: str | None) -> LoadedModel:
+    """A genome JSON file: its seed model with its edits replayed (``zenfx.build``)."""
+    from .genome import Genome
+    from .mutation import build
+
+    if kwargs:
+        raise UsageError(f"constructor arguments were given with the genome '{spec}': a genome carries its own")
+    genome = Genome.load(spec)
+    model = build(genome, device=device)
+    return LoadedModel(model, os.path.basename(spec), "genome", spec, genome.input_size, {})
+
+
 def resolve_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
                   device: str | None = None) -> LoadedModel:
     """Build the model a spec names; ``device="meta"`` builds it without allocating weights.
@@ -343,6 +385,8 @@ def resolve_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
     if not isinstance(spec, str) or not spec.strip():
         raise UnknownModelError("empty model spec")
     spec = spec.strip()
+    if spec.lower().endswith(".json"):  # a genome (zenfx/genome.py): its seed plus replayed edits
+        return _load_genome(spec, kwargs, device)
     if spec.startswith("zoo:"):  # the zoo's registry (zoo/registry.py): seeds, ZenNets, found nets
         from .zoo.registry import load_entry
 

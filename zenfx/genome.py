@@ -1,0 +1,241 @@
+"""Genomes: a seed model plus an ordered list of edits, as JSON that replays to the same network.
+
+A genome never stores weights or a pickled module: only what is needed to rebuild the model
+(``seed`` spec, constructor ``kwargs``, ``input_size``, ``init_seed``) and the edits. Edits replay
+IN ORDER because a depth edit renumbers container keys and so shifts the paths (and the group ids
+derived from them) that later edits name.
+
+The structure key hashes a canonical description of the built architecture (module types and
+their constructor-level attributes in module order), so two edit orders that reach the same
+network deduplicate to one key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+FORMAT = "zenfx-genome"
+FORMAT_VERSION = 1
+EDIT_KINDS = ("width", "kernel", "depth")
+
+
+class GenomeError(UsageError):
+    """A malformed genome file, an edit that does not fit its seed, a genome from another version."""
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One replayable change: ``width`` of a channel group, ``kernel`` of a conv, ``depth`` of a block run."""
+
+    kind: str  # "width" | "kernel" | "depth"
+    target: str  # width: a channel-group id; kernel: a conv's module path; depth: a block run's path
+    value: int  # width: new channels; kernel: new kernel size (3/5/7); depth: new number of blocks
+
+    def __post_init__(self) -> None:
+        if self.kind not in EDIT_KINDS:
+            raise GenomeError(f"edit kind '{self.kind}' is not one of {', '.join(EDIT_KINDS)}")
+        if not isinstance(self.target, str) or not self.target:
+            raise GenomeError(f"{self.kind} edit needs a non-empty target, got {self.target!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value < 1:
+            raise GenomeError(f"{self.kind} edit of '{self.target}' needs a positive integer value, got {self.value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "value": self.value}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Edit:
+        if not isinstance(d, dict) or set(d) != {"kind", "target", "value"}:
+            raise GenomeError(f"an edit must be an object with kind, target and value, got {d!r}")
+        return cls(d["kind"], d["target"], d["value"])
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target} -> {self.value}"
+
+
+def _input_size(value: Any) -> tuple[int, int, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise GenomeError(f"input_size must be three positive integers C,H,W, got {value!r}")
+    return (int(value[0]), int(value[1]), int(value[2]))
+
+
+@dataclass
+class Genome:
+    """A seed model and the edits that turn it into a candidate; JSON on disk, replayed by ``build``."""
+
+    seed: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, int, int] = (3, 224, 224)
+    init_seed: int = 0
+    edits: list[Edit] = field(default_factory=list)
+    zenfx_version: str = field(default_factory=_version)
+    seed_key: str | None = None  # structure key of the seed when the genome was written; checked on build
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, str) or not self.seed.strip():
+            raise GenomeError("a genome needs a seed model spec (a string load_model accepts)")
+        if not isinstance(self.kwargs, dict):
+            raise GenomeError(f"genome kwargs must be an object, got {type(self.kwargs).__name__}")
+        self.input_size = _input_size(self.input_size)
+        if isinstance(self.init_seed, bool) or not isinstance(self.init_seed, int):
+            raise GenomeError(f"init_seed must be an integer, got {self.init_seed!r}")
+        self.edits = [e if isinstance(e, Edit) else Edit.from_dict(e) for e in self.edits]
+
+    def child(self, *edits: Edit) -> Genome:
+        """A new genome with ``edits`` appended (this one is left as it is)."""
+        return Genome(self.seed, dict(self.kwargs), self.input_size, self.init_seed,
+                      [*self.edits, *edits], self.zenfx_version, self.seed_key)
+
+    def with_edits(self, edits: list[Edit]) -> Genome:
+        return Genome(self.seed, dict(self.kwargs), self.input_size, self.init_seed, list(edits),
+                      self.zenfx_version, self.seed_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": FORMAT, "version": FORMAT_VERSION, "zenfx_version": self.zenfx_version,
+            "seed": self.seed, "kwargs": dict(self.kwargs), "input_size": list(self.input_size),
+            "init_seed": self.init_seed, "edits": [e.to_dict() for e in self.edits],
+        }
+        if self.seed_key:
+            d["seed_key"] = self.seed_key
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Any, *, where: str = "genome") -> Genome:
+        if not isinstance(d, dict):
+            raise GenomeError(f"{where}: a genome is a JSON object, got {type(d).__name__}")
+        if d.get("format") != FORMAT:
+            raise GenomeError(f"{where}: not a zenfx genome (\"format\" is {d.get('format')!r}, want {FORMAT!r})")
+        if d.get("version") != FORMAT_VERSION:
+            raise GenomeError(f"{where}: genome format version {d.get('version')!r} is not {FORMAT_VERSION}")
+        version = _version()
+        if d.get("zenfx_version") != version:
+            raise GenomeError(f"{where}: written by zenfx {d.get('zenfx_version')!r}, this is zenfx {version}; "
+                              "edits name groups of that version's analysis, so it cannot be replayed here")
+        known = {"format", "version", "zenfx_version", "seed", "kwargs", "input_size", "init_seed", "edits", "seed_key"}
+        extra = sorted(set(d) - known)
+        if extra:
+            raise GenomeError(f"{where}: unknown genome field(s) {', '.join(extra)}")
+        if "seed" not in d or "input_size" not in d:
+            raise GenomeError(f"{where}: a genome needs \"seed\" and \"input_size\"")
+        edits = d.get("edits", [])
+        if not isinstance(edits, list):
+            raise GenomeError(f"{where}: \"edits\" must be a list")
+        try:
+            return cls(seed=d["seed"], kwargs=d.get("kwargs") or {}, input_size=d["input_size"],
+                       init_seed=d.get("init_seed", 0), edits=[Edit.from_dict(e) for e in edits],
+                       zenfx_version=version, seed_key=d.get("seed_key"))
+        except GenomeError as exc:
+            if exc.message.startswith(where):
+                raise
+            raise GenomeError(f"{where}: {exc.message}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file in the same folder, then rename): a crash never leaves half a genome."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Genome:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise GenomeError(f"genome file '{path}' does not exist") from None
+        except OSError as exc:
+            raise GenomeError(f"cannot read genome file '{path}': {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GenomeError(f"genome file '{path}' is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        return cls.from_dict(data, where=f"genome file '{path}'")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def as_genome(obj: Any) -> Genome:
+    """A Genome from a Genome, a dict or a path to a genome JSON file."""
+    if isinstance(obj, Genome):
+        return obj
+    if isinstance(obj, dict):
+        return Genome.from_dict(obj)
+    if isinstance(obj, (str, os.PathLike)):
+        return Genome.load(obj)
+    raise GenomeError(f"expected a Genome, a genome dict or a path, got {type(obj).__name__}")
+
+
+def is_genome_spec(spec: Any) -> bool:
+    return isinstance(spec, (str, os.PathLike)) and str(spec).strip().lower().endswith(".json")
+
+
+# --------------------------------------------------------------------------- structure key
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def describe(model: Any) -> list[str]:
+    """One line per module in module order: path, class and constructor-level attributes.
+
+    ``extra_repr`` is what torch prints for a module's constructor arguments (channels, kernel,
+    stride, padding, groups, bias, eps, ...); memory addresses of functions it may show are cut.
+    """
+    lines = []
+    for path, m in model.named_modules():
+        cls = f"{type(m).__module__}.{type(m).__qualname__}"
+        try:
+            extra = _ADDRESS.sub("", m.extra_repr())
+        except Exception:
+            extra = ""
+        shapes = ";".join(f"{n}:{tuple(p.shape)}" for n, p in m.named_parameters(recurse=False))
+        lines.append(f"{path}|{cls}|{extra}|{shapes}")
+    return lines
+
+
+def structure_key(model_or_genome: Any) -> str:
+    """Same architecture -> same key, whatever the edit order that reached it (16 hex digits).
+
+    A genome is built on the meta device first (no weights are allocated).
+    """
+    from torch import nn
+
+    model = model_or_genome
+    if not isinstance(model, nn.Module):
+        from .mutation import build
+
+        model = build(as_genome(model_or_genome), device="meta")
+    digest = hashlib.sha256("\n".join(describe(model)).encode()).hexdigest()
+    return digest[:16]

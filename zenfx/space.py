@@ -1,0 +1,542 @@
+"""The search space of a model: channel groups, kernel sites and repeatable block runs.
+
+``zenfx.space(model)`` answers "what can evolution change in this network, and what not, why?".
+The answer has two layers:
+
+- a :class:`Topology`, the width-independent structure found by the channel analysis
+  (``space_graph``) plus the kernel and depth sites and every freezing reason. It depends only on
+  the seed and on the depth edits applied so far, so it is computed once per seed (probed, and
+  cached on disk, see ``space_cache``) and once per depth-edit history (in memory);
+- a :class:`SearchSpace`, that topology read against one concrete model: current channels,
+  kernels and block counts, and the allowed steps and ranges that follow from them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .errors import NotTraceableError, UsageError
+from .space_graph import INPUT_GROUP, LEAF_TYPES, OPAQUE_PREFIX, ChannelAnalysis, Layer
+
+KERNEL_CHOICES = (3, 5, 7)
+WIDTH_RATIOS = (2.5, 2.0, 1.5, 1.25, 1 / 1.25, 1 / 1.5, 1 / 2, 1 / 2.5)
+MAX_WIDTH_FACTOR = 4  # a group may grow to 4x its channels at analysis time per edit
+BASE_STEP = 8
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class ChannelGroup:
+    """One integer variable: the channel count shared by every member layer."""
+
+    id: str
+    channels: int
+    step: int
+    min: int
+    max: int
+    role: str  # stage | stem | inner | expansion | squeeze | head | input | output | other
+    free: bool
+    reason: str | None
+    members: list[str]
+    ratio: float | None = None  # expansion: hidden width / block input width
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class KernelSite:
+    path: str
+    kernel: int
+    choices: list[int]
+    free: bool
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class DepthSite:
+    """A run of blocks in one container: the first (possibly shape-changing) block and its repeats."""
+
+    path: str  # the container's path when the run is the whole container, else the run's first block
+    container: str
+    start: int
+    count: int
+    min: int
+    max: int
+    free: bool
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Topology:
+    """Width-independent structure: layers and the groups they follow, kernel and depth sites."""
+
+    layers: list[Layer]
+    groups: dict[str, dict[str, Any]]  # root id -> {"order", "reasons", "flags", "step"}
+    kernels: dict[str, list[str]]  # conv path -> freezing reasons
+    blocks: list[dict[str, Any]]  # {"path", "container", "start", "count", "reasons"}
+    tracer: str = ""
+    probe: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": [lay.to_dict() for lay in self.layers], "groups": self.groups, "kernels": self.kernels,
+                "blocks": self.blocks, "tracer": self.tracer, "probe": self.probe}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Topology:
+        return cls([Layer.from_dict(x) for x in d["layers"]], d["groups"], d["kernels"], d["blocks"],
+                   d.get("tracer", ""), d.get("probe", {}))
+
+    def layers_of(self, gid: str) -> list[Layer]:
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = {}
+            for lay in self.layers:
+                for g in {lay.out_group, *(p for p, _ in lay.in_parts)}:
+                    if g is not None:
+                        index.setdefault(g, []).append(lay)
+            self.__dict__["_index"] = index
+        return index.get(gid, [])
+
+    def freeze(self, kind: str, target: str, reason: str) -> None:
+        if kind == "width":
+            self.groups[target]["reasons"].append(reason)
+        elif kind == "kernel":
+            self.kernels[target].append(reason)
+        else:
+            next(b for b in self.blocks if b["path"] == target)["reasons"].append(reason)
+
+
+@dataclass
+class SearchSpace:
+    """A topology read against one model: what each free group/kernel/run is now and may become."""
+
+    model: str
+    input_size: tuple[int, int, int]
+    groups: list[ChannelGroup]
+    kernels: list[KernelSite]
+    blocks: list[DepthSite]
+    topology: Topology
+
+    def group(self, gid: str) -> ChannelGroup | None:
+        return next((g for g in self.groups if g.id == gid), None)
+
+    def kernel(self, path: str) -> KernelSite | None:
+        return next((k for k in self.kernels if k.path == path), None)
+
+    def block(self, path: str) -> DepthSite | None:
+        return next((b for b in self.blocks if b.path == path), None)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {name: {"free": sum(x.free for x in xs), "frozen": sum(not x.free for x in xs)}
+                for name, xs in (("groups", self.groups), ("kernels", self.kernels), ("blocks", self.blocks))}
+
+    def size_log10(self) -> float:
+        """log10 of the number of distinct one-shot settings: widths x kernels x depths of the free sites."""
+        total = 0.0
+        for g in self.groups:
+            if g.free:
+                total += math.log10((g.max - g.min) // g.step + 1)
+        total += sum(math.log10(len(k.choices)) for k in self.kernels if k.free)
+        total += sum(math.log10(b.max - b.min + 1) for b in self.blocks if b.free)
+        return total
+
+    def frozen_reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for x in [*self.groups, *self.kernels, *self.blocks]:
+            if not x.free and x.reason:
+                key = x.reason.split("; ")[0]
+                out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "input_size": list(self.input_size), "counts": self.counts(),
+                "size_log10": round(self.size_log10(), 3),
+                "groups": [g.to_dict() for g in self.groups], "kernels": [k.to_dict() for k in self.kernels],
+                "blocks": [b.to_dict() for b in self.blocks], "probe": self.topology.probe,
+                "tracer": self.topology.tracer}
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A deep copy whose parameters and buffers live on the meta device (no data is copied)."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty(b.shape, dtype=b.dtype, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def analysis_trace(model: nn.Module) -> fx.GraphModule:
+    """Trace with Conv/BN/Linear/GroupNorm/LayerNorm subclasses as leaves (timm's BatchNormAct2d,
+    Conv2dSame stay one node each), adding timm's not-trace registries only if that fails."""
+    from .tracing import TRACER_LEAF, _PathTrackingTracer, _run_tracer, _timm_registries
+
+    try:
+        return _run_tracer(model, _PathTrackingTracer(leaf_types=LEAF_TYPES), TRACER_LEAF)
+    except Exception as first:
+        leaf, funcs = _timm_registries()
+        tracer = _PathTrackingTracer(leaf_types=LEAF_TYPES + tuple(leaf), autowrap_functions=tuple(funcs))
+        try:
+            return _run_tracer(model, tracer, TRACER_LEAF + "+timm")
+        except Exception:
+            raise NotTraceableError(f"cannot trace {type(model).__name__} for the space analysis: "
+                                    f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''}") from None
+
+
+def _traced_graphs(model: nn.Module, input_size: Sequence[int]) -> tuple[fx.GraphModule, fx.GraphModule | None]:
+    """The eval graph and, when it traces, the train graph (training-only branches: aux heads)."""
+    from .tracing import propagate_shapes
+
+    was = model.training
+    try:
+        model.eval()
+        ge = analysis_trace(model)
+        propagate_shapes(ge, input_size, batch_size=2)
+        gt = None
+        try:
+            model.train()
+            gt = analysis_trace(model)
+            propagate_shapes(gt, input_size, batch_size=2)
+        except Exception:
+            gt = None
+    finally:
+        model.train(was)
+    return ge, gt
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def _stack_paths(node: fx.Node) -> list[str]:
+    stack = node.meta.get("nn_module_stack") or {}
+    out = []
+    for key, val in stack.items():
+        path = val[0] if isinstance(val, tuple) and val and isinstance(val[0], str) else str(key)
+        out.append(path)
+    if node.op == "call_module":
+        out.append(str(node.target))
+    return out
+
+
+def _kernel_eligible(m: nn.Module) -> bool:
+    if not isinstance(m, nn.modules.conv._ConvNd) or isinstance(m, nn.modules.conv._ConvTransposeNd):
+        return False
+    k = tuple(m.kernel_size)
+    if len(set(k)) != 1 or k[0] not in KERNEL_CHOICES:
+        return False
+    if isinstance(m.padding, str):
+        return m.padding == "same"
+    same = tuple(d * (kk - 1) // 2 for d, kk in zip(m.dilation, k))
+    if tuple(m.padding) == same:
+        return True
+    return "same" in type(m).__name__.lower() and all(p == 0 for p in m.padding)
+
+
+def _parent(model: nn.Module, path: str) -> nn.Module | None:
+    if not path:
+        return None
+    parent = path.rsplit(".", 1)[0] if "." in path else ""
+    try:
+        return model.get_submodule(parent)
+    except AttributeError:
+        return None
+
+
+def _block_io(gm: fx.GraphModule) -> dict[str, tuple[Any, Any]]:
+    """For every module path: (input shape, output shape) of its span in the graph."""
+    inside: dict[str, list[fx.Node]] = {}
+    for node in gm.graph.nodes:
+        for p in set(_stack_paths(node)):
+            inside.setdefault(p, []).append(node)
+    io: dict[str, tuple[Any, Any]] = {}
+    for p, nodes in inside.items():
+        members = set(nodes)
+        ins = [a for n in nodes for a in n.all_input_nodes if a not in members and isinstance(a.meta.get("shape"), tuple)]
+        outs = [n for n in nodes if any(u not in members for u in n.users)]
+        io[p] = (ins[0].meta.get("shape") if ins else None, outs[-1].meta.get("shape") if len(outs) == 1 else None)
+    return io
+
+
+def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> list[dict[str, Any]]:
+    owners: set[str] = set()
+    for stack in ca.residual_owners:
+        for p in reversed(stack):
+            if isinstance(_parent(model, p), (nn.Sequential, nn.ModuleList)):
+                owners.add(p)
+                break
+    io = _block_io(gm)
+    convs = [lay.path for lay in ca.layers.values() if lay.kind == "conv"]
+    sites: list[dict[str, Any]] = []
+    taken: list[str] = []
+    for cpath, cont in model.named_modules():
+        if not isinstance(cont, (nn.Sequential, nn.ModuleList)):
+            continue
+        if any(cpath.startswith(t + ".") for t in taken):
+            continue
+        keys = list(cont._modules)
+        paths = [f"{cpath}.{k}" if cpath else k for k in keys]
+
+        def is_block(p: str) -> bool:
+            return any(c.startswith(p + ".") for c in convs) and p in io
+
+        def repeatable(p: str) -> bool:
+            i, o = io.get(p, (None, None))
+            return is_block(p) and p in owners and i is not None and i == o
+
+        i = 0
+        while i < len(paths):
+            if not is_block(paths[i]):
+                i += 1
+                continue
+            j = i + 1
+            while j < len(paths) and repeatable(paths[j]):
+                j += 1
+            if j - i >= 2 or (j - i == 1 and repeatable(paths[i]) and len(paths) == 1):
+                whole = i == 0 and j == len(paths)
+                sites.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
+                              "count": j - i, "reasons": []})
+                taken.extend(paths[i:j])
+            i = max(j, i + 1)
+    return sites
+
+
+def analyse(model: nn.Module, input_size: Sequence[int]) -> Topology:
+    """Static analysis of ``model`` (any device; analysed on a meta copy unless already on meta)."""
+    on_meta = all(t.device.type == "meta" for t in [*model.parameters(), *model.buffers()])
+    work = model if on_meta else meta_copy(model)
+    ge, gt = _traced_graphs(work, input_size)
+    ca = ChannelAnalysis()
+    ca.run(ge)
+    if gt is not None:
+        ca.run(gt)
+    gs = ca.gs
+    layers = []
+    for lay in ca.layers.values():
+        lay.out_group = gs.find(lay.out_group) if lay.out_group else None
+        lay.in_parts = [(gs.find(g), s) for g, s in lay.in_parts]
+        layers.append(lay)
+    roots = sorted({g for lay in layers for g in [lay.out_group, *(p for p, _ in lay.in_parts)] if g},
+                   key=lambda r: gs.order[r])
+    groups = {r: {"order": gs.order[r], "reasons": list(gs.reasons[r]), "flags": sorted(gs.flags[r]),
+                  "step": gs.steps[r]} for r in roots}
+    kernels: dict[str, list[str]] = {}
+    for lay in layers:
+        if lay.kind == "conv" and _kernel_eligible(work.get_submodule(lay.path)):
+            kernels[lay.path] = []
+    blocks = _depth_sites(work, ge, ca)
+    _check_block_use(work, blocks, ca)
+    return Topology(layers, groups, kernels, blocks, str(ge.meta.get("zenfx_tracer", "")))
+
+
+def _check_block_use(model: nn.Module, blocks: list[dict[str, Any]], ca: ChannelAnalysis) -> None:
+    """A container whose blocks are not all called by the traced forward (``for i in range(self.n)``
+    with n smaller than the container) cannot be deepened: added blocks would be ignored."""
+    for site in blocks:
+        cont = model.get_submodule(site["container"]) if site["container"] else model
+        keys = list(cont._modules)[site["start"]:site["start"] + site["count"]]
+        for k in keys:
+            p = f"{site['container']}.{k}" if site["container"] else k
+            owned = [n for n, _ in model.get_submodule(p).named_modules() if n]
+            if owned and not any(f"{p}.{n}" in ca.used_modules for n in owned):
+                site["reasons"].append(f"block '{p}' is never called by forward")
+                break
+
+
+# --------------------------------------------------------------------------- reading a topology
+
+
+def _pow2_step(channels: int) -> int:
+    step = 1
+    while step < BASE_STEP and channels % (step * 2) == 0:
+        step *= 2
+    return step
+
+
+def group_channels(topo: Topology, model: nn.Module) -> dict[str, int]:
+    """Current channels of every group, read from the model's layers."""
+    out: dict[str, int] = {}
+    for lay in topo.layers:
+        m = model.get_submodule(lay.path)
+        if lay.kind == "conv":
+            out.setdefault(lay.out_group, m.out_channels)  # type: ignore[arg-type]
+            cin = m.in_channels
+        elif lay.kind == "linear":
+            out.setdefault(lay.out_group, m.out_features)  # type: ignore[arg-type]
+            cin = m.in_features
+        else:
+            cin = _norm_channels(m)
+        if len(lay.in_parts) == 1:
+            g, s = lay.in_parts[0]
+            out.setdefault(g, cin // s)
+    return out
+
+
+def _norm_channels(m: nn.Module) -> int:
+    if isinstance(m, nn.GroupNorm):
+        return m.num_channels
+    if isinstance(m, nn.LayerNorm):
+        return int(m.normalized_shape[0])
+    return int(m.num_features)  # type: ignore[arg-type]
+
+
+def _role(gid: str, meta: dict[str, Any], topo: Topology, chans: dict[str, int]) -> tuple[str, float | None]:
+    flags = set(meta["flags"])
+    if gid == INPUT_GROUP:
+        return "input", None
+    if any("model output" in r for r in meta["reasons"]):
+        return "output", None
+    members = topo.layers_of(gid)
+    if "residual" in flags:
+        return "stage", None
+    if any(lay.kind == "conv" and lay.in_parts == [(INPUT_GROUP, 1)] and lay.out_group == gid for lay in members):
+        return "stem", None
+    if flags & {"depthwise", "grouped"}:
+        for lay in members:
+            if lay.out_group == gid and lay.kind == "conv" and len(lay.in_parts) == 1 and lay.in_parts[0][0] != gid:
+                src = chans.get(lay.in_parts[0][0])
+                return "expansion", (round(chans[gid] / src, 3) if src else None)
+        return "inner", None
+    if "squeeze" in flags:
+        return "squeeze", None
+    if any(lay.kind == "linear" and any(g == gid for g, _ in lay.in_parts) for lay in members):
+        return "head", None
+    return "inner", None
+
+
+def _members(gid: str, topo: Topology) -> list[str]:
+    out = []
+    for lay in topo.layers_of(gid):
+        if lay.kind == "norm":
+            out.append(lay.path)
+            continue
+        if lay.out_group == gid:
+            out.append(f"{lay.path} (out)")
+        for i, (g, s) in enumerate(lay.in_parts):
+            if g == gid and lay.out_group != gid:
+                part = f", part {i + 1}/{len(lay.in_parts)}" if len(lay.in_parts) > 1 else ""
+                out.append(f"{lay.path} (in{part}{f', x{s}' if s != 1 else ''})")
+    return out
+
+
+def _reason(reasons: list[str]) -> str | None:
+    if not reasons:
+        return None
+    head = "; ".join(reasons[:3])
+    return head + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+
+
+def group_limits(meta: dict[str, Any], channels: int) -> tuple[int, int, int]:
+    """(step, min, max) of a group with ``channels`` now: the step is the group's structural step
+    (group width, GroupNorm groups) times the largest power of two up to 8 dividing its channels."""
+    step = math.lcm(int(meta["step"]), _pow2_step(channels)) if channels else 1
+    return step, step, max(step, (MAX_WIDTH_FACTOR * channels) // step * step)
+
+
+def depth_limits(count: int) -> tuple[int, int]:
+    return 1, min(max(2 * count, count + 2), count + 8)
+
+
+def read_space(topo: Topology, model: nn.Module, name: str, input_size: Sequence[int]) -> SearchSpace:
+    """The SearchSpace of ``model`` under ``topo``: current values, steps and ranges."""
+    chans = group_channels(topo, model)
+    groups = []
+    for gid, meta in sorted(topo.groups.items(), key=lambda kv: kv[1]["order"]):
+        c = chans.get(gid, 0)
+        if gid.startswith(OPAQUE_PREFIX) and not topo.layers_of(gid):
+            continue
+        step, lo, hi = group_limits(meta, c)
+        role, ratio = _role(gid, meta, topo, chans)
+        reasons = list(meta["reasons"])
+        if c % step:
+            reasons.append(f"{c} channels are not a multiple of the step {step}")
+        groups.append(ChannelGroup(gid, c, step, lo, hi, role, not reasons, _reason(reasons),
+                                   _members(gid, topo), ratio))
+    kernels = []
+    for path, reasons in topo.kernels.items():
+        k = int(model.get_submodule(path).kernel_size[0])
+        kernels.append(KernelSite(path, k, list(KERNEL_CHOICES), not reasons, _reason(reasons)))
+    blocks = []
+    for b in topo.blocks:
+        n = int(b["count"])
+        lo, hi = depth_limits(n)
+        blocks.append(DepthSite(b["path"], b["container"], int(b["start"]), n, lo, hi,
+                                not b["reasons"], _reason(b["reasons"])))
+    return SearchSpace(name, tuple(int(s) for s in input_size), groups, kernels, blocks, topo)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- public entry point
+
+
+def space(model: Any, kwargs: dict[str, Any] | None = None, input_size: Sequence[int] | None = None, *,
+          probe: bool = True, cache: bool = True) -> SearchSpace:
+    """The search space of a model spec, an ``nn.Module`` or a genome (object or JSON path).
+
+    Specs and genomes are analysed on the meta device; a spec's analysis (probed) is cached on
+    disk, keyed by spec, kwargs, input size and zenfx version, so a search pays for it once.
+    """
+    from .genome import Genome, is_genome_spec
+    from .mutation import current_state, seed_topology
+
+    if isinstance(model, Genome) or is_genome_spec(model):
+        if kwargs:
+            raise UsageError("constructor arguments were given with a genome: the genome carries its own")
+        from .genome import as_genome
+
+        g = as_genome(model)
+        if input_size is not None and tuple(input_size) != g.input_size:
+            g = g.with_edits(list(g.edits))
+            g.input_size = tuple(int(s) for s in input_size)  # type: ignore[assignment]
+        return current_state(g, probe=probe, cache=cache)
+    if isinstance(model, nn.Module):
+        from .loading import _guess_input_size
+
+        size = tuple(int(s) for s in (input_size or _guess_input_size(model, "")))
+        start = time.perf_counter()
+        topo = analyse(model, size)
+        if probe:
+            from .space_probe import probe_topology
+
+            probe_topology(topo, meta_copy(model), size)
+        topo.probe.setdefault("seconds", round(time.perf_counter() - start, 3))
+        return read_space(topo, model, type(model).__name__, size)
+    g = Genome(str(model), dict(kwargs or {}), tuple(input_size) if input_size else _default_size(str(model), kwargs))  # type: ignore[arg-type]
+    topo, seed = seed_topology(g, probe=probe, cache=cache)
+    return read_space(topo, seed, str(model), g.input_size)
+
+
+def _default_size(spec: str, kwargs: dict[str, Any] | None) -> tuple[int, int, int]:
+    from .loading import resolve_model
+
+    return tuple(resolve_model(spec, dict(kwargs or {}), device="meta").default_input_size)  # type: ignore[return-value]
+
+
+class _CallableModule(sys.modules[__name__].__class__):  # type: ignore[misc]
+    """``zenfx.space`` is both this module and the function: whichever the import order left on the
+    package, ``zenfx.space(model)`` calls :func:`space`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SearchSpace:
+        return space(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,64 @@
+"""The analysed (and probed) topology of a seed, cached on disk so a search pays for it once.
+
+Location: ``$ZENFX_CACHE_DIR``, else ``$XDG_CACHE_HOME/zenfx``, else ``~/.cache/zenfx``; one JSON
+file per key under ``space/``. The key hashes the seed spec, its kwargs, the input size, the zenfx
+version and the seed's structure key (so an edited user file is re-analysed). Writes are atomic;
+an unreadable or corrupt entry is recomputed, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .genome import Genome, atomic_write_text
+from .space import Topology
+
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("ZENFX_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "zenfx"
+    return Path.home() / ".cache" / "zenfx"
+
+
+def cache_key(g: Genome, seed_structure: str, probe: bool) -> str:
+    from . import __version__
+
+    ident = json.dumps([g.seed, g.kwargs, list(g.input_size), __version__, seed_structure, probe, CACHE_FORMAT],
+                       sort_keys=True, default=str)
+    return hashlib.sha256(ident.encode()).hexdigest()[:24]
+
+
+def _path(key: str) -> Path:
+    return cache_dir() / "space" / f"{key}.json"
+
+
+def load(key: str) -> Topology | None:
+    path = _path(key)
+    try:
+        data: Any = json.loads(path.read_text())
+        if data.get("format") != CACHE_FORMAT:
+            return None
+        return Topology.from_dict(data["topology"])
+    except FileNotFoundError:
+        return None
+    except Exception:
+        return None  # corrupt or from an older layout: recomputed and overwritten
+
+
+def save(key: str, topo: Topology) -> None:
+    path = _path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "topology": topo.to_dict()}))
+    except OSError:
+        pass  # a read-only cache dir costs time, not correctness

@@ -1,0 +1,143 @@
+"""Probe a topology: does every free site really change only what it should?
+
+Static rules can miss what Python code hides (a channel count kept in an attribute, a check in
+forward). The probe changes free groups by their smallest step (shrink, or grow at the minimum),
+rebuilds, re-traces and compares the WHOLE output shape, batch included (``view(-1, 64)`` hides a
+wrong width in the batch dim), in train and eval mode, at batch 2. Groups are probed together
+first and bisected only when the joint probe fails, so a clean model costs one rebuild. Kernel
+sites are probed the same way; each depth site is probed on its own with one added block, which
+must appear in the re-traced graph (a ``for i in range(self.n)`` forward would ignore it).
+Failures are frozen with the probe's reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .space import Topology, analysis_trace, group_limits, read_space
+
+
+def _shapes(model: nn.Module, input_size: Sequence[int]) -> Any:
+    out = []
+    was = model.training
+    try:
+        for mode in (False, True):
+            model.train(mode)
+            with torch.no_grad():
+                y = model(torch.empty((2, *input_size), device="meta"))
+            out.append(_tree(y))
+    finally:
+        model.train(was)
+    return out
+
+
+def _tree(y: Any) -> Any:
+    if isinstance(y, torch.Tensor):
+        return tuple(y.shape)
+    if isinstance(y, (tuple, list)):
+        return [_tree(v) for v in y]
+    if isinstance(y, dict):
+        return {k: _tree(v) for k, v in y.items()}
+    return None
+
+
+def _trial(model: nn.Module, input_size: Sequence[int], ref: Any, edit: Callable[[nn.Module], None]) -> str | None:
+    m = copy.deepcopy(model)
+    try:
+        edit(m)
+        analysis_trace(m)
+        got = _shapes(m, input_size)
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        return f"probe: {type(exc).__name__}: {msg}"
+    if got != ref:
+        return f"probe: output shape {got[0]} instead of {ref[0]}"
+    return None
+
+
+def _bisect(items: list[Any], run: Callable[[list[Any]], str | None], found: dict[Any, str]) -> None:
+    why = run(items)
+    if why is None:
+        return
+    if len(items) == 1:
+        found[items[0]] = why
+        return
+    mid = len(items) // 2
+    _bisect(items[:mid], run, found)
+    _bisect(items[mid:], run, found)
+
+
+def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) -> None:
+    """Freeze (with the probe's reason) every free site whose smallest change breaks the model."""
+    from .mutation import apply_depth, apply_kernel, apply_width
+
+    start = time.perf_counter()
+    try:
+        ref = _shapes(model, input_size)
+    except Exception as exc:
+        topo.probe = {"ran": False, "reason": f"the seed does not run on meta tensors: {type(exc).__name__}"}
+        return
+    sp = read_space(topo, model, "", input_size)
+    targets = {g.id: (g.channels - g.step if g.channels - g.step >= g.min else g.channels + g.step)
+               for g in sp.groups if g.free}
+
+    def widths(ids: list[str]) -> str | None:
+        return _trial(model, input_size, ref,
+                      lambda m: [apply_width(m, topo, gid, targets[gid], []) for gid in ids])  # type: ignore[func-returns-value]
+
+    failed: dict[Any, str] = {}
+    if targets:
+        _bisect(sorted(targets), widths, failed)
+    kernels = {k.path: (5 if k.kernel != 5 else 3) for k in sp.kernels if k.free}
+
+    def kern(paths: list[str]) -> str | None:
+        return _trial(model, input_size, ref,
+                      lambda m: [apply_kernel(m, p, kernels[p], []) for p in paths])  # type: ignore[func-returns-value]
+
+    kfailed: dict[Any, str] = {}
+    if kernels:
+        _bisect(sorted(kernels), kern, kfailed)
+    dfailed: dict[str, str] = {}
+    for site in topo.blocks:
+        if not site["reasons"]:
+            why = _depth_trial(model, input_size, ref, site, apply_depth)
+            if why:
+                dfailed[site["path"]] = why
+    for gid, why in failed.items():
+        topo.groups[gid]["reasons"].append(why)
+    for path, why in kfailed.items():
+        topo.kernels[path].append(why)
+    for b in topo.blocks:
+        if b["path"] in dfailed:
+            b["reasons"].append(dfailed[b["path"]])
+    topo.probe = {"ran": True, "seconds": round(time.perf_counter() - start, 3), "groups": len(targets),
+                  "kernels": len(kernels), "blocks": len(topo.blocks),
+                  "frozen": len(failed) + len(kfailed) + len(dfailed)}
+
+
+def _depth_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: dict[str, Any],
+                 apply_depth: Callable[..., None]) -> str | None:
+    m = copy.deepcopy(model)
+    added: list[nn.Module] = []
+    try:
+        apply_depth(m, site, int(site["count"]) + 1, added)
+        gm = analysis_trace(m)
+    except Exception as exc:
+        return f"probe: adding a block fails: {type(exc).__name__}"
+    used = {str(n.target) for n in gm.graph.nodes if n.op == "call_module"}
+    paths = {id(mod): p for p, mod in m.named_modules()}
+    new_paths = [paths[id(a)] for a in added if id(a) in paths and any(True for _ in a.parameters(recurse=False))]
+    if new_paths and not any(p in used for p in new_paths):
+        return "probe: an added block is never called by forward (a loop over a fixed count?)"
+    try:
+        got = _shapes(m, input_size)
+    except Exception as exc:
+        return f"probe: adding a block fails: {type(exc).__name__}"
+    if got != ref:
+        return f"probe: adding a block changes the output shape to {got[0]}"
+    return None
