@@ -25,7 +25,7 @@ With a 10-class head, all-``nor_conv_3x3`` has 1,531,546 parameters and
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -120,9 +120,9 @@ class Cell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
-        for srcs, idx in zip(self.sources, self.index):
+        for srcs, idx in zip(self.sources, self.index, strict=True):
             total = None
-            for s, i in zip(srcs, idx):
+            for s, i in zip(srcs, idx, strict=True):
                 y = self.edges[i](nodes[s])
                 total = y if total is None else total + y
             if total is None:
@@ -188,7 +188,7 @@ def nb201(arch: str, num_classes: int = 10, C: int = NB201_C, N: int = NB201_N) 
     widths = [C] * N + [2 * C] + [2 * C] * N + [4 * C] + [4 * C] * N
     reduction = [False] * N + [True] + [False] * N + [True] + [False] * N
     prev = C
-    for w, red in zip(widths, reduction):
+    for w, red in zip(widths, reduction, strict=True):
         blocks.append(ResBlock(prev, w, 2) if red else Cell(geno, prev, w))
         prev = w
     net = CellNetwork(C, blocks, prev, num_classes)

@@ -99,6 +99,31 @@ def _benchmark_entries() -> list[ZooEntry]:
     ]
 
 
+ZENNET_DIR = HERE / "zennet"
+
+
+def _zennas_entries() -> list[ZooEntry]:
+    """Zen-NAS's released ZenNets and search seeds: strings in ``zoo/zennet/<name>.txt``, their
+    figures in ``zoo/zennet/index.json``; plus ``zennas``, any string via ``-k structure=...``."""
+    from . import zennas
+
+    index = json.loads((ZENNET_DIR / "index.json").read_text())["entries"]
+    out = [ZooEntry("zennas", "family", (3, 32, 32), zennas.build,
+                    "any Zen-NAS structure string: -k structure='SuperConvK3BNRELU(3,8,1,1)...' "
+                    "(default: the reference's CIFAR seed)",
+                    defaults={"structure": (ZENNET_DIR / "zennas_cifar_seed.txt").read_text().strip(),
+                              "num_classes": 10, "use_se": False})]
+    for name, info in index.items():
+        structure = (ZENNET_DIR / f"{name}.txt").read_text().strip()
+        meta = {"structure": structure,
+                **{k: info[k] for k in ("reference_name", "published", "note") if k in info}}
+        res = int(info["resolution"])
+        out.append(ZooEntry(name, info["kind"], (3, res, res), zennas.build, info["description"],
+                            defaults={"structure": structure, "num_classes": int(info["num_classes"]),
+                                      "use_se": bool(info["use_se"])}, meta=meta))
+    return out
+
+
 def _found_entries() -> list[ZooEntry]:
     """Every ``zoo/found/*.json`` genome: built by replaying its edits (``zenfx.build``)."""
     out = []
@@ -123,7 +148,8 @@ def _build_genome(path: str, **kwargs: Any) -> nn.Module:
     return zenfx.build(path)  # type: ignore[attr-defined]
 
 
-_PROVIDERS: list[Callable[[], list[ZooEntry]]] = [_cifar_entries, _benchmark_entries, _found_entries]
+_PROVIDERS: list[Callable[[], list[ZooEntry]]] = [_cifar_entries, _zennas_entries, _benchmark_entries,
+                                                  _found_entries]
 
 
 @lru_cache(maxsize=1)
