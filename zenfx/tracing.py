@@ -20,7 +20,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from .errors import NotTraceableError, ShapeError
+from .errors import NotTraceableError, ShapeError, UsageError
 
 TRACER_SYMBOLIC = "symbolic_trace"
 TRACER_LEAF = "leaf_aware"
@@ -175,7 +175,7 @@ class _ShapeInterpreter(fx.Interpreter):
         try:
             result = super().run_node(n)
         except Exception as exc:
-            raise _shape_error(self.module, n, self.env, exc) from None
+            raise _run_error(self.module, n, self.env, exc) from None
         _record(n, result)
         return result
 
@@ -191,6 +191,24 @@ def _record(n: fx.Node, result: Any) -> None:
         n.meta["shape"] = None
 
 
+def _data_dependent(exc: BaseException) -> bool:
+    """A failure because the op needs real values (``.item()``, ``.tolist()``, ``nonzero``), not a shape."""
+    text = str(exc)
+    return ("DataDependent" in type(exc).__name__ or "cannot be called on meta tensors" in text
+            or "data-dependent" in text.lower() or "data dependent" in text.lower())
+
+
+def _run_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exception) -> Exception:
+    """What to tell the user when a node fails on meta/fake tensors: a data-dependent op (exit 3,
+    the graph's shapes depend on values) or the layer and input shape that cannot run (exit 2)."""
+    if _data_dependent(exc):
+        op = f"Tensor.{n.target}()" if n.op == "call_method" else str(n.target)
+        return NotTraceableError(
+            f"cannot trace {type(gm).__name__}: forward calls {op} (node '{n.name}'), which needs real "
+            "tensor values; zenfx needs a forward whose control flow and shapes do not depend on the data")
+    return _shape_error(gm, n, env, exc)
+
+
 def _shape_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exception) -> ShapeError:
     what = str(n.target)
     if n.op == "call_module":
@@ -200,6 +218,17 @@ def _shape_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: E
     return ShapeError(f"layer {what} cannot run on input of shape {', '.join(map(str, shapes)) or '?'}: {msg}")
 
 
+def _check_single_input(gm: fx.GraphModule) -> None:
+    """zenfx feeds a model one image tensor; a forward that needs more says so up front instead of
+    failing at its second input with a shape error."""
+    required = [n.target for n in gm.graph.nodes if n.op == "placeholder" and not n.args]
+    if len(required) > 1:
+        names = ", ".join(str(t).lstrip("*") for t in required)
+        raise UsageError(
+            f"{type(gm).__name__}.forward takes {len(required)} inputs ({names}), zenfx feeds one image tensor: "
+            "wrap the model in a module whose forward(x) makes the others (README, 'Several inputs or outputs')")
+
+
 def propagate_shapes(gm: fx.GraphModule, input_size: Sequence[int], batch_size: int = 1) -> fx.GraphModule:
     """Annotate every node with ``meta['shape']`` without real compute.
 
@@ -207,6 +236,7 @@ def propagate_shapes(gm: fx.GraphModule, input_size: Sequence[int], batch_size: 
     even a 600x600 EfficientNet-B7 costs no memory.
     """
     size = (batch_size, *tuple(int(s) for s in input_size))
+    _check_single_input(gm)
     device = _model_device(gm)
     if device.type == "meta":
         ShapeRunner = _ShapeInterpreter(gm)

@@ -75,12 +75,26 @@ def _dominators_of_output(gm: fx.GraphModule, dep: set[fx.Node]) -> list[fx.Node
     return sorted(chain, key=lambda n: order[n])
 
 
+def _several_outputs(outputs: object) -> str:
+    """'a dict (keys 'a', 'b')' or 'a list of 3 outputs' when forward returns more than one thing, else ''."""
+    if isinstance(outputs, dict) and len(outputs) > 1:
+        return "a dict (keys " + ", ".join(repr(k) for k in outputs) + ")"
+    if isinstance(outputs, (list, tuple)) and len(outputs) > 1:
+        return f"a {'tuple' if isinstance(outputs, tuple) else 'list'} of {len(outputs)} outputs"
+    return ""
+
+
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
     changes: list[Change] = []
     dep = input_dependent(gm)
     out = _output_node(gm)
     doms = _dominators_of_output(gm, dep)
     outputs = out.args[0]
+    several = _several_outputs(outputs)
+    if several:  # a dict or list of feature maps: say so, not "no convolution left"
+        ctx.block(f"several outputs: the model returns {several}; zenfx scores one feature map, so pick one "
+                  "with zenfx.pick_output(model, KEY) in a file spec (README, 'Several inputs or outputs')")
+        return gm, changes
     out_node = outputs if isinstance(outputs, fx.Node) else None
     has_pool = any(_is_global_avg_pool(gm, d, dep) for d in doms)
     if out_node is not None and len(shape(out_node) or ()) == 4 and not has_pool:
