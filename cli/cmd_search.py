@@ -1,0 +1,197 @@
+"""``zenfx search SEED --out RUN_DIR``: Zen-NAS evolution of a real model under budgets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+
+if TYPE_CHECKING:
+    from zenfx.search.run import SearchProgress, SearchResult
+
+# zenfx.search.config's defaults, repeated so that --help needs no torch import (tests check they agree).
+DEFAULT_POPULATION = 64
+DEFAULT_CANDIDATES = 500
+DEFAULT_ROUND = 16
+DEFAULT_BATCH = 64
+
+SeedArg = Annotated[str, typer.Argument(
+    metavar="SEED",
+    help="Seed model: any model spec (zoo:NAME, torchvision.models.resnet18, file.py:build) or a genome JSON.")]
+
+
+def _fmt(name: str, v: float | None) -> str:
+    from zenfx.search.budget import fmt_figure
+
+    return fmt_figure(name, v)
+
+
+def _score(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def render(res: SearchResult) -> None:
+    c = res.counters
+    table = Table(title=f"{res.proxy} search: {c['proposed']} candidates ({c['scored']} scored, {c['rejected']} over "
+                        f"budget, {c['failed']} failed) in {res.elapsed_s:.1f} s; stopped by {res.stopped}")
+    table.add_column("", style="bold")
+    for col in ("score", "params", "MACs", "depth", "memory", "latency"):
+        table.add_column(col, justify="right")
+    for label, row in (("seed", res.seed), ("best", res.best)):
+        if not row:
+            table.add_row(label, "—", "", "", "", "", "")
+            continue
+        f = row.get("figures") or {}
+        table.add_row(label + ("" if label == "seed" else f" (#{row['id']})"), _score(row.get("score")),
+                      _fmt("params", f.get("params")), _fmt("macs", f.get("macs")), _fmt("depth", f.get("depth")),
+                      _fmt("memory", f.get("memory")), _fmt("latency", f.get("latency")))
+    out.print(table)
+    for note in res.notes:
+        out.print(f"note: {note}", style="dim", highlight=False, markup=False)
+    shown = ", ".join(f"{k} {v}" for k, v in res.files.items() if k in ("best", "best_py", "history", "plots"))
+    out.print(f"run folder: {res.run_dir} ({shown})", highlight=False)
+
+
+class _Live:
+    """One live status line on stderr: scored, rejected, per second, best, ETA."""
+
+    def __init__(self) -> None:
+        self.status = err.status("search: starting ...", spinner="dots")
+
+    def __enter__(self) -> _Live:
+        self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.status.__exit__(*exc)
+
+    def __call__(self, p: SearchProgress) -> None:
+        eta = p.eta_s
+        eta_text = "" if eta is None else f", ETA {eta:.0f} s"
+        total = f"/{p.candidates}" if p.candidates else ""
+        self.status.update(f"search: {p.proposed}{total} candidates, {p.scored} scored, {p.rejected} rejected, "
+                           f"{p.failed} failed, {p.per_second:.2f}/s, best {_score(p.best)} "
+                           f"(seed {_score(p.seed_score)}){eta_text}")
+
+    def say(self, msg: str) -> None:
+        err.print(msg, highlight=False, markup=False)
+
+
+@handle_errors
+def search_cmd(
+    seed_model: SeedArg,
+    out_dir: Annotated[str, typer.Option(
+        "--out", "-o", help="Run folder (config, history, checkpoint, best genome, plots).")],
+    kwarg: KwargOpt = None,
+    resolution: ResolutionOpt = None,
+    input_size: InputSizeOpt = None,
+    proxy: Annotated[str, typer.Option(
+        "--proxy", "-p",
+        help="Objective: any registered proxy (zen, zico, params, ...)."
+    )] = "zen",
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", "-b",
+        help="Inputs per scoring pass (the reference: 64)."
+    )] = DEFAULT_BATCH,
+    bn_stat: Annotated[str, typer.Option("--bn-stat", help="Zen BN statistic: official or batch.")] = "official",
+    num_classes: Annotated[int, typer.Option(
+        "--num-classes",
+        help="Classes of the head appended for proxies that need logits."
+    )] = 1000,
+    data: Annotated[str | None, typer.Option("--data", help=".npz batches (x/y) for data-dependent proxies.")] = None,
+    budget_params: Annotated[str | None, typer.Option("--budget-params", help="Max parameters, e.g. 1M, 500k.")] = None,
+    budget_macs: Annotated[str | None, typer.Option("--budget-macs", help="Max MACs of one image, e.g. 400M.")] = None,
+    budget_latency: Annotated[str | None, typer.Option(
+        "--budget-latency",
+        help="Max predicted latency per batch, e.g. 0.5ms (per-operator predictor, never a "
+             "timing per candidate)."
+    )] = None,
+    budget_memory: Annotated[str | None, typer.Option(
+        "--budget-memory",
+        help="Max activation peak of one image, e.g. 64MB or 64MiB."
+    )] = None,
+    max_depth: Annotated[int | None, typer.Option(
+        "--max-depth",
+        help="Max convolutions on the VCNN main path (the reference's max_layers)."
+    )] = None,
+    latency_device: Annotated[str, typer.Option("--latency-device", help="Device of the latency predictor.")] = "cpu",
+    latency_dtype: Annotated[str, typer.Option("--latency-dtype", help="dtype of the latency predictor.")] = "float32",
+    latency_batch: Annotated[int, typer.Option("--latency-batch", help="Batch size the latency budget is for.")] = 1,
+    population: Annotated[int, typer.Option(
+        "--population", "-P",
+        help="Population size (the paper: 512)."
+    )] = DEFAULT_POPULATION,
+    candidates: Annotated[int | None, typer.Option(
+        "--candidates", "-n",
+        help="Candidates to propose, scored or not (the paper: 480,000 for CIFAR). 0 with "
+             "--time-limit: no count limit."
+    )] = DEFAULT_CANDIDATES,
+    time_limit: Annotated[str | None, typer.Option(
+        "--time-limit",
+        help="Stop after this much search time, e.g. 2h, 30m, 90s."
+    )] = None,
+    round_size: Annotated[int, typer.Option(
+        "--round",
+        help="Candidates proposed per round from the population as it stood at the round's "
+             "start; same seed and round -> same history for any --workers."
+    )] = DEFAULT_ROUND,
+    seed: Annotated[int, typer.Option("--seed", help="Search seed (parents, edits, scoring).")] = 0,
+    kinds: Annotated[str, typer.Option(
+        "--kinds",
+        help="Edit kinds, comma-separated: width, kernel, depth."
+    )] = "width,kernel,depth",
+    workers: Annotated[int | None, typer.Option(
+        "--workers", "-j",
+        help="Worker processes, one torch thread each (default: the machine's cores; 0: in "
+             "this process)."
+    )] = None,
+    backend: Annotated[str, typer.Option("--backend", help="local (worker processes) or ray.")] = "local",
+    resume: Annotated[bool, typer.Option(
+        "--resume",
+        help="Continue the run in --out exactly (candidates, time limit and workers may "
+             "change)."
+    )] = False,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the plots.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Evolve SEED under budgets with the Zen-NAS algorithm and write RUN_DIR.
+
+    Defaults suit a laptop CPU (population 64, 500 candidates); the paper's CIFAR search used
+    population 512 and 480,000 proposals on GPUs. Each round proposes --round children (parent: the
+    seed while the population has at most 10 members, else a random member; 1 edit from the seed, 2
+    from a member), scores those within budget (cheapest checks first; a structure is never scored
+    twice), inserts them and drops the lowest beyond --population. A checkpoint follows every round;
+    --resume continues exactly.
+    """
+    import zenfx
+    from zenfx.search import search
+
+    kwargs = zenfx.parse_kwargs(kwarg)
+    size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size is not None else None
+    n = None if (candidates == 0 and time_limit) else candidates
+    with _Live() as live:
+        res = search(seed_model, out=out_dir, kwargs=kwargs, input_size=size, resolution=resolution, proxy=proxy,
+                     batch_size=batch_size, bn_stat=bn_stat.strip().lower(), num_classes=num_classes, data=data,
+                     budget_params=budget_params, budget_macs=budget_macs, budget_latency=budget_latency,
+                     budget_memory=budget_memory, max_depth=max_depth, latency_device=latency_device,
+                     latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
+                     round_size=round_size, candidates=n, time_limit=time_limit, seed=seed,
+                     kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
+                     backend=backend, resume=resume, plots=not no_plots, progress=live, notify=live.say)
+    if json:
+        print_json(res.to_dict())
+        return
+    render(res)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search_cmd)
+    # `zenfx bench search` lives in cli/bench_search.py; hooked onto the `bench` group owned by
+    # cli/cmd_bench.py from here, so that file needs no edit.
+    from .bench_search import search_bench_cmd
+    from .cmd_bench import bench_app
+
+    bench_app.command("search")(search_bench_cmd)

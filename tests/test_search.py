@@ -1,0 +1,199 @@
+"""`zenfx search` end to end on a tiny CIFAR seed at 32x32: improvement under budget, determinism
+across worker counts, SIGKILL + resume, infeasible budgets, failing candidates, refused resumes,
+plots. Small population, a few dozen candidates, batch 8."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from zenfx.errors import UsageError
+from zenfx.mutation import build
+from zenfx.search import search
+
+SEED = "zoo:cifar_resnet_basic"
+BUDGET = "200k"  # the seed has 155,026 parameters: widening edits soon break it
+COMMON = dict(resolution=32, batch_size=8, population=8, round_size=4, budget_params=BUDGET, seed=3,
+              num_classes=10)
+CLI_COMMON = [SEED, "-r", "32", "-b", "8", "-P", "8", "--round", "4", "--budget-params", BUDGET, "--seed", "3",
+              "--num-classes", "10"]
+
+
+def _rows(path: Path) -> list[dict]:
+    return [r for r in (json.loads(x) for x in path.read_text().splitlines()) if "zenfx_log" not in r]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """An uninterrupted 16-candidate run in this process (workers=0)."""
+    out = tmp_path_factory.mktemp("search") / "ref"
+    res = search(SEED, out=out, candidates=16, workers=0, **COMMON)
+    return out, res
+
+
+def test_search_improves_on_the_seed_and_never_admits_a_candidate_over_budget(reference_run):
+    out, res = reference_run
+    assert res.best is not None and res.best_score > res.seed["score"]
+    rows = _rows(out / "history.jsonl")
+    assert rows[0]["verdict"] == "seed" and len(rows) == 17
+    scored = [r for r in rows if r["verdict"] == "scored"]
+    rejected = [r for r in rows if r["verdict"] == "rejected"]
+    assert scored and all(r["params"] <= 200_000 for r in scored)
+    assert rejected and all(r["rejected_by"] == "params" and r["params"] > 200_000 for r in rejected)
+    assert all(r.get("score") is None for r in rejected)  # rejected candidates were never scored
+    keys = [r["key"] for r in rows if r.get("key")]
+    assert len(keys) == len(set(keys))  # no structure proposed (let alone scored) twice
+    assert res.best["figures"]["params"] <= 200_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"]["score"] == res.best_score and summary["counters"]["proposed"] == 16
+    best = build(out / "best.json")
+    assert sum(p.numel() for p in best.parameters()) == res.best["figures"]["params"]
+
+
+def test_plots_are_written_and_redrawn(reference_run):
+    out, _ = reference_run
+    pngs = {p.name: p.stat().st_size for p in (out / "plots").glob("*.png")}
+    assert {"progress.png", "score_vs_macs.png", "score_vs_params.png", "stages.png"} <= set(pngs)
+    assert all(size > 5_000 for size in pngs.values())
+    (out / "plots" / "progress.png").unlink()
+    from cli.app import app
+
+    r = CliRunner().invoke(app, ["plot", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "plots" / "progress.png").stat().st_size > 5_000
+
+
+def test_same_history_for_one_and_two_worker_processes(reference_run, tmp_path):
+    ref, _ = reference_run
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        search(SEED, out=out, candidates=16, workers=workers, plots=False, **COMMON)
+        assert (out / "history.jsonl").read_bytes() == (ref / "history.jsonl").read_bytes(), workers
+
+
+def test_sigkill_then_resume_ends_exactly_like_the_uninterrupted_run(reference_run, tmp_path):
+    ref, ref_res = reference_run
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "cli", "search", *CLI_COMMON, "--out", str(out), "--candidates", "16",
+           "--workers", "1", "--no-plots"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # kill after the first round's checkpoint, mid second round
+            ck = out / "checkpoint.json"
+            if ck.exists() and json.loads(ck.read_text() or "{}").get("rows", 0) >= 5:
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the search ended before it could be killed"
+    res = search(SEED, out=out, candidates=16, workers=1, resume=True, plots=False, **COMMON)
+    a, b = json.loads((out / "checkpoint.json").read_text()), json.loads((ref / "checkpoint.json").read_text())
+    assert a["population"] == b["population"] and a["rng"] == b["rng"] and a["counters"] == b["counters"]
+    assert (out / "best.json").read_text() == (ref / "best.json").read_text()
+    assert res.best_score == ref_res.best_score
+    assert (out / "history.jsonl").read_bytes() == (ref / "history.jsonl").read_bytes()
+
+
+def test_resume_with_other_settings_is_refused(reference_run):
+    out, _ = reference_run
+    with pytest.raises(UsageError, match="cannot resume .*population"):
+        search(SEED, out=out, candidates=16, workers=0, resume=True, **{**COMMON, "population": 9})
+    with pytest.raises(UsageError, match="already holds a search"):
+        search(SEED, out=out, candidates=16, workers=0, **COMMON)
+
+
+def test_resume_extends_a_finished_run(reference_run, tmp_path):
+    import shutil
+
+    ref, _ = reference_run
+    out = tmp_path / "more"
+    shutil.copytree(ref, out)
+    res = search(SEED, out=out, candidates=20, workers=0, resume=True, plots=False, **COMMON)
+    assert res.counters["proposed"] == 20 and len(_rows(out / "history.jsonl")) == 21
+
+
+def test_corrupt_checkpoint_is_a_one_line_error_naming_the_file(reference_run, tmp_path):
+    import shutil
+
+    from cli.app import app
+
+    ref, _ = reference_run
+    out = tmp_path / "corrupt"
+    shutil.copytree(ref, out)
+    text = (out / "checkpoint.json").read_text()
+    (out / "checkpoint.json").write_text(text[: len(text) // 2])
+    r = CliRunner().invoke(app, ["search", *CLI_COMMON, "--out", str(out), "--candidates", "20", "--workers", "0",
+                                 "--resume"])
+    assert r.exit_code == 2
+    assert "checkpoint.json" in r.output and "truncated" in r.output and "Traceback" not in r.output
+
+
+def test_infeasible_budget_exits_2_naming_the_smallest_figure(tmp_path):
+    from cli.app import app
+
+    r = CliRunner().invoke(app, ["search", SEED, "-r", "32", "--budget-params", "1k", "--out", str(tmp_path / "x"),
+                                 "--workers", "0"])
+    assert r.exit_code == 2, r.output
+    assert "infeasible" in r.output and "params" in r.output and "> 1k" in r.output
+
+
+def test_seed_over_budget_is_shrunk_to_fit(tmp_path):
+    res = search(SEED, out=tmp_path / "s", candidates=4, workers=0, plots=False,
+                       **{**COMMON, "budget_params": "60k"})
+    assert res.seed["figures"]["params"] <= 60_000
+    assert any("shrunk" in n for n in res.notes)
+    cfg = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert cfg["shrink"]["broken"] == ["params"] and cfg["shrink"]["from"]["params"] == 155_026
+
+
+def test_bad_unit_is_a_one_line_usage_error(tmp_path):
+    from cli.app import app
+
+    r = CliRunner().invoke(app, ["search", SEED, "--budget-latency", "0.5", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "needs a unit" in r.output and "Traceback" not in r.output
+
+
+def test_a_failing_candidate_is_recorded_and_the_run_goes_on(tmp_path):
+    """A proxy that gives NaN for wide networks (registered in this process; workers=0 runs here)."""
+    from zenfx.proxies.base import REGISTRY, register_proxy
+
+    if "test_nan_when_wide" not in REGISTRY:
+        @register_proxy("test_nan_when_wide", graph="original", needs_data=False, reference="test",
+                        summary="params, NaN above 160k", mutates=False, deterministic=True)
+        def _nan_when_wide(net, ctx):
+            n = sum(p.numel() for p in net.parameters())
+            return math.nan if n > 160_000 else float(n)
+
+    res = search(SEED, out=tmp_path / "f", candidates=16, workers=0, plots=False, proxy="test_nan_when_wide",
+                       **{**COMMON, "budget_params": None})
+    rows = _rows(tmp_path / "f" / "history.jsonl")
+    failed = [r for r in rows if r["verdict"] == "failed"]
+    assert failed and all(r["stage"] == "score" and "nan" in r["error"].lower() for r in failed)
+    assert res.counters["failed"] == len(failed) and res.counters["proposed"] == 16
+    assert res.counters["scored"] > 0
+
+
+def test_cli_json_prints_the_summary(tmp_path):
+    from cli.app import app
+
+    r = CliRunner().invoke(app, ["search", *CLI_COMMON, "--out", str(tmp_path / "j"), "--candidates", "4",
+                                 "--workers", "0", "--no-plots", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["format"] == "zenfx-search-summary" and doc["counters"]["proposed"] == 4

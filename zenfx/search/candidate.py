@@ -1,0 +1,288 @@
+"""Evaluate one candidate genome: build, cheap-first budget figures, then the proxy. Runs in a worker.
+
+Per candidate (a genome dict in, a plain dict out)::
+
+    build    zenfx.build(genome) on the meta device when the proxy re-initialises every weight
+             (zen, phi) or only reads the net (params, flops): no memory, no constructor init
+    params   parameters of the built module                              (budget: params)
+    trace    zenfx.scoring.prepare: trace once, convert to VCNN once
+    macs     FlopCounterMode on the meta graph                           (budget: macs)
+    depth    convolutions left on the VCNN main path                     (budget: max-depth)
+    memory   activation peak of one image, float32, from the traced shapes (budget: memory)
+    latency  zenfx.cost.predictor sum over the graph's operators         (budget: latency)
+             (a table lookup; only operators never seen on this machine are timed, once)
+    score    zenfx.score on the Prepared (the VCNN graph for zen): no re-trace, no re-convert
+
+A failure at any stage is reported with the stage and a one-line reason; the run goes on.
+Worker state (:class:`WorkerState`, built once per worker by :func:`init_worker`) holds the seed's
+space (cached by zenfx.space, so mutation and replay start warm), the proxy spec, the latency table
+and the data provider.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .budget import Budgets, check
+from .evolution import one_line
+
+# Figures computed for every candidate that gets this far, budget or not (the history and the
+# score-vs-cost plots want them): params need only the module; MACs, depth and memory come from
+# the graph that scoring traces and converts anyway (about a millisecond each).
+ALWAYS = ("params", "macs", "depth", "memory")
+
+
+@dataclass
+class EvalSettings:
+    """What a worker needs to evaluate candidates: a picklable subset of the run config."""
+
+    proxy: str = "zen"
+    batch_size: int = 64
+    seed: int = 0
+    bn_stat: str = "official"
+    mixup_gamma: float = 1e-2
+    num_classes: int = 1000
+    data: str | None = None
+    budgets: dict[str, Any] = field(default_factory=dict)
+    seed_genome: dict[str, Any] | None = None  # warmed up in init_worker
+    threads: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class WorkerState:
+    settings: EvalSettings
+    budgets: Budgets
+    spec: Any  # ProxySpec
+    on_meta: bool
+    batches: Any = None
+    latency_table: Any = None
+    options: Any = None  # zenfx.scoring.ScoreOptions, checked once
+    init_seconds: float = 0.0
+
+
+def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
+    """Imports done, one torch thread, seed space probed and cached, proxy resolved."""
+    import torch
+
+    t0 = time.perf_counter()
+    s = settings if isinstance(settings, EvalSettings) else EvalSettings(**settings)
+    torch.set_num_threads(max(1, int(s.threads)))
+    from ..proxies.base import get_proxy
+
+    spec = get_proxy(s.proxy)
+    on_meta = (spec.reinitializes or not spec.mutates)
+    state = WorkerState(s, Budgets.from_dict(s.budgets), spec, on_meta)
+    if s.data and spec.needs_data:
+        from ..data import npz_batches
+
+        state.batches = npz_batches(s.data, batch_size=s.batch_size)
+    if s.seed_genome is not None:
+        from ..genome import Genome
+        from ..mutation import current_state
+
+        g = Genome.from_dict(s.seed_genome)
+        try:
+            current_state(g)  # probe once per worker; cached for every later mutate / build
+        except Exception:  # noqa: BLE001 - the candidate that needs it reports the failure
+            pass
+    state.init_seconds = time.perf_counter() - t0
+    return state
+
+
+def evaluate_task(state: WorkerState, task: dict[str, Any]) -> dict[str, Any]:
+    """The executor's ``fn``: evaluate one candidate; never raises for a candidate's own failure."""
+    return evaluate(state, task["genome"], score=task.get("score", True))
+
+
+class _Stage:
+    """Which stage is running, for the failure report, and its wall time."""
+
+    def __init__(self) -> None:
+        self.name = "build"
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def enter(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[self.name] = self.times.get(self.name, 0.0) + now - self._t
+        self.name, self._t = name, now
+
+    def close(self) -> dict[str, float]:
+        self.enter("done")
+        self.times.pop("done", None)
+        return {k: round(v, 6) for k, v in self.times.items()}
+
+
+def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = True,
+             stop_early: bool = True) -> dict[str, Any]:
+    """Figures, verdict and score of one genome (a dict ready for the history)."""
+    cpu0 = time.process_time()
+    stage = _Stage()
+    out: dict[str, Any] = {"status": "failed", "figures": {}, "rejected_by": None, "score": None, "error": None,
+                           "stage": None}
+    try:
+        ev = _Evaluation(state, genome_dict, stage)
+        verdict = check(state.budgets, ev.figure, always=ALWAYS, stop_early=stop_early)
+        out["figures"] = {k: v for k, v in verdict.figures.items()}
+        if not verdict.ok:
+            out.update(status="rejected", rejected_by=verdict.rejected_by)
+        elif score:
+            stage.enter("score")
+            value, proxy_s = ev.score()
+            out["proxy_seconds"] = proxy_s
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{state.spec.name} score is {value}")
+            out.update(status="scored", score=value)
+        else:
+            out.update(status="ok")
+    except Exception as exc:  # noqa: BLE001 - recorded with its stage; the search goes on
+        out.update(status="failed", error=one_line(exc), stage=stage.name)
+    out["timings"] = stage.close()
+    out["cpu_seconds"] = time.process_time() - cpu0
+    return out
+
+
+class _Evaluation:
+    """Lazily computed figures of one genome, sharing the built module and the prepared graphs."""
+
+    def __init__(self, state: WorkerState, genome_dict: dict[str, Any], stage: _Stage) -> None:
+        from ..genome import Genome
+        from ..mutation import build
+
+        self.state = state
+        self.stage = stage
+        self.genome = Genome.from_dict(genome_dict)
+        self.input_size = tuple(int(x) for x in self.genome.input_size)
+        self.module = build(self.genome, device="meta" if state.on_meta else None)
+        self._prep: Any = None
+
+    def prep(self) -> Any:
+        if self._prep is None:
+            from ..scoring import prepare
+
+            self.stage.enter("trace")
+            self._prep = prepare(self.module, [self.state.spec], input_size=self.input_size)
+        return self._prep
+
+    def figure(self, name: str) -> float | None:
+        return getattr(self, f"_{name}")()
+
+    def _params(self) -> int:
+        self.stage.enter("params")
+        seen: set[int] = set()
+        total = 0
+        for p in self.module.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+        return total
+
+    def _macs(self) -> int:
+        prep = self.prep()
+        self.stage.enter("macs")
+        return graph_macs(prep.original, self.input_size)
+
+    def _depth(self) -> int:
+        prep = self.prep()
+        self.stage.enter("convert")
+        gm = prep.graph("vcnn")
+        from ..graph import is_conv
+
+        return sum(1 for n in gm.graph.nodes if is_conv(gm, n))
+
+    def _memory(self) -> int:
+        prep = self.prep()
+        self.stage.enter("memory")
+        from ..cost.memory import activation_memory
+
+        return activation_memory(prep.original).peak_bytes
+
+    def _latency(self) -> float:
+        prep = self.prep()
+        self.stage.enter("latency")
+        return predicted_latency(self.state, prep.original, self.genome, self.input_size)
+
+    def score(self) -> tuple[float, float]:
+        prep = self.prep()
+        self.stage.enter("score")
+        s = self.state.settings
+        try:
+            from ..scoring import ScoreOptions, score_proxy
+        except ImportError:  # an older zenfx.scoring without the per-candidate entry point
+            from ..scoring import score
+
+            res = score(prep, [self.state.spec], batch_size=s.batch_size, repeat=1, seed=s.seed,
+                        bn_stat=s.bn_stat, mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
+                        batches=self.state.batches)
+            ps = res.scores[self.state.spec.name]
+        else:
+            if self.state.options is None:
+                self.state.options = ScoreOptions(batch_size=s.batch_size, repeat=1, seed=s.seed, bn_stat=s.bn_stat,
+                                                  mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
+                                                  batches=self.state.batches).checked()
+            ps = score_proxy(prep, self.state.spec, self.state.options)
+        return float(ps.value), float(ps.seconds)
+
+
+_MATMUL_NAMES = ("matmul", "bmm", "mm", "addmm", "baddbmm", "linear", "conv", "einsum", "scaled_dot_product",
+                 "multi_head_attention", "lstm", "gru", "rnn")
+
+
+def graph_macs(gm: Any, input_size: tuple[int, ...]) -> int:
+    """MACs of one image from the shapes already on the traced graph (batch 1): conv and Linear
+    modules only, which is exactly what FlopCounterMode counts when those are the graph's only
+    matmul-like ops; any functional matmul/conv or opaque leaf falls back to ``count_macs``. A
+    FlopCounterMode pass costs about a third of a small CIFAR candidate's whole score; this, ~1 ms."""
+    from torch import nn
+
+    from ..cost.flops import count_macs
+    from ..graph import shape
+
+    total = 0
+    for n in gm.graph.nodes:
+        if n.op == "call_module":
+            m = gm.get_submodule(str(n.target))
+            out = shape(n)
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and out is not None and out[0] == 1:
+                k = math.prod(m.kernel_size)
+                total += math.prod(out) * (m.in_channels // m.groups) * k
+            elif isinstance(m, nn.Linear) and out is not None and out[0] == 1:
+                total += math.prod(out) // out[-1] * m.in_features * m.out_features
+            elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or len(list(m.children())):
+                return count_macs(gm, input_size)
+        elif n.op in ("call_function", "call_method"):
+            name = getattr(n.target, "__name__", str(n.target)).lower()
+            if any(k in name for k in _MATMUL_NAMES):
+                return count_macs(gm, input_size)
+    return total
+
+
+def predicted_latency(state: WorkerState, gm: Any, genome: Any, input_size: tuple[int, ...]) -> float:
+    """Predicted seconds per batch. A lookup in the per-operator table; when the graph has operators
+    never measured on this machine, a real-weight copy of the candidate is built and only those
+    operators are timed (once, then cached on disk for every later candidate and run)."""
+    from ..cost.predictor import LatencyTable, predict_latency
+    from ..errors import UsageError
+
+    b = state.budgets
+    if state.latency_table is None:
+        state.latency_table = LatencyTable.for_setting(b.latency_device, b.latency_dtype, b.latency_batch,
+                                                       threads=state.settings.threads)
+    kw = dict(batch_size=b.latency_batch, device=b.latency_device, dtype=b.latency_dtype,
+              threads=state.settings.threads, table=state.latency_table)
+    try:
+        return predict_latency(gm, input_size, measure_missing=False, **kw).total_s
+    except UsageError:
+        from ..mutation import build
+
+        real = build(genome)
+        return predict_latency(real, input_size, measure_missing=True, **kw).total_s
+
+
+__all__ = ["EvalSettings", "WorkerState", "evaluate", "evaluate_task", "init_worker", "predicted_latency"]

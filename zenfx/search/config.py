@@ -1,0 +1,90 @@
+"""A search's configuration: what fixes its history (the identity a resume must match) and what
+only bounds or speeds it (candidates, time limit, workers, backend), which a resume may change."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+# Laptop-CPU defaults. The paper's CIFAR search: population 512, 480,000 proposals, batch 64, on GPUs.
+DEFAULT_POPULATION = 64
+DEFAULT_CANDIDATES = 500
+DEFAULT_ROUND = 16
+DEFAULT_BATCH = 64
+EDIT_KINDS = ("width", "kernel", "depth")
+
+# Fields that do not change what the search computes: a resume may change them.
+RUN_ONLY = ("candidates", "time_limit", "workers", "backend", "ray_address")
+
+
+@dataclass
+class SearchConfig:
+    seed_genome: dict[str, Any]  # the starting genome (spec, kwargs, input size, edits), after any shrink
+    seed_spec: str = ""  # what the user typed
+    proxy: str = "zen"
+    batch_size: int = DEFAULT_BATCH
+    bn_stat: str = "official"
+    mixup_gamma: float = 1e-2
+    num_classes: int = 1000
+    data: str | None = None
+    budgets: dict[str, Any] = field(default_factory=dict)
+    population: int = DEFAULT_POPULATION
+    round_size: int = DEFAULT_ROUND
+    seed: int = 0
+    kinds: tuple[str, ...] = EDIT_KINDS
+    width_choices: dict[str, list[int]] | None = None
+    shrink: dict[str, Any] | None = None  # how the seed was shrunk to fit (None: it fitted)
+    # run-only
+    candidates: int | None = DEFAULT_CANDIDATES
+    time_limit: float | None = None
+    workers: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        d = self.to_dict()
+        for k in RUN_ONLY:
+            d.pop(k, None)
+        return d
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["kinds"] = list(self.kinds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if "kinds" in kw:
+            kw["kinds"] = tuple(kw["kinds"])
+        return cls(**kw)
+
+    def document(self) -> dict[str, Any]:
+        """config.json: the config plus the versions that produced it (not part of the identity)."""
+        import torch
+
+        import zenfx
+
+        return {"format": "zenfx-search-config", "version": 1, **self.to_dict(),
+                "versions": {"zenfx": zenfx.__version__, "torch": torch.__version__,
+                             "python": platform.python_version()}}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Identity keys whose values differ (a resume refuses to continue if any)."""
+    keys = sorted(set(old) | set(new))
+    return [k for k in keys if _norm(old.get(k)) != _norm(new.get(k))]
+
+
+def _norm(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _norm(x) for k, x in v.items()}
+    return v
+
+
+__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_POPULATION", "DEFAULT_ROUND", "EDIT_KINDS", "RUN_ONLY",
+           "SearchConfig", "differences"]

@@ -1,0 +1,658 @@
+"""``zenfx.search``: the run around the algorithm -- run folder, config, history, checkpoint, resume,
+seed fitting, the executor, and the result.
+
+RUN_DIR holds::
+
+    config.json       everything that fixes the history (identity) + candidates/time limit/workers + versions
+    history.jsonl     one row per candidate (id 0 = the seed): parent, edits, structure key, verdict,
+                      figures, score, the budget that rejected it or the stage and reason it failed.
+                      Deterministic: the same seed gives the same bytes for any number of workers.
+    timings.jsonl     per candidate: worker wall and CPU seconds, proxy seconds, stage times, search
+                      time at the end of its round (kept apart so history.jsonl stays deterministic)
+    checkpoint.json   after every round, atomically: population, RNG state, counters, elapsed time
+    best.json         the best genome (a zenfx genome: ``zenfx score best.json`` rebuilds it)
+    best.py           the standalone export of the best network (when zenfx.export is available)
+    summary.json      the result (``--json`` prints it)
+    plots/            see zenfx.search.plots
+
+Resume: rows past the checkpoint (a round cut by a kill) are dropped and the round is run again;
+it proposes the same children (the RNG state is the checkpoint's) and scores them identically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .budget import Budgets, fmt_figure
+from .candidate import EvalSettings, evaluate, evaluate_task, init_worker
+from .config import (
+    DEFAULT_BATCH,
+    DEFAULT_CANDIDATES,
+    DEFAULT_POPULATION,
+    DEFAULT_ROUND,
+    EDIT_KINDS,
+    SearchConfig,
+    differences,
+)
+from .evolution import Counters, Member, Population, Proposal, propose_round, rng_from_json, rng_state_to_json
+
+CHECKPOINT_FORMAT = "zenfx-search-checkpoint"
+FILES = ("config.json", "history.jsonl", "timings.jsonl", "checkpoint.json", "best.json", "best.py",
+         "summary.json", "plots")
+
+
+# --------------------------------------------------------------------------- small parsers
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``'2h'``, ``'30m'``, ``'90s'``, ``'1h30m'``, ``'45'`` (seconds) -> seconds."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not (math.isfinite(text) and text > 0):
+            raise UsageError(f"--time-limit {text} must be positive")
+        return float(text)
+    raw = str(text).strip().lower().replace(" ", "")
+    parts = re.findall(r"([0-9]*\.?[0-9]+)(h|m|min|s|sec)?", raw)
+    if not raw or "".join(n + u for n, u in parts) != raw:
+        raise UsageError(f"--time-limit '{text}' is not understood", hint="write e.g. 2h, 30m, 90s or 1h30m")
+    unit = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0, "": 1.0}
+    total = sum(float(n) * unit[u] for n, u in parts)
+    if total <= 0:
+        raise UsageError(f"--time-limit '{text}' must be positive")
+    return total
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class SearchProgress:
+    """What a live display shows after each round."""
+
+    proposed: int
+    scored: int
+    rejected: int
+    failed: int
+    best: float | None
+    seed_score: float | None
+    elapsed_s: float
+    candidates: int | None
+    time_limit: float | None
+    rounds: int
+
+    @property
+    def per_second(self) -> float:
+        return self.proposed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        etas = []
+        if self.candidates and self.per_second > 0:
+            etas.append(max(0.0, (self.candidates - self.proposed) / self.per_second))
+        if self.time_limit:
+            etas.append(max(0.0, self.time_limit - self.elapsed_s))
+        return min(etas) if etas else None
+
+
+@dataclass
+class SearchResult:
+    run_dir: str
+    seed: dict[str, Any]  # id 0: score, figures, genome, shrink
+    best: dict[str, Any] | None  # id, score, figures, genome
+    counters: dict[str, int]
+    elapsed_s: float
+    worker_cpu_s: float
+    stopped: str  # "candidates" | "time-limit"
+    population: int
+    population_median: float | None
+    budgets: dict[str, Any]
+    proxy: str
+    stages: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best_score(self) -> float | None:
+        return None if self.best is None else self.best["score"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "zenfx-search-summary", "run_dir": self.run_dir, "proxy": self.proxy,
+                "budgets": self.budgets, "seed": self.seed, "best": self.best, "counters": dict(self.counters),
+                "elapsed_s": self.elapsed_s, "worker_cpu_s": self.worker_cpu_s, "stopped": self.stopped,
+                "population": self.population, "population_median": self.population_median,
+                "stages": self.stages, "files": dict(self.files), "notes": list(self.notes)}
+
+
+# --------------------------------------------------------------------------- seed
+
+
+def seed_genome(model: Any, kwargs: dict[str, Any] | None, input_size: Sequence[int] | None,
+                resolution: int | None) -> Any:
+    """The starting genome: a Genome, a genome JSON file, or any model spec (zoo:NAME included)."""
+    from ..genome import Genome, as_genome, is_genome_spec
+    from ..loading import parse_input_size, resolve_model
+
+    if isinstance(model, Genome) or isinstance(model, dict) or is_genome_spec(model):
+        g = as_genome(model)
+        if input_size is not None or resolution is not None:
+            size = parse_input_size(None, resolution, g.input_size) if input_size is None else tuple(input_size)
+            g = Genome(g.seed, dict(g.kwargs), tuple(size), g.init_seed, list(g.edits), g.zenfx_version, g.seed_key)
+        return g
+    if not isinstance(model, str):
+        raise UsageError("search needs a model spec string, a genome or a genome file (it rebuilds the model "
+                         "in every worker from the spec)")
+    if input_size is not None:
+        size = tuple(int(x) for x in input_size)
+    else:
+        loaded = resolve_model(model, kwargs, device="meta")
+        size = parse_input_size(None, resolution, loaded.default_input_size)
+    return Genome(seed=model, kwargs=dict(kwargs or {}), input_size=tuple(size))
+
+
+def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
+    """The seed if it fits the budgets, else the largest uniform shrink that does (widths first, then
+    depths). Returns (genome, shrink record or None, its figures). Infeasible: UsageError naming the
+    smallest reachable figures."""
+    figs = _figures(state, genome)
+    broken = _broken(state.budgets, figs)
+    if not broken:
+        return genome, None, figs
+    from ..mutation import shrink
+
+    tried: list[tuple[str, Any, dict[str, Any]]] = []
+    for depth in (False, True):
+        base = shrink(genome, 1.0, depth=True) if depth else genome
+        if depth:
+            f_base = _figures(state, base)
+            tried.append(("depths at their minimum", base, f_base))
+            if not _broken(state.budgets, f_base):
+                return base, {"widths": 1.0, "depths": "min", "from": figs, "broken": broken}, f_base
+        if "depth" in broken and not depth:
+            continue
+        smallest = shrink(base, 1e-6)
+        f_small = _figures(state, smallest)
+        tried.append(("widths at their minimum" + (" and depths at their minimum" if depth else ""), smallest,
+                      f_small))
+        if _broken(state.budgets, f_small):
+            continue
+        lo, hi = 1e-6, 1.0  # lo fits, hi does not
+        best = (smallest, f_small)
+        for _ in range(14):
+            mid = math.sqrt(lo * hi) if lo < 0.05 else 0.5 * (lo + hi)
+            g = shrink(base, mid)
+            f = _figures(state, g)
+            if _broken(state.budgets, f):
+                hi = mid
+            else:
+                lo, best = mid, (g, f)
+        return best[0], {"widths": round(lo, 4), "depths": "min" if depth else "seed", "from": figs,
+                         "broken": broken}, best[1]
+    what, _, f = tried[-1] if tried else ("the seed", genome, figs)
+    over = _broken(state.budgets, f)
+    parts = [f"{k} {fmt_figure(k, f.get(k))} > {fmt_figure(k, getattr(state.budgets, k))}" for k in over]
+    raise UsageError(f"infeasible budget: the smallest model the space allows ({what}) still has "
+                     + ", ".join(parts), hint="raise the budget or start from a smaller seed")
+
+
+def _figures(state: Any, genome: Any) -> dict[str, Any]:
+    out = evaluate(state, genome.to_dict(), score=False, stop_early=False)
+    if out["status"] == "failed":
+        raise UsageError(f"the seed cannot be evaluated ({out['stage']}): {out['error']}")
+    return out["figures"]
+
+
+def _broken(budgets: Budgets, figs: dict[str, Any]) -> list[str]:
+    return [k for k, lim in budgets.limits().items() if lim is not None and figs.get(k) is not None
+            and figs[k] > lim]
+
+
+# --------------------------------------------------------------------------- run folder
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def has_run(self) -> bool:
+        return (self / "config.json").exists() or (self / "history.jsonl").exists()
+
+    def truncate_jsonl(self, name: str, keep: int) -> None:
+        """Keep the header line and the first ``keep`` complete rows: rows of a round cut by a kill
+        (and a line cut mid-write) go; the round runs again and writes them identically."""
+        p = self / name
+        if not p.exists():
+            return
+        text = p.read_text(encoding="utf-8")
+        lines = text.split("\n")
+        complete = [ln for ln in lines[:-1] if ln.strip()]  # the last piece has no newline: partial or ""
+        header = complete[:1] if complete and '"zenfx_log"' in complete[0] else []
+        body = complete[len(header):]
+        new = "".join(ln + "\n" for ln in header + body[:keep])
+        if new == text:
+            return
+        tmp = p.with_name(f".{p.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(new)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+
+
+# --------------------------------------------------------------------------- the search
+
+
+class _Run:
+    """One search run: the state that lives across rounds and what writes it down."""
+
+    def __init__(self, cfg: SearchConfig, rd: RunDir, progress: Callable[[SearchProgress], None] | None):
+        from ..genome import Genome
+
+        self.cfg = cfg
+        self.rd = rd
+        self.progress = progress
+        self.start = Genome.from_dict(cfg.seed_genome if cfg.shrink is None else cfg.shrink["genome"])
+        self.population = Population(cfg.population)
+        self.counters = Counters()
+        self.seen: set[str] = set()
+        self.rng: Any = None
+        self.seed_row: dict[str, Any] = {}
+        self.best: Member | None = None
+        self.elapsed = 0.0
+        self.cpu = 0.0
+        self.rows = 0  # history rows after the header
+        self.history: Any = None
+        self.timings: Any = None
+
+    # ---- logs
+    def open_logs(self) -> None:
+        from ..runlog import JsonlLog
+
+        self.history = JsonlLog(self.rd / "history.jsonl", header={"format": "zenfx-search-history",
+                                                                   "identity": self.cfg.identity()},
+                                what="search history")
+        self.timings = JsonlLog(self.rd / "timings.jsonl", header={"format": "zenfx-search-timings"},
+                                what="search timings")
+
+    def settings(self) -> EvalSettings:
+        c = self.cfg
+        return EvalSettings(proxy=c.proxy, batch_size=c.batch_size, seed=c.seed, bn_stat=c.bn_stat,
+                            mixup_gamma=c.mixup_gamma, num_classes=c.num_classes, data=c.data, budgets=c.budgets,
+                            seed_genome=self.start.to_dict(), threads=1)
+
+    # ---- checkpoint
+    def checkpoint(self) -> None:
+        from ..runlog import atomic_write_json
+
+        atomic_write_json(self.rd / "checkpoint.json", {
+            "format": CHECKPOINT_FORMAT, "version": 1, "rows": self.rows, "rng": rng_state_to_json(self.rng),
+            "population": [m.to_dict() for m in self.population.members],
+            "best": None if self.best is None else self.best.to_dict(), "seed": self.seed_row,
+            "counters": self.counters.to_dict(), "elapsed_s": self.elapsed, "worker_cpu_s": self.cpu}, indent=None)
+
+    def restore(self) -> None:
+        from ..runlog import read_json
+
+        path = self.rd / "checkpoint.json"
+        ck = read_json(path, "search checkpoint")
+        try:
+            if ck.get("format") != CHECKPOINT_FORMAT:
+                raise KeyError("format")
+            self.rows = int(ck["rows"])
+            self.rng = rng_from_json(ck["rng"])
+            self.population = Population(self.cfg.population, [Member.from_dict(m) for m in ck["population"]])
+            self.best = None if ck["best"] is None else Member.from_dict(ck["best"])
+            self.seed_row = dict(ck["seed"])
+            self.counters = Counters.from_dict(ck["counters"])
+            self.elapsed = float(ck["elapsed_s"])
+            self.cpu = float(ck.get("worker_cpu_s", 0.0))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UsageError(f"search checkpoint {path} is corrupt (bad or missing field {exc})") from None
+        self.rd.truncate_jsonl("history.jsonl", self.rows)
+        self.rd.truncate_jsonl("timings.jsonl", self.rows)
+        self.open_logs()
+        rows = self.history.rows()
+        if len(rows) < self.rows:
+            raise UsageError(f"search history {self.rd / 'history.jsonl'} has {len(rows)} rows, the checkpoint "
+                             f"expects {self.rows}: the run folder was damaged")
+        self.seen = {r["key"] for r in rows if r.get("key")}
+
+    # ---- seed
+    def begin(self, state: Any) -> None:
+        import random
+
+        self.rng = random.Random(self.cfg.seed)
+        out = evaluate(state, self.start.to_dict(), score=True, stop_early=False)
+        if out["status"] != "scored":
+            why = out["error"] or f"over budget ({out['rejected_by']})"
+            raise UsageError(f"the seed cannot be scored ({out['stage'] or 'budget'}): {why}")
+        from ..genome import structure_key
+
+        key = structure_key(self.start)
+        self.seen.add(key)
+        self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
+                         "key": key}
+        self.open_logs()
+        self._append({"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
+                      "score": out["score"], **_flat(out["figures"])}, out, 0.0)
+        self.checkpoint()
+
+    def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float) -> None:
+        self.history.append(row)
+        trow = {"id": row["id"], "t": round(t, 4)}
+        if out is not None:
+            trow.update(seconds=round(sum(out.get("timings", {}).values()), 6),
+                        cpu=round(out.get("cpu_seconds", 0.0), 6), proxy=out.get("proxy_seconds"),
+                        stages=out.get("timings"))
+        self.timings.append(trow)
+        self.rows += 1
+
+    # ---- rounds
+    def round(self, ex: Any) -> None:
+        from ..genome import Genome, structure_key
+        from ..mutation import mutate as mutate_genome
+
+        c = self.cfg
+        k = c.round_size if c.candidates is None else min(c.round_size, c.candidates - self.counters.proposed)
+        t0 = time.perf_counter()
+
+        def mutate(parent: Any, rng: Any, n: int) -> Any:
+            return mutate_genome(parent, rng, edits=n, kinds=tuple(c.kinds), width_choices=c.width_choices)
+
+        props = propose_round(k=k, next_id=self.rows, population=self.population, seed_genome=self.start,
+                              rng=self.rng, mutate=mutate, key_of=structure_key, seen=self.seen,
+                              genome_from_dict=Genome.from_dict, counters=self.counters)
+        todo = [p for p in props if p.error is None and not p.duplicate]
+        results: dict[int, Any] = {}
+        for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict()} for p in todo]):
+            results[todo[o.index].id] = o
+        self.elapsed += time.perf_counter() - t0
+        self.counters.rounds += 1
+        for p in props:
+            self._apply(p, results.get(p.id))
+        self.checkpoint()
+        if self.progress is not None:
+            self.progress(self.snapshot())
+
+    def _apply(self, p: Proposal, o: Any) -> None:
+        self.counters.proposed += 1
+        row: dict[str, Any] = {"id": p.id, "round": self.counters.rounds, "parent": p.parent, "verdict": "failed",
+                               "edits": p.edits, "key": p.key}
+        out = o.value if (o is not None and o.status == "ok") else None
+        if p.error is not None:
+            row.update(stage="mutate", error=p.error)
+        elif p.duplicate:
+            row.update(verdict="duplicate")
+        elif out is None:
+            row.update(stage="worker", error=(o.error if o is not None else "no outcome") or o.status)
+        else:
+            row.update(_flat(out["figures"]))
+            if out["status"] == "scored":
+                row.update(verdict="scored", score=out["score"])
+            elif out["status"] == "rejected":
+                row.update(verdict="rejected", rejected_by=out["rejected_by"])
+            else:
+                row.update(stage=out["stage"], error=out["error"])
+        if p.redraws:
+            row["redraws"] = p.redraws
+        verdict = row["verdict"]
+        if verdict == "scored":
+            self.counters.scored += 1
+            m = Member(p.id, float(row["score"]), p.genome.to_dict(), dict(out["figures"]), p.parent)
+            self.population.insert(m)
+            if self.best is None or m.score > self.best.score:
+                self.best = m
+        elif verdict == "rejected":
+            self.counters.rejected += 1
+        elif verdict == "duplicate":
+            self.counters.duplicates += 1
+        else:
+            self.counters.failed += 1
+        if out is not None:
+            self.cpu += float(out.get("cpu_seconds", 0.0))
+        self._append(row, out, self.elapsed)
+
+    def snapshot(self) -> SearchProgress:
+        c = self.counters
+        return SearchProgress(c.proposed, c.scored, c.rejected, c.failed,
+                              None if self.best is None else self.best.score, self.seed_row.get("score"),
+                              self.elapsed, self.cfg.candidates, self.cfg.time_limit, c.rounds)
+
+    def done(self) -> str | None:
+        c = self.cfg
+        if c.candidates is not None and self.counters.proposed >= c.candidates:
+            return "candidates"
+        if c.time_limit is not None and self.elapsed >= c.time_limit:
+            return "time-limit"
+        return None
+
+
+def _flat(figs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (int(v) if k in ("params", "macs", "depth", "memory") and v is not None else v)
+            for k, v in figs.items()}
+
+
+def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | None = None,
+           input_size: Sequence[int] | None = None, resolution: int | None = None, proxy: str = "zen",
+           batch_size: int = DEFAULT_BATCH, bn_stat: str = "official", mixup_gamma: float = 1e-2,
+           num_classes: int = 1000, data: str | None = None,
+           budget_params: Any = None, budget_macs: Any = None, budget_latency: Any = None, budget_memory: Any = None,
+           max_depth: Any = None, latency_device: str = "cpu", latency_dtype: str = "float32", latency_batch: int = 1,
+           population: int = DEFAULT_POPULATION, round_size: int = DEFAULT_ROUND,
+           candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, seed: int = 0,
+           kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
+           workers: int | None = None, backend: str = "local", ray_address: str | None = None,
+           resume: bool = False, plots: bool = True, export: bool = True,
+           progress: Callable[[SearchProgress], None] | None = None,
+           notify: Callable[[str], None] | None = None) -> SearchResult:
+    """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
+
+    The paper's CIFAR search used population 512 and 480,000 proposals on GPUs; the defaults here
+    (population 64, 500 candidates) finish in minutes on a laptop CPU. ``candidates`` counts
+    proposals (scored, rejected and failed alike); ``time_limit`` ('2h', '30m', seconds) stops the
+    run at the end of the round that crosses it. Same ``seed`` and ``round_size`` -> same
+    history.jsonl for any ``workers``. ``resume=True`` continues the run in ``out`` exactly; other
+    settings than candidates / time limit / workers are refused.
+    """
+    say = notify or (lambda _msg: None)
+    budgets = Budgets.parse(params=budget_params, macs=budget_macs, latency=budget_latency, memory=budget_memory,
+                            max_depth=max_depth, latency_device=latency_device, latency_dtype=latency_dtype,
+                            latency_batch=latency_batch)
+    _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat)
+    limit = parse_duration(time_limit)
+    if candidates is None and limit is None:
+        raise UsageError("a search needs an end: --candidates N and/or --time-limit")
+    rd = RunDir(out)
+    genome = seed_genome(model, kwargs, input_size, resolution)
+    cfg = SearchConfig(seed_genome=genome.to_dict(), seed_spec=str(model) if isinstance(model, str) else genome.seed,
+                       proxy=proxy.strip().lower(), batch_size=int(batch_size), bn_stat=bn_stat,
+                       mixup_gamma=float(mixup_gamma), num_classes=int(num_classes), data=data,
+                       budgets=budgets.to_dict(), population=int(population), round_size=int(round_size),
+                       seed=int(seed), kinds=tuple(kinds), width_choices=width_choices,
+                       candidates=None if candidates is None else int(candidates), time_limit=limit,
+                       workers=_workers(workers), backend=backend, ray_address=ray_address)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the seed is scored here exactly as a worker scores a candidate
+    try:
+        run, state = _open_run(cfg, rd, resume, progress, say)
+        return _loop(run, state, plots, export, say)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_args(proxy: str, population: int, round_size: int, candidates: int | None, batch_size: int,
+                kinds: Sequence[str], bn_stat: str) -> None:
+    from ..proxies.base import get_proxy
+
+    get_proxy(proxy)
+    if population < 1:
+        raise UsageError(f"--population must be at least 1, got {population}")
+    if round_size < 1:
+        raise UsageError(f"--round must be at least 1, got {round_size}")
+    if candidates is not None and candidates < 0:
+        raise UsageError(f"--candidates must be >= 0, got {candidates}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    bad = [k for k in kinds if k not in EDIT_KINDS]
+    if bad or not kinds:
+        raise UsageError(f"--kinds must name some of {', '.join(EDIT_KINDS)}, got {', '.join(kinds) or 'none'}")
+    if bn_stat not in ("official", "batch"):
+        raise UsageError(f"--bn-stat must be official or batch, got '{bn_stat}'")
+
+
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    if workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {workers}")
+    return int(workers)
+
+
+def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: Callable[[str], None]
+              ) -> tuple[_Run, Any]:
+    from ..runlog import atomic_write_json, read_json
+
+    if resume:
+        if not (rd / "config.json").exists():
+            raise UsageError(f"nothing to resume in {rd.path}: no config.json", hint="drop --resume to start a run")
+        old = read_json(rd / "config.json", "search config")
+        old_cfg = SearchConfig.from_dict(old)
+        diff = differences({k: v for k, v in old_cfg.identity().items() if k != "shrink"},
+                           {k: v for k, v in cfg.identity().items() if k != "shrink"})
+        if diff:
+            shown = "; ".join(f"{k}: {old.get(k)!r} there, {getattr(cfg, k)!r} now" for k in diff[:3])
+            raise UsageError(f"cannot resume {rd.path} with other settings ({shown})",
+                             hint="resume with the run's settings (candidates, time limit and workers may change)")
+        cfg.shrink = old_cfg.shrink
+        atomic_write_json(rd / "config.json", cfg.document())
+        run = _Run(cfg, rd, progress)
+        state = init_worker(run.settings())
+        if (rd / "checkpoint.json").exists():
+            run.restore()
+            say(f"resuming {rd.path} at candidate {run.counters.proposed} (round {run.counters.rounds})")
+        else:  # killed before the seed's checkpoint: start over in the same folder
+            for name in ("history.jsonl", "timings.jsonl"):
+                (rd / name).unlink(missing_ok=True)
+            run.begin(state)
+        return run, state
+    if rd.has_run():
+        raise UsageError(f"{rd.path} already holds a search",
+                         hint="add --resume to continue it, or choose another --out")
+    rd.path.mkdir(parents=True, exist_ok=True)
+    settings_run = _Run(cfg, rd, progress)
+    state = init_worker(settings_run.settings())
+    from ..genome import Genome
+
+    start, shrink, figs = fit_seed(state, Genome.from_dict(cfg.seed_genome))
+    if shrink is not None:
+        cfg.shrink = {**shrink, "genome": start.to_dict()}
+        say(f"the seed breaks the budget ({', '.join(shrink['broken'])}): shrunk uniformly to widths x"
+            f"{shrink['widths']} (depths: {shrink['depths']}) -> "
+            + ", ".join(f"{k} {fmt_figure(k, v)}" for k, v in figs.items()))
+    atomic_write_json(rd / "config.json", cfg.document())
+    run = _Run(cfg, rd, progress)
+    state = init_worker(run.settings())
+    run.begin(state)
+    return run, state
+
+
+def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str], None]) -> SearchResult:
+    from ..executor import make_executor
+
+    cfg = run.cfg
+    stopped = run.done()
+    if stopped is None:
+        with make_executor(cfg.backend, cfg.workers, ray_address=cfg.ray_address, init=init_worker,
+                           init_arg=run.settings().to_dict(), threads_per_worker=1) as ex:
+            while stopped is None:
+                run.round(ex)
+                stopped = run.done()
+    return finish(run, stopped, plots=plots, export=export, say=say)
+
+
+def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
+           say: Callable[[str], None] = lambda _m: None) -> SearchResult:
+    from ..runlog import atomic_write_json
+
+    rd = run.rd
+    notes: list[str] = []
+    files = {"config": str(rd / "config.json"), "history": str(rd / "history.jsonl"),
+             "timings": str(rd / "timings.jsonl"), "checkpoint": str(rd / "checkpoint.json")}
+    best = run.best
+    if best is not None:
+        from ..genome import Genome
+
+        Genome.from_dict(best.genome).save(rd / "best.json")
+        files["best"] = str(rd / "best.json")
+        if export:
+            note = _export(best.genome, rd / "best.py")
+            if note:
+                notes.append(note)
+            else:
+                files["best_py"] = str(rd / "best.py")
+    if run.cfg.shrink is not None:
+        notes.append(f"the seed broke the budget ({', '.join(run.cfg.shrink['broken'])}) and was shrunk uniformly "
+                     f"(widths x{run.cfg.shrink['widths']}, depths: {run.cfg.shrink['depths']})")
+    stages = {}
+    try:
+        from .stages import stage_table
+
+        stages = stage_table(run.seed_row["genome"], None if best is None else best.genome)
+    except Exception as exc:  # noqa: BLE001 - the stage table is a convenience
+        notes.append(f"no per-stage table: {type(exc).__name__}: {exc}")
+    res = SearchResult(
+        run_dir=str(rd.path), seed=run.seed_row,
+        best=None if best is None else {"id": best.id, "score": best.score, "figures": best.figures,
+                                        "genome": best.genome, "parent": best.parent},
+        counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, stopped=stopped,
+        population=len(run.population), population_median=run.population.median_score(),
+        budgets=run.cfg.budgets, proxy=run.cfg.proxy, stages=stages, files=files, notes=notes)
+    atomic_write_json(rd / "summary.json", res.to_dict())
+    files["summary"] = str(rd / "summary.json")
+    if plots:
+        try:
+            from .plots import draw
+
+            written = draw(rd.path)
+            files["plots"] = str(rd / "plots")
+            res.files = files
+            if not written:
+                notes.append("no plots: nothing scored")
+        except Exception as exc:  # noqa: BLE001 - a plotting failure must not lose the run's result
+            notes.append(f"plots failed: {type(exc).__name__}: {exc}")
+    res.files = files
+    atomic_write_json(rd / "summary.json", res.to_dict())
+    return res
+
+
+def _export(genome: dict[str, Any], path: Path) -> str | None:
+    try:
+        from .. import export as export_mod  # type: ignore[attr-defined]
+    except ImportError:
+        return "best.py not written: zenfx.export is not available in this build"
+    fn = getattr(export_mod, "export_model", None)
+    if fn is None:
+        return "best.py not written: zenfx.export has no export_model"
+    try:
+        from ..genome import Genome
+
+        fn(Genome.from_dict(genome), path)
+    except Exception as exc:  # noqa: BLE001 - the genome in best.json is the source of truth
+        return f"best.py not written: {type(exc).__name__}: {exc}"
+    return None
+
+
+__all__ = ["RunDir", "SearchProgress", "SearchResult", "fit_seed", "parse_duration", "search", "seed_genome"]
