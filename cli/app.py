@@ -83,18 +83,20 @@ def _run(argv: list[str]) -> None:
     if "--json" not in argv:
         app()
         return
-    import click
+    import typer
 
     from .common import error_document, print_json
 
     try:
         rv = app(standalone_mode=False)
-    except click.exceptions.ClickException as exc:
-        print_json(error_document(exc.format_message(), exc.exit_code))
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         raise KeyboardInterrupt from None
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click): bad option, missing argument
+        code = int(getattr(exc, "exit_code", 2))
+        print_json(error_document(exc.format_message() if hasattr(exc, "format_message") else str(exc), code))
+        if hasattr(exc, "show"):
+            exc.show()
+        raise SystemExit(code) from None
     raise SystemExit(rv if isinstance(rv, int) else 0)
 
 

@@ -17,7 +17,6 @@ import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -86,11 +85,10 @@ def print_error(message: str) -> None:
 
 
 def _json_requested(kwargs: dict[str, Any]) -> bool:
-    """Whether the running command was given ``--json`` (its ``json`` parameter, else click's context)."""
+    """Whether the running command was given ``--json`` (its ``json`` parameter, else the command line)."""
     if "json" in kwargs:
         return bool(kwargs["json"])
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx is not None and ctx.params.get("json"))
+    return "--json" in sys.argv[1:]
 
 
 def _internal(exc: BaseException) -> str:
@@ -122,7 +120,7 @@ def handle_errors(fn: F) -> F:
                 print_json(error_document("interrupted", EXIT_INTERRUPTED))
             err.print("[yellow]interrupted[/]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort, SystemExit):
+        except (typer.Exit, typer.TyperException, typer.Abort, SystemExit):  # typer's own flow: not bugs
             raise
         except Exception as exc:
             if os.environ.get("ZENFX_DEBUG"):
