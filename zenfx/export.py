@@ -115,7 +115,8 @@ def _load_genome(genome: Any) -> _Source:
         g = genome
         label = f"a genome (seed {_safe_label(g.seed)}, {len(g.edits)} edit(s))"
     module = build(g)
-    seed_name = _safe_label(g.seed).split(":")[-1].rsplit(".", 1)[-1] or type(module).__name__
+    seed = _safe_label(g.seed)
+    seed_name = type(module).__name__ if ".py:" in seed else seed.split(":")[-1].rsplit(".", 1)[-1]
     return _Source(module, label, _camel(seed_name) + "Mutant", tuple(g.input_size))  # type: ignore[arg-type]
 
 

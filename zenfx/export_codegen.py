@@ -125,6 +125,19 @@ class Emitted:
     notes: list[str] = field(default_factory=list)
 
 
+def _short(values: Any, dtype: torch.dtype) -> Any:
+    """Floats as the shortest decimal that gives the same ``dtype`` value (0.01, not 0.009999999776482582)."""
+    if isinstance(values, list):
+        return [_short(v, dtype) for v in values]
+    if not isinstance(values, float) or not math.isfinite(values) or dtype == torch.float64:
+        return values
+    for digits in range(1, 18):
+        candidate = float(f"{values:.{digits}g}")
+        if torch.tensor(candidate, dtype=dtype).item() == values:
+            return candidate
+    return values
+
+
 def _tensor_init(t: torch.Tensor) -> tuple[str, bool]:
     """An expression rebuilding ``t``'s values where cheap, and whether the values need the weights file."""
     t = t.detach()
@@ -136,11 +149,11 @@ def _tensor_init(t: torch.Tensor) -> tuple[str, bool]:
     if t.numel() == 0:
         return f"torch.zeros({shape}{dtype})", False
     if t.numel() <= 64 and t.dtype != torch.bfloat16:
-        values = format_value(t.cpu().tolist()) if t.dim() else format_value(t.item())
+        values = format_value(_short(t.cpu().tolist() if t.dim() else t.item(), t.dtype))
         return f"torch.tensor({values}{dtype})", False
     first = flat[0]
     if bool((flat == first).all()) and not (t.is_floating_point() and math.isnan(float(first))):
-        value = first.item()
+        value = _short(first.item(), t.dtype)
         if value == 0:
             return f"torch.zeros({shape}{dtype})", False
         if value == 1:
