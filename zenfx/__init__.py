@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "load_model": ".loading",
     "parse_input_size": ".loading",
     "parse_kwargs": ".loading",
+    "pick_output": ".loading",
     "resolve_model": ".loading",
     "TracedModel": ".pipeline",
     "inspect_model": ".pipeline",
@@ -62,7 +63,7 @@ if TYPE_CHECKING:  # static tools see the eager imports
     from .cost.flops import count_macs
     from .cost.report import CostReport, cost_report
     from .export import ExportResult, export_model
-    from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, resolve_model
+    from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, pick_output, resolve_model
     from .pipeline import TracedModel, inspect_model, load_and_trace
     from .scoring import ScoreResult, score
     from .tracing import trace
@@ -95,6 +96,7 @@ __all__ = [  # every name of _LAZY too (a test checks they agree)
     "load_model",
     "parse_input_size",
     "parse_kwargs",
+    "pick_output",
     "resolve_model",
     "TracedModel",
     "inspect_model",
