@@ -31,7 +31,7 @@ def test_all_twelve_released_nets_and_three_seeds_are_entries():
     assert {"zennet_cifar_05m", "zennet_cifar_1m", "zennet_cifar_2m", "zennet_imagenet_400m",
             "zennet_imagenet_600m", "zennet_imagenet_900m"} <= set(RELEASED)
     assert sum(n.startswith("zennet_imagenet_latency") for n in RELEASED) == 6
-    assert get_entry("zennet_cifar_1m").meta["structure"] == structure("zennet_cifar_1m")
+    assert get_entry("zennet_cifar_1m").defaults["structure"] == structure("zennet_cifar_1m")
 
 
 @pytest.mark.parametrize("name", RELEASED + ZENNAS_SEEDS)

@@ -13,16 +13,18 @@ Kinds: ``family`` (a classic network, e.g. CIFAR ResNet-20), ``seed`` (a small s
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from zenfx.errors import UnknownModelError, UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 KINDS = ("family", "seed", "released", "found")
 HERE = Path(__file__).resolve().parent
@@ -59,42 +61,44 @@ class ZooEntry:
 # --------------------------------------------------------------------------- the entries
 
 
-def _partial(fn: Callable[..., nn.Module], **fixed: Any) -> Callable[..., nn.Module]:
+def _lazy(module: str, attr: str, **fixed: Any) -> Callable[..., nn.Module]:
+    """A constructor that imports ``zenfx.zoo.<module>`` only when called: listing the zoo stays
+    free of torch imports."""
+
     def ctor(**kwargs: Any) -> nn.Module:
+        fn = getattr(importlib.import_module(f"{__package__}.{module}"), attr)
         return fn(**{**fixed, **kwargs})
 
-    ctor.__name__ = getattr(fn, "__name__", "ctor")
-    ctor.__doc__ = fn.__doc__
+    ctor.__name__ = attr
+    ctor.__qualname__ = f"{module}.{attr}"
     return ctor
 
 
 def _cifar_entries() -> list[ZooEntry]:
-    from . import cifar
-
     out = [
-        ZooEntry("cifar_resnet_basic", "seed", (3, 32, 32), cifar.cifar_resnet_basic,
+        ZooEntry("cifar_resnet_basic", "seed", (3, 32, 32), _lazy("cifar", "cifar_resnet_basic"),
                  "CIFAR seed: 3x3 s1 stem (8), 4 stages x 1 torchvision BasicBlock, widths 16/32/64/64"),
-        ZooEntry("cifar_resnet_bottleneck", "seed", (3, 32, 32), cifar.cifar_resnet_bottleneck,
+        ZooEntry("cifar_resnet_bottleneck", "seed", (3, 32, 32), _lazy("cifar", "cifar_resnet_bottleneck"),
                  "CIFAR seed: 3x3 s1 stem (8), 4 stages x 1 torchvision Bottleneck, planes 8/16/32/32 (x4 out)"),
     ]
     for depth in (20, 32, 44, 56, 110):
         out.append(ZooEntry(f"cifar_resnet{depth}", "family", (3, 32, 32),
-                            _partial(cifar.cifar_resnet, depth=depth),
+                            _lazy("cifar", "cifar_resnet", depth=depth),
                             f"CIFAR ResNet-{depth} (He et al. 2016): 3 stages x {(depth - 2) // 6} "
                             "torchvision BasicBlocks at 16/32/64, 1x1 projection shortcuts"))
     return out
 
 
-def _benchmark_entries() -> list[ZooEntry]:
-    from .natsbench import nats_sss
-    from .nb201 import all_conv3x3, nb201
+NB201_ALL_CONV3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
+
+def _benchmark_entries() -> list[ZooEntry]:
     return [
-        ZooEntry("nb201", "family", (3, 32, 32), nb201,
-                 "NAS-Bench-201 cell network (C=16, N=5); -k arch='|op~0|+...' picks the cell",
-                 defaults={"arch": all_conv3x3(), "num_classes": 10}),
-        ZooEntry("nats_sss", "family", (3, 32, 32), nats_sss,
-                 "NATS-Bench size-space network; -k channels='C0:C1:C2:C3:C4' picks the widths",
+        ZooEntry("nb201", "family", (3, 32, 32), _lazy("nb201", "nb201"),
+                 "NAS-Bench-201 cell network (C=16, N=5); -k arch='\"|op~0|+...\"' picks the cell",
+                 defaults={"arch": NB201_ALL_CONV3X3, "num_classes": 10}),
+        ZooEntry("nats_sss", "family", (3, 32, 32), _lazy("natsbench", "nats_sss"),
+                 "NATS-Bench size-space network; -k channels='\"C0:C1:C2:C3:C4\"' picks the widths",
                  defaults={"channels": "64:64:64:64:64", "num_classes": 100}),
     ]
 
@@ -105,20 +109,18 @@ ZENNET_DIR = HERE / "zennet"
 def _zennas_entries() -> list[ZooEntry]:
     """Zen-NAS's released ZenNets and search seeds: strings in ``zoo/zennet/<name>.txt``, their
     figures in ``zoo/zennet/index.json``; plus ``zennas``, any string via ``-k structure=...``."""
-    from . import zennas
-
     index = json.loads((ZENNET_DIR / "index.json").read_text())["entries"]
-    out = [ZooEntry("zennas", "family", (3, 32, 32), zennas.build,
-                    "any Zen-NAS structure string: -k structure='SuperConvK3BNRELU(3,8,1,1)...' "
+    build = _lazy("zennas", "build")
+    out = [ZooEntry("zennas", "family", (3, 32, 32), build,
+                    "any Zen-NAS structure string: -k structure='\"SuperConvK3BNRELU(3,8,1,1)...\"' "
                     "(default: the reference's CIFAR seed)",
                     defaults={"structure": (ZENNET_DIR / "zennas_cifar_seed.txt").read_text().strip(),
                               "num_classes": 10, "use_se": False})]
     for name, info in index.items():
         structure = (ZENNET_DIR / f"{name}.txt").read_text().strip()
-        meta = {"structure": structure,
-                **{k: info[k] for k in ("reference_name", "published", "note") if k in info}}
+        meta = {k: info[k] for k in ("reference_name", "published", "note") if k in info}
         res = int(info["resolution"])
-        out.append(ZooEntry(name, info["kind"], (3, res, res), zennas.build, info["description"],
+        out.append(ZooEntry(name, info["kind"], (3, res, res), build, info["description"],
                             defaults={"structure": structure, "num_classes": int(info["num_classes"]),
                                       "use_se": bool(info["use_se"])}, meta=meta))
     return out
@@ -134,7 +136,7 @@ def _found_entries() -> list[ZooEntry]:
             continue
         size = tuple(data.get("input_size") or (3, 32, 32))
         meta = {k: data[k] for k in ("found", "seed") if k in data}
-        out.append(ZooEntry(path.stem, "found", size, _partial(_build_genome, path=str(path)),
+        out.append(ZooEntry(path.stem, "found", size, _lazy("registry", "_build_genome", path=str(path)),
                             str(data.get("description") or f"found by zenfx search from {data.get('seed')}"),
                             meta=meta))
     return out

@@ -1,0 +1,65 @@
+"""``zenfx zoo [PATTERN]``: what ``zoo:NAME`` can name, with stored figures (nothing is scored live)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import JsonOpt, handle_errors, out, print_json
+
+PatternArg = Annotated[str | None, typer.Argument(help="Shell pattern (zennet_*) or a word the name contains.")]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="Only this kind: family, seed, released or found.")]
+
+
+def _human(n: float | None, unit: str = "") -> str:
+    if n is None:
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+@handle_errors
+def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = False) -> None:
+    """List the zoo: families, search seeds, released networks (Zen-NAS's ZenNets) and networks
+    zenfx's own search found, each usable as zoo:NAME in every command. Params and MACs are at the
+    entry's default input size; Zen is the official Zen-Score measured once with the command shown
+    (refresh: ./dev python -m zenfx.zoo.figures)."""
+    from rich.table import Table
+
+    from zenfx.errors import UsageError
+    from zenfx.zoo import figures as zoo_figures
+    from zenfx.zoo.registry import list_entries
+
+    entries = list_entries(pattern, kind)
+    if not entries:
+        raise UsageError(f"no zoo entry matches {pattern!r}" + (f" of kind {kind}" if kind else ""),
+                         hint="`zenfx zoo` lists them all")
+    stored = zoo_figures.load()
+    rows = [{**e.to_dict(), "figures": stored.get(e.name, {})} for e in entries]
+    if json:
+        print_json({"entries": rows})
+        return
+    table = Table(title=f"zenfx zoo ({len(rows)} entr{'y' if len(rows) == 1 else 'ies'})")
+    for col, justify in (("spec", "left"), ("kind", "left"), ("input", "right"), ("params", "right"),
+                         ("MACs", "right"), ("Zen", "right"), ("description", "left")):
+        table.add_column(col, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                         no_wrap=col != "description", ratio=1 if col == "description" else None)
+    dates = set()
+    for row in rows:
+        fig = row["figures"]
+        zen = fig.get("zen")
+        if fig.get("zen_date"):
+            dates.add(fig["zen_date"][:10])
+        table.add_row(row["spec"], row["kind"], "x".join(map(str, row["input_size"][1:])),
+                      _human(fig.get("params")), _human(fig.get("macs")),
+                      f"{zen:.2f}" if isinstance(zen, (int, float)) else "-", row["description"])
+    out.print(table)
+    note = "Zen: official Zen-Score, `./dev zenfx score zoo:NAME` (batch 16, 4 repeats, seed 0, CPU)"
+    out.print(note + (f", measured {', '.join(sorted(dates))}" if dates else "") + "; --json gives each command.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("zoo")(zoo_cmd)

@@ -1,0 +1,97 @@
+"""Measured figures of the zoo's entries, stored as data so that ``zenfx zoo`` never scores live.
+
+``zoo/figures.json`` maps an entry name to its parameter count and MACs at the entry's default
+size and its official Zen-Score, each with the exact command that measured it, the date and the
+versions. Refresh after changing an entry (it takes minutes for the large ImageNet nets on CPU):
+
+    ./dev python -m zenfx.zoo.figures [PATTERN ...]     # all entries, or those matching
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+FIGURES_FILE = Path(__file__).resolve().parent / "figures.json"
+
+
+def load() -> dict[str, dict[str, Any]]:
+    """The stored figures by entry name ({} when the file is missing or unreadable)."""
+    try:
+        return dict(json.loads(FIGURES_FILE.read_text()).get("entries", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(entries: dict[str, dict[str, Any]]) -> None:
+    doc = {"about": "measured by `python -m zenfx.zoo.figures`; every figure carries its command", "entries": entries}
+    fd, tmp = tempfile.mkstemp(dir=FIGURES_FILE.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=1, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, FIGURES_FILE)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cost(name: str) -> dict[str, Any]:
+    """Parameters and MACs at the entry's default size, from a meta-device build (no memory)."""
+    import zenfx
+    from zenfx.zoo.registry import get_entry
+
+    entry = get_entry(name)
+    model = zenfx.resolve_model(entry.spec, device="meta").module
+    return {"params": sum(p.numel() for p in model.parameters()),
+            "macs": int(zenfx.count_macs(model, entry.input_size)),
+            "input_size": list(entry.input_size),
+            "cost_command": f"zenfx report {entry.spec}", "cost_date": _now()}
+
+
+def zen(name: str, timeout: float = 3600) -> dict[str, Any]:
+    """The official Zen-Score by the CLI itself, with its defaults (batch 16, 4 repeats, seed 0)."""
+    exe = Path(sys.executable).with_name("zenfx")
+    argv = [str(exe), "score", f"zoo:{name}", "--json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"zen_error": (proc.stderr.strip().splitlines() or ["?"])[-1],
+                "zen_command": f"./dev zenfx score zoo:{name}"}
+    data = json.loads(proc.stdout)
+    z = data["scores"]["zen"]
+    import torch
+
+    return {"zen": z["value"], "zen_ci95": z.get("ci95"), "zen_repeat": z.get("repeat"),
+            "zen_batch_size": data.get("batch_size"), "zen_bn_stat": data.get("bn_stat"),
+            "zen_command": f"./dev zenfx score zoo:{name}", "zen_date": _now(), "zen_wall_s": round(wall, 1),
+            "zen_device": data.get("device", "cpu"), "torch": torch.__version__.split("+")[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from zenfx.zoo.registry import list_entries
+
+    patterns = list(argv if argv is not None else sys.argv[1:]) or [None]
+    names = list(dict.fromkeys(e.name for p in patterns for e in list_entries(p)))
+    for name in names:
+        row = {**cost(name), **zen(name)}
+        entries = load()
+        entries[name] = row
+        _save(entries)
+        print(f"{name}: params {row['params']:,} macs {row['macs']:,} zen {row.get('zen', row.get('zen_error'))} "
+              f"({row.get('zen_wall_s', '?')} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
