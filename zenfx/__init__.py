@@ -57,6 +57,8 @@ _LAZY: dict[str, str] = {
     "shrink": ".mutation",
     "ExportResult": ".export",
     "export_model": ".export",
+    "search": ".search",  # issue 11: zenfx.search(...) -> SearchResult (the package is callable too)
+    "SearchResult": ".search",
 }
 
 if TYPE_CHECKING:  # static tools see the eager imports
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # static tools see the eager imports
     from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, pick_output, resolve_model
     from .pipeline import TracedModel, inspect_model, load_and_trace
     from .scoring import ScoreResult, score
+    from .search import SearchResult, search
     from .tracing import trace
     from .vcnn import Change, VCNNResult, audit_models, convert_model, to_vcnn
 
@@ -122,4 +125,6 @@ __all__ = [  # every name of _LAZY too (a test checks they agree)
     "shrink",
     "ExportResult",
     "export_model",
+    "search",
+    "SearchResult",
 ]
