@@ -225,3 +225,27 @@ def test_cli_export_human_output(cli, tmp_path: Path) -> None:
     code, stdout, _ = cli("export", f"{REPO / 'examples' / 'my_backbone.py'}:build", "-o", tmp_path / "n.py",
                           "-r", "16", "-k", "width=8")
     assert code == 0 and "wrote" in stdout and "n.py" in stdout and "match the model" in stdout
+
+
+def test_cli_exports_a_genome_file(cli, tmp_path: Path, one_thread: None) -> None:
+    import random
+
+    import zenfx
+    from zenfx.genome import Genome
+
+    seed = Genome(seed=f"{REPO / 'examples' / 'my_backbone.py'}:build", kwargs={"width": 16}, input_size=(3, 16, 16))
+    mutant = zenfx.mutate(seed, random.Random(0), edits=2)
+    mutant.save(tmp_path / "g.json")
+    code, stdout, _ = cli("export", tmp_path / "g.json", "-o", tmp_path / "net.py", "--weights", "--json")
+    assert code == 0, stdout
+    doc = json.loads(stdout)
+    assert doc["class_name"] == "MyBackboneMutant" and doc["input_size"] == [3, 16, 16] and doc["checked"]
+    text = (tmp_path / "net.py").read_text()
+    assert "genome g.json" in text and str(tmp_path) not in text
+    model = zenfx.build(mutant).eval()
+    net = build_exported(text, "MyBackboneMutant", torch.load(tmp_path / "net.pt", weights_only=True)).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), net(x))  # build replays the genome: same weights as the exported file
+    code, _, stderr = cli("export", tmp_path / "g.json", "-o", tmp_path / "n2.py", "-k", "width=8")
+    assert code == 2 and "genome" in stderr

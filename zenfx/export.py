@@ -224,7 +224,9 @@ def _scale(a: Any) -> float:
 def _compare(model: nn.Module, net: nn.Module, input_size: tuple[int, int, int], tol: float) -> float:
     was_training = model.training
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, *input_size, generator=gen)
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    x = torch.randn(2, *input_size, generator=gen).to(device)
+    net.to(device)
     model.eval()
     net.eval()
     try:

@@ -362,10 +362,17 @@ def _init_lines(layers: list[LayerSpec], loose: list[LooseTensor], ties: list[tu
     return lines
 
 
-def _forward_lines(train: list[str], evl: list[str], train_body: _Body) -> tuple[list[str], bool]:
+def _forward_lines(train: list[str], evl: list[str]) -> tuple[list[str], bool]:
+    """One body when the modes agree; else the shared opening once, then ``if self.training:``.
+
+    A shared line is the same statement over the same names in both graphs, so what it defines
+    means the same thing in either branch."""
     if train == evl:
         return train, False
-    return ["if self.training:", *[f"    {line}" for line in train], *evl], True
+    common = 0
+    while common < min(len(train), len(evl)) - 1 and train[common] == evl[common]:
+        common += 1
+    return [*train[:common], "if self.training:", *[f"    {line}" for line in train[common:]], *evl[common:]], True
 
 
 def _signature(body: _Body) -> str:
@@ -383,7 +390,7 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
     train_lines, eval_lines = train_body.render(), eval_body.render()
     if [p[0] for p in train_body.placeholders] != [p[0] for p in eval_body.placeholders]:
         raise CannotWrite("the train-mode and eval-mode forwards take different arguments")
-    forward, branched = _forward_lines(train_lines, eval_lines, train_body)
+    forward, branched = _forward_lines(train_lines, eval_lines)
     snippets = sorted({s.snippet for s in layers if s.snippet})
     uses_math = any("math." in line for line in forward) or "Conv2dSame" in snippets
     uses_operator = any("operator." in line for line in forward)
