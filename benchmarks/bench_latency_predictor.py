@@ -110,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from zenfx import load_and_trace
     from zenfx.cost.flops import count_macs
-    from zenfx.cost.latency import device_name, measure_latency, resolve_device
+    from zenfx.cost.latency import device_name, measure_latency
+    from zenfx.devices import parse_device
     from zenfx.cost.predictor import LatencyTable, predict_latency
 
-    dev = resolve_device(args.device)
+    dev = parse_device(args.device)
     torch.set_num_threads(args.threads)
     table = LatencyTable.for_setting(dev, args.dtype, args.batch_size, args.threads, clock=args.clock,
                                       method=args.method)

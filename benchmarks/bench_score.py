@@ -48,10 +48,13 @@ def _sync(dev: torch.device) -> None:
 def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, runs: int, repeat: int) -> dict:
     import zenfx
     from zenfx.proxies.zen import gaussian_init_
-    from zenfx.scoring import _materialise, parse_device, parse_dtype, prepare
+    from zenfx.devices import parse_device, parse_dtype, require_runnable
+    from zenfx.scoring import materialise as materialise_copy
+    from zenfx.scoring import prepare
 
     dev = parse_device(device)
-    dt = parse_dtype(dtype, dev)
+    dt = parse_dtype(dtype)
+    require_runnable(dev, dt)
     t = time.perf_counter()
     cold = prepare(model, "zen", resolution=resolution)  # first in the process: lazy torch imports
     cold_wall = time.perf_counter() - t
@@ -107,7 +110,7 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
     def materialise() -> float:
         _sync(dev)
         t0 = time.perf_counter()
-        _materialise(gm, prep.on_meta, dev, dt)
+        materialise_copy(gm, prep.on_meta, dev, dt)
         _sync(dev)
         return time.perf_counter() - t0
 

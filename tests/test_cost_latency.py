@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from zenfx import trace
-from zenfx.cost.latency import measure_latency, resolve_device, resolve_dtype
+from zenfx.cost.latency import measure_latency
+from zenfx.devices import parse_device, parse_dtype
 from zenfx.cost.predictor import LatencyTable, cache_dir, op_key, predict_latency
 from zenfx.errors import UsageError
 
@@ -36,12 +37,12 @@ def test_thread_clock_only_single_thread_cpu() -> None:
 
 def test_bad_device_dtype() -> None:
     with pytest.raises(UsageError):
-        resolve_dtype("int3")
+        parse_dtype("int3")
     with pytest.raises(UsageError):
         measure_latency(_net(), (3, 8, 8), dtype="float16")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="CUDA"):
-            resolve_device("cuda")
+            parse_device("cuda")
     with torch.device("meta"):
         meta = _net()
     with pytest.raises(UsageError, match="meta"):

@@ -94,3 +94,178 @@ def test_graph_predicates_are_public_and_agree_with_the_passes() -> None:
     assert g.graph_batch(gm) == 1
     assert g.shape(nodes["x"]) == (1, 8, 4, 4) and g.tensor_shapes(nodes["x"]) == ((1, 8, 4, 4),)
     assert g.shape(nodes["attn"]) is None and g.tensor_shapes(nodes["attn"])[0] == (1, 16, 8)  # a tuple: (out, w)
+
+
+# --------------------------------------------------------------------------- item 12: one preparation path
+
+SIZE = (3, 16, 16)
+
+
+def _plain():
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+def _placeholder_shape(gm):
+    return next(n for n in gm.graph.nodes if n.op == "placeholder").meta["shape"]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_traced_model_is_reshaped_on_a_copy_never_in_place() -> None:
+    """score / report / to_vcnn at another size or batch leave the caller's traced graph as it was
+    (before: score and report re-propagated shapes on the caller's graph)."""
+    import zenfx
+    from zenfx.pipeline import load_and_trace
+
+    tm = load_and_trace(_plain(), input_size=SIZE)
+    gm = zenfx.trace(_plain(), SIZE)
+    zenfx.score(tm, "zen", input_size=(3, 24, 24), batch_size=2, repeat=1)
+    zenfx.score(gm, "zen", input_size=(3, 24, 24), batch_size=2, repeat=1)
+    rep = zenfx.cost_report(gm, batch_size=4)
+    zenfx.cost_report(tm, input_size=(3, 20, 20), batch_size=3)
+    res = zenfx.to_vcnn(tm, (3, 12, 12))
+    assert _placeholder_shape(tm.gm) == (1, *SIZE) and tm.gm.meta["zenfx_input_size"] == SIZE
+    assert _placeholder_shape(gm) == (1, *SIZE) and gm.meta["zenfx_input_size"] == SIZE
+    assert rep.memory is not None and rep.batch_size == 4
+    assert res.input_size == (3, 12, 12) and res.output_shape == (1, 8, 12, 12)
+    again = load_and_trace(tm, input_size=(3, 8, 8), batch_size=2)  # no re-trace: same module objects
+    assert again.loaded is tm.loaded and _placeholder_shape(again.gm) == (2, 3, 8, 8)
+    assert load_and_trace(tm) is tm
+
+
+def test_to_vcnn_and_score_take_what_the_pipeline_takes() -> None:
+    import zenfx
+    from zenfx.vcnn.report import VCNNResult
+
+    res = zenfx.to_vcnn("torchvision.models.resnet18", (3, 32, 32))  # a spec string (before: TypeError)
+    assert res.verdict == "convertible" and res.name == "resnet18"
+
+    class LooksConverted:  # duck typing on .verdict is gone: only a VCNNResult is taken as converted
+        verdict = "convertible"
+        gm = zenfx.trace(_plain(), SIZE)
+
+    with pytest.raises(Exception) as info:
+        zenfx.score(LooksConverted(), "params")
+    assert not isinstance(info.value, AssertionError)
+    small = zenfx.to_vcnn(_plain(), SIZE)
+    assert isinstance(small, VCNNResult) and zenfx.score(small, "params").source == "vcnn"
+
+
+# --------------------------------------------------------------------------- item 13: options
+
+
+def test_dtype_and_device_speak_one_language() -> None:
+    """score and report refuse the same --dtype with the same message (before: two tables, two texts)."""
+    import zenfx
+    from zenfx.errors import OptionError
+
+    msgs = []
+    for call in (lambda: zenfx.score(_plain(), "params", input_size=SIZE, dtype="int3"),
+                 lambda: zenfx.cost_report(_plain(), input_size=SIZE, dtype="int3")):
+        with pytest.raises(OptionError) as info:
+            call()
+        msgs.append(str(info.value))
+    assert msgs[0] == msgs[1] == "dtype 'int3' is not one of float32, float16, bfloat16"
+    with pytest.raises(OptionError, match="^device 'tpu' is not a device"):
+        zenfx.score(_plain(), "params", input_size=SIZE, device="tpu")
+    with pytest.raises(OptionError, match="^device 'tpu' is not a device"):
+        zenfx.cost_report(_plain(), input_size=SIZE, device="tpu")
+    import zenfx.cost.latency as latency
+    import zenfx.scoring as scoring
+
+    assert not hasattr(latency, "DTYPES") and not hasattr(scoring, "DTYPES")  # one table: zenfx.devices
+
+
+def test_api_errors_speak_api_and_the_cli_names_the_flag(cli) -> None:
+    import zenfx
+    from zenfx.errors import OptionError
+
+    with pytest.raises(OptionError) as info:
+        zenfx.score(_plain(), "zen", input_size=SIZE, batch_size=0)
+    assert str(info.value) == "batch_size must be at least 1, got 0"
+    with pytest.raises(OptionError, match="^batch_size must be at least 1, got 0$"):
+        zenfx.cost_report(_plain(), input_size=SIZE, batch_size=0)
+    with pytest.raises(OptionError, match="^repeat must be at least 1"):
+        zenfx.score(_plain(), "zen", input_size=SIZE, repeat=0)
+    code, out, err = cli("score", "torchvision.models.resnet18", "-r", "32", "--dtype", "int3")
+    code2, out2, err2 = cli("report", "torchvision.models.resnet18", "-r", "32", "--dtype", "int3")
+    assert code == code2 == 2
+    line = "--dtype 'int3' is not one of float32, float16, bfloat16"
+    assert line in err and line in err2, (err, err2)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_input_size_as_a_string_is_accepted_everywhere_or_refused_clearly() -> None:
+    import zenfx
+    from zenfx.errors import OptionError
+
+    want = (3, 16, 16)
+    assert zenfx.score(_plain(), "params", input_size="3,16,16").input_size == want
+    assert zenfx.cost_report(_plain(), input_size="3x16x16").input_size == want
+    assert zenfx.load_and_trace(_plain(), input_size="3,16,16").input_size == want
+    assert zenfx.to_vcnn(_plain(), "3,16,16").input_size == want
+    assert zenfx.convert_model(_plain(), input_size="3,16,16").input_size == want
+    assert zenfx.inspect_model(_plain(), input_size="3,16,16")["input_size"] == list(want)
+    for bad in ("3,16", "3,16,x", (3, 16.5, 16), (3, 0, 16)):
+        with pytest.raises(OptionError, match="input_size .* must be three positive integers C,H,W"):
+            zenfx.score(_plain(), "params", input_size=bad)
+
+
+def test_kwargs_go_the_same_way_into_every_public_function(tmp_path) -> None:
+    import zenfx
+
+    f = tmp_path / "net.py"
+    f.write_text("import torch.nn as nn\n"
+                 "def build(width=4):\n"
+                 "    return nn.Sequential(nn.Conv2d(3, width, 3), nn.BatchNorm2d(width), nn.ReLU())\n")
+    spec, kw, size = f"{f}:build", {"width": 6}, (3, 8, 8)
+    want = 3 * 6 * 9 + 6 + 2 * 6
+    assert zenfx.score(spec, "params", kwargs=kw, input_size=size).value == want
+    assert zenfx.cost_report(spec, kwargs=kw, input_size=size).params.total == want
+    assert zenfx.inspect_model(spec, kwargs=kw, input_size=size)["params"] == want
+    assert zenfx.load_and_trace(spec, kwargs=kw, input_size=size).gm.get_submodule("0").out_channels == 6
+    assert zenfx.convert_model(spec, kwargs=kw, input_size=size).output_shape == (1, 6, 6, 6)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_value_is_never_silently_the_first_of_several_proxies() -> None:
+    import zenfx
+    from zenfx.errors import UsageError
+
+    res = zenfx.score(_plain(), "phi,zen", input_size=SIZE, batch_size=2, repeat=1)
+    assert res.value == res["zen"].value != res["phi"].value  # before: phi's, the first asked
+    two = zenfx.score(_plain(), "params,flops", input_size=SIZE)
+    with pytest.raises(UsageError, match="params, flops"):
+        _ = two.value
+    assert zenfx.score(_plain(), "params", input_size=SIZE).value == two["params"].value
+
+
+# --------------------------------------------------------------------------- item 14: reusable pieces, no dead code
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_score_proxy_scores_a_prepared_model_like_score() -> None:
+    """The repeat loop a search reuses: prepare once, then score_proxy per seed / repeat count."""
+    import zenfx
+    from zenfx.scoring import ScoreOptions, prepare, score_proxy
+
+    prep = prepare(_plain(), "zen", input_size=SIZE)
+    for seed, repeat in ((0, 2), (3, 1)):
+        got = score_proxy(prep, "zen", ScoreOptions(batch_size=2, repeat=repeat, seed=seed))
+        want = zenfx.score(_plain(), "zen", input_size=SIZE, batch_size=2, repeat=repeat, seed=seed)["zen"]
+        assert got.values == want.values and got.repeat == repeat
+
+
+def test_dead_code_is_gone() -> None:
+    import zenfx.data
+    import zenfx.errors
+    import zenfx.graph
+    import zenfx.tracing
+    import zenfx.vcnn._util
+
+    for mod, name in ((zenfx.graph, "tensor_args"), (zenfx.tracing, "tracer_used"),
+                      (zenfx.vcnn._util, "is_tensorish"), (zenfx.data, "is_gaussian"), (zenfx.errors, "EXIT_OK")):
+        assert not hasattr(mod, name), f"{mod.__name__}.{name}"

@@ -183,10 +183,5 @@ def draw(ctx: Any, n: int, offset: int = 0) -> list[Batch]:
     return out
 
 
-def is_gaussian(ctx_or_provider: Any) -> bool:
-    p = getattr(ctx_or_provider, "batches", ctx_or_provider)
-    return p is None or getattr(p, "kind", None) == "gaussian"
-
-
 __all__ = ["Batch", "BatchProvider", "as_provider", "dataset_batches", "draw", "gaussian_batches",
-           "is_gaussian", "load_npz", "npz_batches", "tensor_batches"]
+           "load_npz", "npz_batches", "tensor_batches"]

@@ -27,93 +27,99 @@ import copy
 import math
 import time
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
 
-from .errors import NumericalError, UsageError, ZenfxError
+from .devices import DTYPE_NAMES, dtype_name, is_meta, parse_device, parse_dtype, require_runnable
+from .errors import NumericalError, OptionError, UsageError, ZenfxError
 from .graph import BN_TYPES, CONV_TYPES, output_shape
-from .loading import InputSize, LoadedModel, parse_input_size, resolve_model
-from .pipeline import TracedModel
+from .loading import InputSize
+from .pipeline import TracedModel, check_batch_size, input_size_of, load_and_trace
+from .pipeline import convert as convert_traced
 from .proxies.base import ProxyContext, ProxySpec, get_proxy
-from .tracing import trace
-
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-}
-DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+from .vcnn.report import VCNNResult
 
 DEFAULT_REPEAT = 4
 DEFAULT_BATCH_SIZE = 16
+BN_STATS = ("official", "batch")
+GRAPHS = ("original", "vcnn")
 
 
 # --------------------------------------------------------------------------- options
 
 
-def parse_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"--device '{device}' is not a device (cpu or cuda[:N])") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda requested but CUDA is not available on this machine",
-                             hint="use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise UsageError(f"--device '{device}' is not supported (cpu or cuda)")
-    return dev
-
-
-def parse_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        dt = torch.float32
-    elif isinstance(dtype, torch.dtype):
-        dt = dtype
-    else:
-        key = str(dtype).strip().lower().replace("torch.", "")
-        if key not in DTYPES:
-            raise UsageError(f"--dtype '{dtype}' is not one of float32, float16, bfloat16")
-        dt = DTYPES[key]
-    if dt not in DTYPE_NAMES:
-        raise UsageError(f"--dtype {dt} is not supported (float32, float16, bfloat16)")
-    if dt == torch.float16 and device.type != "cuda":
-        raise UsageError("--dtype float16 needs --device cuda (CPU half kernels are incomplete and slow)",
-                         hint="use --dtype bfloat16 on CPU")
-    return dt
-
-
-def parse_proxies(proxy: str | Sequence[str]) -> list[ProxySpec]:
-    names = [p for p in (proxy.split(",") if isinstance(proxy, str) else list(proxy))]
-    names = [n.strip() for n in names if n and n.strip()]
-    if not names:
-        raise UsageError("no proxy given (e.g. --proxy zen or --proxy zen,params)")
+def parse_proxies(proxy: str | Sequence[str] | Sequence[ProxySpec]) -> list[ProxySpec]:
+    """Proxy specs from ``"zen,phi"``, ``["zen", "phi"]`` or ProxySpecs; each once, in order."""
+    items = proxy.split(",") if isinstance(proxy, str) else list(proxy)
     specs: list[ProxySpec] = []
-    for n in names:
-        s = get_proxy(n)
-        if s.name not in [x.name for x in specs]:
-            specs.append(s)
+    for item in items:
+        if isinstance(item, str) and "," in item:
+            found = parse_proxies(item)
+        elif isinstance(item, ProxySpec):
+            found = [item]
+        elif isinstance(item, str) and item.strip():
+            found = [get_proxy(item)]
+        else:
+            found = []
+        specs.extend(s for s in found if s.name not in [x.name for x in specs])
+    if not specs:
+        raise OptionError("proxy", "no proxy given (e.g. proxy='zen' or proxy='zen,params')")
     return specs
 
 
-# --------------------------------------------------------------------------- VCNN
+@dataclass
+class ScoreOptions:
+    """How a proxy is run: everything ``score`` takes besides the model and the proxies.
 
+    ``checked()`` validates and normalises (device and dtype parsed); a search loop builds one and
+    passes it to :func:`score_proxy` for every candidate."""
 
-def convert(gm: fx.GraphModule, name: str | None = None) -> Any:
-    """VCNN form of a traced graph (``zenfx.vcnn.to_vcnn``, strict: a non-convertible model raises
-    NotConvertibleError rather than scoring a graph that still has residuals or gates)."""
-    from .vcnn import to_vcnn
+    batch_size: int = DEFAULT_BATCH_SIZE
+    repeat: int = DEFAULT_REPEAT
+    seed: int = 0
+    bn_stat: str = "official"
+    mixup_gamma: float = 1e-2
+    device: str | torch.device = "cpu"
+    dtype: str | torch.dtype = "float32"
+    num_classes: int = 1000
+    graph: str | None = None
+    batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[str, int, int], None] | None = None
 
-    return to_vcnn(gm, name=name) if name else to_vcnn(gm)
+    def checked(self) -> ScoreOptions:
+        dev = parse_device(self.device)
+        dt = parse_dtype(self.dtype)
+        require_runnable(dev, dt)
+        bn_stat = str(self.bn_stat).strip().lower()
+        if bn_stat not in BN_STATS:
+            raise OptionError("bn_stat", f"bn_stat must be official or batch, got '{self.bn_stat}'")
+        if self.graph not in (None, *GRAPHS):
+            raise OptionError("graph", f"graph must be original or vcnn, got '{self.graph}'")
+        if isinstance(self.repeat, bool) or int(self.repeat) != self.repeat or self.repeat < 1:
+            raise OptionError("repeat", f"repeat must be at least 1, got {self.repeat}")
+        gamma = float(self.mixup_gamma)
+        if not (gamma > 0 and math.isfinite(gamma)):
+            raise OptionError("mixup_gamma", f"mixup_gamma must be a positive number, got {self.mixup_gamma}")
+        if isinstance(self.num_classes, bool) or int(self.num_classes) != self.num_classes or self.num_classes < 1:
+            raise OptionError("num_classes", f"num_classes must be at least 1, got {self.num_classes}")
+        return ScoreOptions(check_batch_size(self.batch_size), int(self.repeat), int(self.seed), bn_stat, gamma,
+                            dev, dt, int(self.num_classes), self.graph, self.batches, dict(self.extra or {}),
+                            self.progress)
+
+    @property
+    def torch_device(self) -> torch.device:
+        return self.device if isinstance(self.device, torch.device) else parse_device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return self.dtype if isinstance(self.dtype, torch.dtype) else parse_dtype(self.dtype)
 
 
 # --------------------------------------------------------------------------- preparation
@@ -127,7 +133,7 @@ class Prepared:
     source: str
     input_size: InputSize
     original: fx.GraphModule
-    vcnn: Any = None  # VCNNResult
+    vcnn: VCNNResult | None = None
     on_meta: bool = False
     tracer: str = "unknown"
     timings: dict[str, float] = field(default_factory=dict)
@@ -135,6 +141,7 @@ class Prepared:
     spec: Any = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     device_copies: dict[tuple[Any, ...], nn.Module] = field(default_factory=dict, repr=False)
+    traced: TracedModel | None = field(default=None, repr=False)
 
     def device_copy(self, proxy: str, kind: str, device: torch.device, dtype: torch.dtype) -> nn.Module:
         """The graph materialised on ``device`` for a proxy that overwrites every weight and
@@ -144,7 +151,7 @@ class Prepared:
         key = (proxy, kind, str(device), dtype)
         net = self.device_copies.get(key)
         if net is None:
-            net = _materialise(self.graph(kind), self.on_meta, device, dtype)
+            net = materialise(self.graph(kind), self.on_meta, device, dtype)
             self.device_copies[key] = net
         return net
 
@@ -153,15 +160,19 @@ class Prepared:
             return self.original
         if self.vcnn is None:
             t = time.perf_counter()
-            self.vcnn = convert(self.original, self.name)
+            self.vcnn = convert_traced(self._traced())
             self.timings["convert"] = self.timings.get("convert", 0.0) + time.perf_counter() - t
+        assert self.vcnn.gm is not None  # strict conversion raised otherwise
         return self.vcnn.gm
 
+    def _traced(self) -> TracedModel:
+        if self.traced is None:  # a Prepared built by hand: wrap its graph (no re-trace)
+            self.traced = load_and_trace(self.original, input_size=self.input_size)
+        return self.traced
+
     @property
-    def conversion(self) -> Optional[dict[str, Any]]:
-        if self.vcnn is None:
-            return None
-        return self.vcnn.to_dict() if hasattr(self.vcnn, "to_dict") else {"verdict": str(getattr(self.vcnn, "verdict", "?"))}
+    def conversion(self) -> dict[str, Any] | None:
+        return None if self.vcnn is None else self.vcnn.to_dict()
 
 
 _COVERED = CONV_TYPES + (nn.Linear,) + BN_TYPES + (nn.GroupNorm,)
@@ -204,106 +215,81 @@ def uncovered_tensors(net: nn.Module) -> list[str]:
 
 
 def prepare(model: Any, proxies: str | Sequence[str] | Sequence[ProxySpec] = "zen", *,
-            kwargs: dict[str, Any] | None = None, input_size: Sequence[int] | None = None,
+            kwargs: dict[str, Any] | None = None, input_size: str | Sequence[int] | None = None,
             resolution: int | None = None, graph: str | None = None,
             allow_meta: bool = True) -> Prepared:
-    """Resolve, trace and convert once. Builds on the meta device when every proxy asked for
-    re-initialises all weights (and the graph it scores holds nothing else), which skips the
-    constructor's weight init and makes tracing a fraction of the cost."""
+    """Resolve, trace and convert once (``zenfx.pipeline``). Builds on the meta device when every
+    proxy asked for re-initialises all weights (and the graph it scores holds nothing else), which
+    skips the constructor's weight init and makes tracing a fraction of the cost; when that does
+    not work out (conversion fails on meta, or the graph holds tensors the proxy's init does not
+    set), builds again with real weights and says so in ``notes``.
+
+    ``model``: a spec string, an ``nn.Module``, a zenfx-traced ``GraphModule``, a ``TracedModel``,
+    a ``VCNNResult`` (its graph is scored; "original" proxies see it too) or a ``Prepared`` (returned).
+    """
     if isinstance(model, Prepared):
         return model
-    if hasattr(model, "verdict") and isinstance(getattr(model, "gm", None), fx.GraphModule):
-        # An already converted VCNNResult: score its graph; "original" proxies see it too.
-        gm = model.gm
-        size = _size(input_size, resolution, tuple(getattr(model, "input_size", ()) or gm.meta.get("zenfx_input_size") or (3, 224, 224)))
-        return Prepared(getattr(model, "name", "") or type(gm).__name__, "vcnn", size, gm, vcnn=model,
-                        on_meta=_is_meta(gm), tracer=str(getattr(model, "tracer", "unknown")),
-                        notes=["scored a VCNNResult: proxies that use the original graph see the VCNN graph"])
-    specs = _as_specs(proxies)
+    if isinstance(model, VCNNResult):
+        return _prepared_vcnn(model, input_size, resolution)
+    specs = parse_proxies(proxies)
     kinds = {graph or s.graph for s in specs}
     need_real = any(s.mutates and not s.reinitializes for s in specs)
-    timings: dict[str, float] = {}
-    notes: list[str] = []
-
-    if isinstance(model, TracedModel):
-        size = _size(input_size, resolution, model.input_size)
-        gm = model.gm
-        if tuple(gm.meta.get("zenfx_input_size", ())) != tuple(size):
-            t = time.perf_counter()
-            gm = trace(gm, size)
-            timings["trace"] = time.perf_counter() - t
-        prep = Prepared(model.name, model.loaded.source, size, gm, tracer=str(gm.meta.get("zenfx_tracer", "unknown")),
-                        timings=timings, notes=notes, spec=model.loaded.module, on_meta=_is_meta(gm))
-    else:
-        use_meta = allow_meta and isinstance(model, str) and not need_real
-        t = time.perf_counter()
-        loaded = resolve_model(model, kwargs, device="meta" if use_meta else None)
-        timings["load"] = time.perf_counter() - t
-        size = _size(input_size, resolution, loaded.default_input_size)
-        t = time.perf_counter()
-        gm = trace(loaded.module, size)
-        timings["trace"] = time.perf_counter() - t
-        prep = Prepared(loaded.name, loaded.source, size, gm, tracer=str(gm.meta.get("zenfx_tracer", "unknown")),
-                        timings=timings, notes=notes, spec=model, kwargs=dict(kwargs or {}),
-                        on_meta=_is_meta(gm))
+    use_meta = allow_meta and isinstance(model, str) and not need_real
+    prep = _load(model, kwargs, input_size, resolution, "meta" if use_meta else None)
+    again = (model, specs, kwargs, input_size, resolution, graph, prep)
     if "vcnn" in kinds:
-        t = time.perf_counter()
         try:
-            prep.vcnn = convert(prep.original, prep.name)
+            prep.graph("vcnn")
         except ZenfxError:
             raise
         except Exception as exc:
-            if not prep.on_meta:
+            if not (prep.on_meta and isinstance(model, str)):
                 raise
-            if not isinstance(model, str):
-                raise
-            redo = prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution,
-                           graph=graph, allow_meta=False)
-            redo.notes.insert(0, f"VCNN conversion failed on the meta device ({type(exc).__name__}); "
-                                 "redone with real weights")
-            return redo
-        timings["convert"] = timings.get("convert", 0.0) + time.perf_counter() - t
+            return _redo_real(*again, f"VCNN conversion failed on the meta device ({type(exc).__name__}); "
+                                      "redone with real weights")
     if prep.on_meta:  # read-only proxies (params, flops) never look at values: skip their graphs
         for kind in sorted({graph or s.graph for s in specs if s.mutates}):
             left = uncovered_tensors(prep.graph(kind))
-            more = f" (+{len(left) - 3} more)" if len(left) > 3 else ""
-            if left and not isinstance(model, str):
+            if not left:
+                continue
+            listed = ", ".join(left[:3]) + (f" (+{len(left) - 3} more)" if len(left) > 3 else "")
+            if not isinstance(model, str):
                 raise UsageError(f"{prep.name} lives on the meta device but its {kind} graph holds tensors the "
-                                 f"Gaussian init does not set ({', '.join(left[:3])}{more})",
+                                 f"Gaussian init does not set ({listed})",
                                  hint="build the model with real weights (on the CPU) before scoring it")
-            if left:
-                redo = prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution,
-                               graph=graph, allow_meta=False)
-                redo.notes.insert(0, f"built with real weights: the {kind} graph holds tensors the Gaussian "
-                                     f"init does not set ({', '.join(left[:3])}{more})")
-                redo.timings = {k: redo.timings.get(k, 0.0) + prep.timings.get(k, 0.0)
-                                for k in set(redo.timings) | set(prep.timings)}
-                return redo
+            return _redo_real(*again, f"built with real weights: the {kind} graph holds tensors the Gaussian "
+                                      f"init does not set ({listed})")
     return prep
 
 
-def _as_specs(proxies: str | Sequence[str] | Sequence[ProxySpec]) -> list[ProxySpec]:
-    if isinstance(proxies, str):
-        return parse_proxies(proxies)
-    out = []
-    for p in proxies:
-        out.extend([p] if isinstance(p, ProxySpec) else parse_proxies(p))
-    return out
+def _load(model: Any, kwargs: dict[str, Any] | None, input_size: Any, resolution: int | None,
+          device: str | None) -> Prepared:
+    """Load and trace (timed) through the pipeline; a traced model is re-shaped, never re-traced."""
+    tm = load_and_trace(model, kwargs, input_size, device=device, resolution=resolution)
+    spec = model if isinstance(model, str) else tm.loaded.module
+    timings = {} if tm is model else dict(tm.timings)  # a TracedModel used as it is cost nothing here
+    return Prepared(tm.name, tm.loaded.source, tm.input_size, tm.gm, tracer=tm.tracer, timings=timings,
+                    notes=[], spec=spec, kwargs=dict(kwargs or {}), on_meta=is_meta(tm.gm), traced=tm)
 
 
-def _size(input_size: Sequence[int] | None, resolution: int | None, default: Sequence[int]) -> InputSize:
-    if input_size is not None:
-        dims = tuple(int(d) for d in input_size)
-        if len(dims) != 3 or min(dims) <= 0:
-            raise UsageError(f"input size {input_size} must be three positive integers C,H,W")
-        return dims  # type: ignore[return-value]
-    return parse_input_size(None, resolution, tuple(default))  # type: ignore[arg-type]
+def _redo_real(model: Any, specs: list[ProxySpec], kwargs: dict[str, Any] | None, input_size: Any,
+               resolution: int | None, graph: str | None, first: Prepared, note: str) -> Prepared:
+    redo = prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution, graph=graph,
+                   allow_meta=False)
+    redo.notes.insert(0, note)
+    redo.timings = {k: redo.timings.get(k, 0.0) + first.timings.get(k, 0.0)
+                    for k in set(redo.timings) | set(first.timings)}
+    return redo
 
 
-def _is_meta(m: nn.Module) -> bool:
-    for t in list(m.parameters()) + list(m.buffers()):
-        return t.device.type == "meta"
-    return False
+def _prepared_vcnn(res: VCNNResult, input_size: Any, resolution: int | None) -> Prepared:
+    if res.gm is None:
+        raise UsageError(f"{res.name} has no VCNN graph to score (verdict {res.verdict})")
+    own = tuple(res.input_size or ()) or res.gm.meta.get("zenfx_input_size") or (3, 224, 224)
+    size = input_size_of(input_size, resolution, own)
+    return Prepared(res.name or type(res.gm).__name__, "vcnn", size, res.gm, vcnn=res, on_meta=is_meta(res.gm),
+                    tracer=res.tracer, notes=["scored a VCNNResult: proxies that use the original graph see the "
+                                              "VCNN graph"])
 
 
 # --------------------------------------------------------------------------- heads
@@ -328,11 +314,12 @@ def feature_channels(gm: nn.Module, input_size: Sequence[int] | None = None) -> 
     shp = output_shape(gm) if isinstance(gm, fx.GraphModule) else None
     if isinstance(shp, tuple) and len(shp) >= 2 and isinstance(shp[1], int):
         return int(shp[1])
-    size = tuple(input_size or (gm.meta.get("zenfx_input_size") if isinstance(gm, fx.GraphModule) else None) or (3, 224, 224))
+    own = gm.meta.get("zenfx_input_size") if isinstance(gm, fx.GraphModule) else None
+    size = tuple(input_size or own or (3, 224, 224))
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     with torch.no_grad():
-        if _is_meta(gm):
+        if is_meta(gm):
             out = gm(torch.empty((1, *size), device="meta"))
         else:
             with FakeTensorMode(allow_non_fake_inputs=True):
@@ -360,8 +347,8 @@ def with_head(body: nn.Module, num_classes: int = 1000, *, in_features: int | No
 class ProxyScore:
     proxy: str
     value: float
-    ci95: Optional[float]
-    std: Optional[float]
+    ci95: float | None
+    std: float | None
     values: list[float]
     seconds: float  # wall time of all repeats of this proxy (copies and init included)
     repeat: int
@@ -394,7 +381,7 @@ class ScoreResult:
     dtype: str
     num_classes: int
     scores: dict[str, ProxyScore]
-    conversion: Optional[dict[str, Any]] = None
+    conversion: dict[str, Any] | None = None
     tracer: str = "unknown"
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -405,13 +392,24 @@ class ScoreResult:
         return h if h == w else [h, w]
 
     @property
-    def value(self) -> float:
-        """The value of the first proxy scored (the only one for ``score(m, "zen")``)."""
-        return next(iter(self.scores.values())).value
+    def main(self) -> ProxyScore:
+        """The headline score: the only proxy scored, else Zen's. With several proxies and no Zen
+        among them there is no headline: ``UsageError`` naming the choices (read ``result[name]``)."""
+        if len(self.scores) == 1:
+            return next(iter(self.scores.values()))
+        if "zen" in self.scores:
+            return self.scores["zen"]
+        raise UsageError(f"this result holds {len(self.scores)} proxies ({', '.join(self.scores)}) and no zen: "
+                         f"say which, e.g. result['{next(iter(self.scores))}'].value")
 
     @property
-    def ci95(self) -> Optional[float]:
-        return next(iter(self.scores.values())).ci95
+    def value(self) -> float:
+        """:attr:`main`'s value: the only proxy's, else Zen's (never silently the first of several)."""
+        return self.main.value
+
+    @property
+    def ci95(self) -> float | None:
+        return self.main.ci95
 
     def __getitem__(self, proxy: str) -> ProxyScore:
         return self.scores[proxy]
@@ -428,7 +426,7 @@ class ScoreResult:
         }
 
 
-def mean_ci95(values: Sequence[float]) -> tuple[float, Optional[float], Optional[float]]:
+def mean_ci95(values: Sequence[float]) -> tuple[float, float | None, float | None]:
     """Mean, 95% half-interval 1.96*std/sqrt(n) and std (ddof 0, as the reference's np.std).
     The interval is None for a single repeat."""
     arr = np.asarray(values, dtype=np.float64)
@@ -468,99 +466,91 @@ def _seed_global(ctx: ProxyContext, offset: int, device: torch.device) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def _materialise(template: nn.Module, on_meta: bool, device: torch.device, dtype: torch.dtype) -> nn.Module:
+def materialise(template: nn.Module, on_meta: bool, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """A private copy of ``template`` on ``device``/``dtype`` (storage allocated, not filled, when it
+    lives on the meta device: the proxy's own init fills it)."""
     net = copy.deepcopy(template)
-    if on_meta:
-        net = net.to_empty(device=device)
-    else:
-        net = net.to(device=device)
+    net = net.to_empty(device=device) if on_meta else net.to(device=device)
     if dtype != torch.float32:
         net = net.to(dtype=dtype)
     return net
 
 
+def score_proxy(prep: Prepared, proxy: str | ProxySpec, options: ScoreOptions | None = None) -> ProxyScore:
+    """One proxy on an already prepared model: ``options.repeat`` repeats seeded from ``options.seed``,
+    mean and 95% interval, NaN/Inf -> NumericalError with a hint. What ``score`` runs for each proxy
+    and what a search calls per candidate (prepare once, then this; no re-trace, no re-convert)."""
+    spec = proxy if isinstance(proxy, ProxySpec) else get_proxy(proxy)
+    opt = (options or ScoreOptions()).checked()
+    dev, dt = opt.torch_device, opt.torch_dtype
+    if prep.on_meta and spec.mutates and not spec.reinitializes:
+        raise UsageError(f"{spec.name} needs real weights but {prep.name} was prepared on the meta device",
+                         hint=f"prepare it with the proxies it will be scored with (prepare(model, '{spec.name}'))")
+    kind = opt.graph or spec.graph
+    template = prep.graph(kind)
+    n = 1 if spec.deterministic_without_seed else opt.repeat
+    ctx = ProxyContext(input_size=tuple(prep.input_size), batch_size=opt.batch_size, seed=opt.seed, device=dev,
+                       dtype=dt, num_classes=opt.num_classes, bn_stat=opt.bn_stat, mixup_gamma=opt.mixup_gamma,
+                       batches=opt.batches, extra=dict(opt.extra))
+    ctx.extra.setdefault("graph", kind)
+    offset = zlib.crc32(spec.name.encode())
+    head_c = feature_channels(template, prep.input_size) if (spec.needs_head and kind == "vcnn") else None
+    values: list[float] = []
+    t0 = time.perf_counter()
+    for r in range(n):
+        ctx.repeat_index = r
+        if opt.progress is not None:
+            opt.progress(spec.name, r, n)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            _seed_global(ctx, offset, dev)
+            if not spec.mutates:
+                net: nn.Module = template
+            elif spec.reinitializes:
+                net = prep.device_copy(spec.name, kind, dev, dt)
+            else:
+                net = materialise(template, prep.on_meta, dev, dt)
+            if head_c is not None:
+                net = with_head(net, ctx.num_classes, in_features=head_c)
+            v = float(spec.fn(net, ctx))
+        if not math.isfinite(v):
+            raise NumericalError(
+                f"{spec.name} score of {prep.name} is {v} (repeat {r + 1}/{n}, {DTYPE_NAMES[dt]}, "
+                f"batch {opt.batch_size}, {'x'.join(map(str, prep.input_size))})",
+                hint=_hint(spec, dt, opt.mixup_gamma, v))
+        values.append(v)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t0
+    mean, ci, std = mean_ci95(values)
+    return ProxyScore(spec.name, mean, ci, std, values, seconds, n, kind, spec.higher_is_better, spec.reference)
+
+
 def score(model: Any, proxy: str | Sequence[str] = "zen", *, kwargs: dict[str, Any] | None = None,
-          input_size: Sequence[int] | None = None, resolution: int | None = None,
+          input_size: str | Sequence[int] | None = None, resolution: int | None = None,
           batch_size: int = DEFAULT_BATCH_SIZE, repeat: int = DEFAULT_REPEAT, seed: int = 0,
           bn_stat: str = "official", mixup_gamma: float = 1e-2, device: str | torch.device = "cpu",
           dtype: str | torch.dtype = "float32", num_classes: int = 1000, graph: str | None = None,
-          batches: Optional[Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]] = None,
+          batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = None,
           extra: dict[str, Any] | None = None,
-          progress: Optional[Callable[[str, int, int], None]] = None) -> ScoreResult:
+          progress: Callable[[str, int, int], None] | None = None) -> ScoreResult:
     """Score ``model`` with one or more proxies (comma-separated or a list).
 
     ``model``: a spec string (``"torchvision.models.resnet50"``, ``"timm:resnet50"``,
-    ``"file.py:build"``), an ``nn.Module``, a traced ``GraphModule``, a ``TracedModel`` or a
-    ``Prepared`` from :func:`prepare` (reuse it to score many times without re-tracing).
-    ``graph`` forces every proxy onto ``"original"`` or ``"vcnn"``. ``bn_stat``: ``official``
-    (the reference code's running_var) or ``batch`` (the paper's mini-batch variance).
-    Same ``seed``, same numbers, bit for bit on one machine.
+    ``"file.py:build"``), an ``nn.Module``, a traced ``GraphModule``, a ``TracedModel``, a
+    ``VCNNResult`` or a ``Prepared`` from :func:`prepare` (reuse it to score many times without
+    re-tracing; :func:`score_proxy` scores one proxy of it). ``graph`` forces every proxy onto
+    ``"original"`` or ``"vcnn"``. ``bn_stat``: ``official`` (the reference code's running_var) or
+    ``batch`` (the paper's mini-batch variance). Same ``seed``, same numbers, bit for bit on one machine.
+    ``result.value`` is the only proxy's value, else Zen's; ``result["phi"]`` any proxy's.
     """
-    specs = parse_proxies(proxy) if isinstance(proxy, str) else _as_specs(proxy)
-    dev = parse_device(device)
-    dt = parse_dtype(dtype, dev)
-    if bn_stat not in ("official", "batch"):
-        raise UsageError(f"--bn-stat must be official or batch, got '{bn_stat}'")
-    if graph not in (None, "original", "vcnn"):
-        raise UsageError(f"graph must be original or vcnn, got '{graph}'")
-    if int(repeat) < 1:
-        raise UsageError(f"--repeat must be at least 1, got {repeat}")
-    if int(batch_size) < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if not (mixup_gamma > 0 and math.isfinite(mixup_gamma)):
-        raise UsageError(f"--mixup-gamma must be a positive number, got {mixup_gamma}")
-    if num_classes < 1:
-        raise UsageError(f"num_classes must be positive, got {num_classes}")
-
-    if isinstance(model, fx.GraphModule) and "zenfx_tracer" in model.meta and input_size is None and resolution is None:
-        input_size = tuple(model.meta.get("zenfx_input_size", ())) or None
+    specs = parse_proxies(proxy)
+    opt = ScoreOptions(batch_size, repeat, seed, bn_stat, mixup_gamma, device, dtype, num_classes, graph, batches,
+                       dict(extra or {}), progress).checked()
     prep = prepare(model, specs, kwargs=kwargs, input_size=input_size, resolution=resolution, graph=graph)
-    if prep.on_meta and any(s.mutates and not s.reinitializes for s in specs):
+    if prep.on_meta and any(s.mutates and not s.reinitializes for s in specs) and prep.spec is not None:
         prep = prepare(prep.spec, specs, kwargs=prep.kwargs, input_size=prep.input_size, graph=graph,
                        allow_meta=False)
-
-    results: dict[str, ProxyScore] = {}
-    for spec in specs:
-        kind = graph or spec.graph
-        template = prep.graph(kind)
-        n = 1 if spec.deterministic_without_seed else int(repeat)
-        ctx = ProxyContext(input_size=tuple(prep.input_size), batch_size=int(batch_size), seed=int(seed),
-                           device=dev, dtype=dt, num_classes=int(num_classes), bn_stat=bn_stat,
-                           mixup_gamma=float(mixup_gamma), batches=batches, extra=dict(extra or {}))
-        ctx.extra.setdefault("graph", kind)
-        offset = zlib.crc32(spec.name.encode())
-        head_c = feature_channels(template, prep.input_size) if (spec.needs_head and kind == "vcnn") else None
-        values: list[float] = []
-        forks = [dev] if dev.type == "cuda" else []
-        t0 = time.perf_counter()
-        for r in range(n):
-            ctx.repeat_index = r
-            if progress is not None:
-                progress(spec.name, r, n)
-            with torch.random.fork_rng(devices=forks):
-                _seed_global(ctx, offset, dev)
-                if not spec.mutates:
-                    net: nn.Module = template
-                elif spec.reinitializes:
-                    net = prep.device_copy(spec.name, kind, dev, dt)
-                else:
-                    net = _materialise(template, prep.on_meta, dev, dt)
-                if head_c is not None:
-                    net = with_head(net, ctx.num_classes, in_features=head_c)
-                v = float(spec.fn(net, ctx))
-            if not math.isfinite(v):
-                raise NumericalError(
-                    f"{spec.name} score of {prep.name} is {v} (repeat {r + 1}/{n}, "
-                    f"{DTYPE_NAMES[dt]}, batch {batch_size}, {'x'.join(map(str, prep.input_size))})",
-                    hint=_hint(spec, dt, mixup_gamma, v))
-            values.append(v)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - t0
-        mean, ci, std = mean_ci95(values)
-        results[spec.name] = ProxyScore(spec.name, mean, ci, std, values, seconds, n, kind,
-                                        spec.higher_is_better, spec.reference)
-
+    results = {spec.name: score_proxy(prep, spec, opt) for spec in specs}
     notes = list(prep.notes)
     if prep.on_meta and any(s.reinitializes for s in specs):
         notes.append("built on the meta device: every weight is set by the proxy's own Gaussian init")
@@ -569,12 +559,12 @@ def score(model: Any, proxy: str | Sequence[str] = "zen", *, kwargs: dict[str, A
                      "script lets them carry over, which drifts its score upward with the repeat count)")
     return ScoreResult(
         model=prep.name, source=prep.source, input_size=tuple(prep.input_size),  # type: ignore[arg-type]
-        batch_size=int(batch_size), repeat=int(repeat), seed=int(seed), bn_stat=bn_stat,
-        mixup_gamma=float(mixup_gamma), device=str(dev), dtype=DTYPE_NAMES[dt], num_classes=int(num_classes),
-        scores=results, conversion=prep.conversion, tracer=prep.tracer,
+        batch_size=opt.batch_size, repeat=opt.repeat, seed=opt.seed, bn_stat=opt.bn_stat,
+        mixup_gamma=opt.mixup_gamma, device=str(opt.device), dtype=dtype_name(opt.torch_dtype),
+        num_classes=opt.num_classes, scores=results, conversion=prep.conversion, tracer=prep.tracer,
         timings={**prep.timings, "score": sum(s.seconds for s in results.values())}, notes=notes)
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_REPEAT", "Prepared", "ProxyScore", "ScoreResult", "VCNNWithHead",
-           "convert", "feature_channels", "mean_ci95", "parse_device", "parse_dtype", "parse_proxies",
-           "prepare", "score", "uncovered_tensors", "with_head"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_REPEAT", "Prepared", "ProxyScore", "ScoreOptions", "ScoreResult",
+           "VCNNWithHead", "feature_channels", "materialise", "mean_ci95", "parse_device", "parse_dtype",
+           "parse_proxies", "prepare", "score", "score_proxy", "uncovered_tensors", "with_head"]

@@ -31,12 +31,14 @@ import contextlib
 import copy
 import logging
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..devices import module_device
 from ..errors import ShapeError, UsageError
 
 COUNTERS = ("torch", "fvcore")
@@ -90,13 +92,13 @@ def _sdpa_cpu_flops(query: Any, key: Any, value: Any, *args: Any, out_val: Any =
     """
     # FlopCounterMode's custom_mapping wraps formulas so that tensors arrive as their shapes.
     q, k, v = (tuple(getattr(t, "shape", t)) for t in (query, key, value))
-    *bq, h, l, e = q
+    *bq, h, seq_q, e = q
     s = k[-2]
     ev = v[-1]
     b = 1
     for d in bq:
         b *= int(d)
-    return FLOPS_PER_MAC * b * int(h) * int(l) * int(s) * (int(e) + int(ev))
+    return FLOPS_PER_MAC * b * int(h) * int(seq_q) * int(s) * (int(e) + int(ev))
 
 
 def _custom_mapping() -> dict[Any, Any]:
@@ -122,14 +124,6 @@ def mha_fastpath_disabled() -> Iterator[None]:
         mha.set_fastpath_enabled(before)
 
 
-def module_device(module: nn.Module) -> torch.device:
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
 def input_shape(input_size: Sequence[int], batch_size: int = 1) -> tuple[int, ...]:
     if batch_size < 1:
         raise UsageError(f"batch size must be positive, got {batch_size}")
@@ -148,7 +142,7 @@ class _LayerTracker:
         self.failed: tuple[str, str, tuple[Any, ...]] | None = None
         self.handles: list[Any] = []
 
-    def __enter__(self) -> "_LayerTracker":
+    def __enter__(self) -> _LayerTracker:
         for name, sub in self.module.named_modules():
             if not name:
                 continue
@@ -296,11 +290,11 @@ def _fvcore_sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
     from fvcore.nn.jit_handles import get_shape
 
     q, k, v = (get_shape(inputs[i]) for i in range(3))
-    *bq, h, l, e = q
+    *bq, h, seq_q, e = q
     b = 1
     for d in bq:
         b *= int(d)
-    return b * int(h) * int(l) * int(k[-2]) * (int(e) + int(v[-1]))
+    return b * int(h) * int(seq_q) * int(k[-2]) * (int(e) + int(v[-1]))
 
 
 def _materialize_cpu(module: nn.Module) -> nn.Module:

@@ -26,50 +26,22 @@ import contextlib
 import copy
 import time
 import timeit
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import UsageError
-
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-}
+from ..devices import dtype_name, is_meta, parse_device, parse_dtype, require_runnable
+from ..errors import OptionError, UsageError
 
 
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    key = str(dtype).lower().replace("torch.", "")
-    if key not in DTYPES:
-        raise UsageError(f"unknown dtype '{dtype}'", hint="choose float32, float16 or bfloat16")
-    return DTYPES[key]
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"unknown device '{device}'", hint="choose cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for but CUDA is not available on this machine")
-    if dev.type not in ("cpu", "cuda"):
-        raise UsageError(f"device '{device}' is not supported for latency", hint="choose cpu or cuda")
-    return dev
-
-
-def check_latency_dtype(device: torch.device, dtype: torch.dtype) -> None:
-    if device.type == "cpu" and dtype == torch.float16:
-        raise UsageError("float16 latency on CPU is not meaningful (emulated, slower than float32)",
-                         hint="use --dtype float32 or bfloat16 on CPU, or float16 with --device cuda")
+def resolve_runnable(device: str | torch.device, dtype: str | torch.dtype) -> tuple[torch.device, torch.dtype]:
+    """Device and dtype a forward pass is timed on (``zenfx.devices`` parses both; float16 on CPU is refused)."""
+    dev, dt = parse_device(device), parse_dtype(dtype)
+    require_runnable(dev, dt)
+    return dev, dt
 
 
 def device_name(device: torch.device) -> str:
@@ -95,9 +67,9 @@ def device_name(device: torch.device) -> str:
 @contextlib.contextmanager
 def pinned_threads(threads: int | None) -> Iterator[int]:
     before = torch.get_num_threads()
-    n = int(threads) if threads else before
+    n = before if threads is None else int(threads)
     if n < 1:
-        raise UsageError(f"--threads must be positive, got {threads}")
+        raise OptionError("threads", f"threads must be at least 1, got {threads}")
     torch.set_num_threads(n)
     try:
         yield n
@@ -110,9 +82,9 @@ CLOCKS = ("wall", "thread")
 
 def check_clock(clock: str, device: torch.device, threads: int) -> None:
     if clock not in CLOCKS:
-        raise UsageError(f"unknown clock '{clock}'", hint="choose wall or thread")
+        raise OptionError("clock", f"clock '{clock}' is not one of wall, thread")
     if clock == "thread" and (device.type != "cpu" or threads != 1):
-        raise UsageError("the thread CPU-time clock needs --device cpu and --threads 1")
+        raise OptionError("clock", "clock 'thread' (thread CPU time) needs device cpu and threads 1")
 
 
 def make_timer(device: torch.device, clock: str = "wall") -> Callable[[], float]:
@@ -129,10 +101,8 @@ def make_timer(device: torch.device, clock: str = "wall") -> Callable[[], float]
 
 def prepare_module(module: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
     """A private eval-mode copy on ``device``/``dtype``; refuses meta models (nothing to run)."""
-    for t in list(module.parameters()) + list(module.buffers()):
-        if t.device.type == "meta":
-            raise UsageError("latency needs a model with real weights; this one was built on the meta device")
-        break
+    if is_meta(module):
+        raise UsageError("latency needs a model with real weights; this one was built on the meta device")
     clone = copy.deepcopy(module)
     clone.to(device=device, dtype=dtype)
     clone.eval()
@@ -206,11 +176,9 @@ def measure_latency(module: nn.Module, input_size: Sequence[int], batch_size: in
                     threads: int | None = None, warmup: int = 10, min_run_time: float = 1.0,
                     seed: int = 0, clock: str = "wall") -> LatencyResult:
     """Median/IQR forward latency of ``module`` on a ``(batch_size, *input_size)`` input."""
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype)
-    check_latency_dtype(dev, dt)
+    dev, dt = resolve_runnable(device, dtype)
     if batch_size < 1:
-        raise UsageError(f"batch size must be positive, got {batch_size}")
+        raise OptionError("batch_size", f"batch_size must be at least 1, got {batch_size}")
     model = prepare_module(module, dev, dt)
     x = make_input((batch_size, *input_size), dev, dt, seed)
     with pinned_threads(threads) as n, torch.inference_mode():

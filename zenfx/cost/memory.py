@@ -36,6 +36,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from ..graph import numel, shape, tensor_shapes
+
 VIEW_METHODS = {
     "view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose", "t",
     "squeeze", "unsqueeze", "expand", "expand_as", "narrow", "select", "split", "chunk", "unbind",
@@ -107,15 +109,9 @@ def node_module_path(gm: fx.GraphModule, node: fx.Node) -> str:
     return ""
 
 
-def _numel_bytes(shape: Any, elem: int) -> int:
-    if isinstance(shape, tuple) and all(isinstance(d, int) for d in shape):
-        n = 1
-        for d in shape:
-            n *= d
-        return n * elem
-    if isinstance(shape, tuple) and shape and all(isinstance(s, tuple) for s in shape):
-        return sum(_numel_bytes(s, elem) for s in shape)
-    return 0
+def _nbytes(node: fx.Node, elem: int) -> int:
+    """Bytes of every tensor ``node`` yields (its shape record, read through ``zenfx.graph``)."""
+    return sum(numel(s) for s in tensor_shapes(node)) * elem
 
 
 def _elem_size(node: fx.Node, dtype: torch.dtype) -> int:
@@ -125,46 +121,51 @@ def _elem_size(node: fx.Node, dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def _kind(gm: fx.GraphModule, node: fx.Node) -> str:
+def storage_kind(gm: fx.GraphModule, node: fx.Node) -> str:
+    """How a node gets its output: ``alloc`` (new storage), ``view`` / ``inplace`` (an input's), ``none``."""
     if node.op in ("get_attr", "output"):
         return "none"
     if node.op == "placeholder":
         return "alloc"
-    if node.meta.get("shape") is None:
+    if not tensor_shapes(node):
         return "none"  # ints, sizes, asserts
-    tensor_inputs = [a for a in node.all_input_nodes if a.meta.get("shape") is not None and a.op != "get_attr"]
-    if not tensor_inputs:
+    if not any(tensor_shapes(a) and a.op != "get_attr" for a in node.all_input_nodes):
         return "alloc"
     if node.op == "call_module":
-        try:
-            mod = gm.get_submodule(str(node.target))
-        except AttributeError:
-            return "alloc"
-        if isinstance(mod, VIEW_MODULES):
-            return "view"
-        if getattr(mod, "inplace", False) is True:
-            return "inplace"
-        return "alloc"
+        return _module_kind(gm, node)
     if node.op == "call_method":
         name = str(node.target)
         if name in VIEW_METHODS:
             return "view"
-        if name.endswith("_") and not name.endswith("__"):
-            return "inplace"
-        return "alloc"
+        return "inplace" if name.endswith("_") and not name.endswith("__") else "alloc"
     if node.op == "call_function":
-        if node.kwargs.get("inplace") is True:
+        return _function_kind(node)
+    return "alloc"
+
+
+def _module_kind(gm: fx.GraphModule, node: fx.Node) -> str:
+    try:
+        mod = gm.get_submodule(str(node.target))
+    except AttributeError:
+        return "alloc"
+    if isinstance(mod, VIEW_MODULES):
+        return "view"
+    return "inplace" if getattr(mod, "inplace", False) is True else "alloc"
+
+
+def _function_kind(node: fx.Node) -> str:
+    if node.kwargs.get("inplace") is True:
+        return "inplace"
+    try:
+        if node.target in INPLACE_FUNCTIONS:
             return "inplace"
-        try:
-            if node.target in INPLACE_FUNCTIONS:
-                return "inplace"
-            if node.target in VIEW_FUNCTIONS:
-                return "view"
-        except TypeError:
-            pass
-        name = getattr(node.target, "__name__", "")
-        if name in ("dropout", "identity") and not node.kwargs.get("training", False):
+        if node.target in VIEW_FUNCTIONS:
             return "view"
+    except TypeError:
+        pass
+    name = getattr(node.target, "__name__", "")
+    if name in ("dropout", "identity") and not node.kwargs.get("training", False):
+        return "view"
     return "alloc"
 
 
@@ -180,7 +181,7 @@ def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) ->
     kinds: dict[fx.Node, str] = {}
     size: dict[fx.Node, int] = {}
     for n in nodes:
-        kind = _kind(gm, n)
+        kind = storage_kind(gm, n)
         if kind in ("view", "inplace"):
             base = next((a for a in n.all_input_nodes if a in storage), None)
             if base is None:
@@ -189,7 +190,7 @@ def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) ->
                 storage[n] = storage[base]
         if kind == "alloc":
             storage[n] = n
-            size[n] = _numel_bytes(n.meta.get("shape"), _elem_size(n, dtype))
+            size[n] = _nbytes(n, _elem_size(n, dtype))
         kinds[n] = kind
     last_use: dict[fx.Node, int] = {}
     for n in nodes:
@@ -216,8 +217,7 @@ def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) ->
             peak, peak_node = live, n.name
         if b > largest:
             largest, largest_node = b, n.name
-            shp = n.meta.get("shape")
-            largest_shape = shp if isinstance(shp, tuple) and all(isinstance(d, int) for d in shp) else None
+            largest_shape = shape(n)
         if n.op not in ("output",):
             records.append(NodeMemory(n.name, node_module_path(gm, n), kinds[n], b, live))
         for s in free_at.get(i, []):

@@ -30,18 +30,20 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
+from ..devices import dtype_name, parse_device, parse_dtype
 from ..errors import UsageError
-from .latency import (check_clock, check_latency_dtype, device_name, dtype_name, make_input, pinned_threads,
-                      resolve_device, resolve_dtype, time_callable)
-from .memory import _kind, node_module_path
+from ..graph import graph_batch, shape, tensor_shapes
+from .latency import check_clock, device_name, make_input, pinned_threads, resolve_runnable, time_callable
+from .memory import node_module_path, storage_kind
 
 TABLE_VERSION = 1
 METHODS = ("context", "isolated")
@@ -80,11 +82,11 @@ class LatencyTable:
     def for_setting(cls, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
                     batch_size: int = 1, threads: int | None = None,
                     directory: str | Path | None = None, clock: str = "wall",
-                    method: str = "context") -> "LatencyTable":
+                    method: str = "context") -> LatencyTable:
         """The cached table for this setting (empty when none was measured yet)."""
-        dev = resolve_device(device)
-        dt = resolve_dtype(dtype)
-        n = int(threads) if threads else torch.get_num_threads()
+        dev = parse_device(device)
+        dt = parse_dtype(dtype)
+        n = torch.get_num_threads() if threads is None else int(threads)
         check_clock(clock, dev, n)
         name = device_name(dev)
         root = Path(directory) if directory else cache_dir() / "latency"
@@ -145,16 +147,15 @@ class LatencyTable:
 
 def _spec(a: Any) -> str:
     if isinstance(a, fx.Node):
-        s = a.meta.get("shape")
+        one = shape(a)
         if a.op == "get_attr":
-            return f"P{list(s) if isinstance(s, tuple) else '?'}"
-        if isinstance(s, tuple) and all(isinstance(d, int) for d in s):
+            return f"P{list(one) if one is not None else '?'}"
+        if one is not None:
             dt = a.meta.get("dtype")
             tag = "" if not isinstance(dt, torch.dtype) or dt.is_floating_point else dtype_name(dt)
-            return f"T{list(s)}{tag}"
-        if isinstance(s, tuple):
-            return "TT" + "".join(f"{list(x)}" for x in s)
-        return "?"
+            return f"T{list(one)}{tag}"
+        many = tensor_shapes(a)
+        return "TT" + "".join(f"{list(x)}" for x in many) if many else "?"
     if isinstance(a, (list, tuple)):
         return "(" + ",".join(_spec(x) for x in a) + ")"
     if isinstance(a, dict):
@@ -188,10 +189,10 @@ def op_key(gm: fx.GraphModule, node: fx.Node) -> str | None:
     """The table key of ``node``; ``None`` for nodes that cost nothing (no tensor produced)."""
     if node.op not in ("call_module", "call_function", "call_method"):
         return None
-    out = node.meta.get("shape")
+    out = node.meta.get("shape")  # the raw shape record, verbatim: it is part of saved table keys
     if out is None:
         return None
-    return f"{_op_identity(gm, node)}|{_spec(node.args)}|{_spec(dict(node.kwargs))}->{_spec(out) if not isinstance(out, tuple) else list(out)}"
+    return f"{_op_identity(gm, node)}|{_spec(node.args)}|{_spec(dict(node.kwargs))}->{list(out)}"
 
 
 # --------------------------------------------------------------------------- measuring
@@ -236,7 +237,7 @@ class _MeasuringInterpreter(fx.Interpreter):
             return super().run_node(n)
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
-            if _kind(self.module, n) == "inplace":  # type: ignore[arg-type]
+            if storage_kind(self.module, n) == "inplace":  # type: ignore[arg-type]
                 args, kwargs = _clone_tensors(args), _clone_tensors(kwargs)
             call = self._callable(n, args, kwargs)
             with _flush_denormal():
@@ -377,15 +378,6 @@ class LatencyPrediction:
         }
 
 
-def _graph_batch(gm: fx.GraphModule) -> int | None:
-    for n in gm.graph.nodes:
-        if n.op == "placeholder":
-            s = n.meta.get("shape")
-            if isinstance(s, tuple) and s and isinstance(s[0], int):
-                return s[0]
-    return None
-
-
 def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int], batch_size: int = 1,
                     device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
                     threads: int | None = None, table: LatencyTable | None = None,
@@ -403,12 +395,10 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
     """
     from ..tracing import propagate_shapes, symbolic_trace
 
-    dev = resolve_device(device)
-    dt = resolve_dtype(dtype)
-    check_latency_dtype(dev, dt)
+    dev, dt = resolve_runnable(device, dtype)
     size = tuple(int(s) for s in input_size)
     gm = model if isinstance(model, fx.GraphModule) and "zenfx_tracer" in model.meta else symbolic_trace(model)
-    if _graph_batch(gm) != batch_size or tuple(gm.meta.get("zenfx_input_size", ())) != size:
+    if graph_batch(gm) != batch_size or tuple(gm.meta.get("zenfx_input_size", ())) != size:
         gm.eval()
         with torch.no_grad():
             propagate_shapes(gm, size, batch_size)

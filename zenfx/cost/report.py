@@ -8,21 +8,24 @@ at batch 1 and stated per image (``macs``) and per batch (``macs_batch``); FLOPs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import NotTraceableError, UsageError
-from ..pipeline import TracedModel, load_and_trace
+from ..devices import dtype_name, parse_device, parse_dtype, require_runnable
+from ..errors import NotTraceableError, OptionError
+from ..graph import output_shape
+from ..loading import resolve_model
+from ..pipeline import TracedModel, check_batch_size, convert, input_size_of, load_and_trace, trace_loaded
 from .flops import COUNTERS, MacCount, count
-from .latency import (LatencyResult, check_latency_dtype, dtype_name, measure_latency, resolve_device,
-                      resolve_dtype)
-from .memory import ActivationMemory, activation_memory
+from .latency import LatencyResult, measure_latency
+from .memory import ActivationMemory, activation_memory, node_module_path
 from .params import ParamCount, count_params
-from .predictor import LatencyPrediction, _graph_batch, predict_latency
+from .predictor import LatencyPrediction, predict_latency
 
 DEFAULT_DEPTH = 2
 
@@ -109,26 +112,8 @@ class CostReport:
 # --------------------------------------------------------------------------- helpers
 
 
-def _convert_vcnn(tm: TracedModel, batch_size: int) -> tuple[fx.GraphModule, dict[str, Any]]:
-    """The VCNN form of an already traced model (strict: not convertible -> exit 4), shapes at the batch."""
-    from ..tracing import propagate_shapes
-    from ..vcnn import to_vcnn
-
-    result = to_vcnn(tm, batch_size=batch_size, name=tm.name)
-    gm = result.gm
-    if gm is None:  # pragma: no cover - strict mode raises first
-        raise UsageError(f"{tm.name} could not be converted to VCNN form")
-    with torch.no_grad():
-        propagate_shapes(gm, tm.input_size, batch_size)
-    summary = {"verdict": result.verdict, "counts": result.counts, "approximations": list(result.approximations),
-               "output_shape": list(result.output_shape) if isinstance(result.output_shape, tuple) else None}
-    return gm, summary
-
-
 def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount, macs: MacCount,
                 memory: ActivationMemory | None, predicted: LatencyPrediction | None, depth: int) -> list[LayerRow]:
-    from .memory import node_module_path
-
     mem = memory.by_module() if memory else {}
     lat = predicted.by_module() if predicted else {}
     shapes: dict[str, Any] = {}
@@ -141,8 +126,6 @@ def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount
             for i in range(1, len(parts) + 1):
                 shapes[".".join(parts[:i])] = n.meta.get("shape")
     if gm is not None:
-        from ..graph import output_shape
-
         shapes[""] = output_shape(gm)
     rows: list[LayerRow] = []
     total_row = LayerRow("", type(module).__name__, 0, params.total, macs.total, mem.get("", 0),
@@ -165,13 +148,28 @@ def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount
 # --------------------------------------------------------------------------- public API
 
 
+@dataclass
+class _Target:
+    """What the counters read: the module (original or VCNN) and its graph (None when untraceable)."""
+
+    name: str
+    source: str
+    size: tuple[int, ...]
+    module: nn.Module
+    gm: fx.GraphModule | None
+    notes: list[str] = field(default_factory=list)
+    conversion: dict[str, Any] | None = None
+
+
 def cost_report(model: str | nn.Module | TracedModel, kwargs: dict[str, Any] | None = None,
-                input_size: Sequence[int] | None = None, batch_size: int = 1, *,
+                input_size: str | Sequence[int] | None = None, batch_size: int = 1, *,
                 dtype: str | torch.dtype = "float32", counter: str = "torch",
                 depth: int | None = None, latency: bool = False, predict: bool = False,
                 device: str = "cpu", threads: int | None = None, vcnn: bool = False,
-                warmup: int = 10, min_run_time: float = 1.0, clock: str = "wall") -> CostReport:
-    """Cost of ``model`` (a spec string, an ``nn.Module`` or a ``TracedModel``) at ``(batch_size, *input_size)``.
+                warmup: int = 10, min_run_time: float = 1.0, clock: str = "wall",
+                resolution: int | None = None) -> CostReport:
+    """Cost of ``model`` (a spec string, an ``nn.Module``, a traced GraphModule or a ``TracedModel``)
+    at ``(batch_size, *input_size)``.
 
     * params (total, trainable) and MACs (per image; FLOPs = 2 x MACs) with ``counter`` ``torch``
       (FlopCounterMode on meta/fake tensors, the default) or ``fvcore`` (cross-check);
@@ -183,81 +181,90 @@ def cost_report(model: str | nn.Module | TracedModel, kwargs: dict[str, Any] | N
     * ``depth=K``: a per-module breakdown down to depth K of the module hierarchy;
     * ``vcnn=True``: all of the above on the VCNN-converted graph instead of the original.
 
-    Raises ``ShapeError`` (exit 2) naming the layer when the model cannot run at that size.
+    An untraceable model still gets params, MACs and latency (not activation memory, which reads
+    the graph), with a note. Raises ``ShapeError`` (exit 2) naming the layer when the model cannot
+    run at that size.
     """
-    if counter not in COUNTERS:
-        raise UsageError(f"unknown MAC counter '{counter}'", hint=f"choose one of {', '.join(COUNTERS)}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, got {batch_size}")
-    if depth is not None and depth < 0:
-        raise UsageError(f"--depth must be >= 0, got {depth}")
-    dt = resolve_dtype(dtype)
-    dev = None
-    if latency or predict:
-        dev = resolve_device(device)
-        check_latency_dtype(dev, dt)
-    elif str(device) != "cpu":
-        resolve_device(device)  # still refuse --device cuda on a CUDA-less machine
+    dt, dev = _check_options(counter, batch_size, depth, dtype, device, latency or predict, threads, warmup,
+                             min_run_time)
     need_real = latency or predict or counter == "fvcore"
     build_on = None if (need_real or not isinstance(model, str)) else "meta"
-    notes: list[str] = []
-    gm: fx.GraphModule | None
-    try:
-        if isinstance(model, TracedModel):  # already resolved and traced upstream: do not redo it
-            tm = model
-            if (input_size and tuple(input_size) != tuple(tm.input_size)) or _graph_batch(tm.gm) != batch_size:
-                import copy
-
-                from ..tracing import propagate_shapes
-
-                size_ = tuple(int(s) for s in (input_size or tm.input_size))
-                gm_ = copy.deepcopy(tm.gm)  # the caller's graph keeps its own shapes
-                gm_.meta.update({k: v for k, v in tm.gm.meta.items() if k not in gm_.meta})
-                with torch.no_grad():
-                    propagate_shapes(gm_, size_, batch_size)
-                tm = TracedModel(tm.loaded, gm_, size_)  # type: ignore[arg-type]
-        else:
-            tm = load_and_trace(model, kwargs, input_size, device=build_on, batch_size=batch_size)
-        name, source, size = tm.name, tm.loaded.source, tm.input_size
-        gm = tm.gm
-        target: nn.Module = tm.loaded.module
-    except NotTraceableError as exc:
-        if vcnn:
-            raise
-        # MACs, params and latency do not need a graph; activation memory does.
-        from ..loading import resolve_model
-
-        loaded = resolve_model(model, kwargs, device=build_on)
-        name, source = loaded.name, loaded.source
-        size = tuple(int(s) for s in (input_size or loaded.default_input_size))
-        gm, target = None, loaded.module
-        notes.append(f"activation memory skipped: {exc}")
-    conversion: dict[str, Any] | None = None
-    if vcnn:
-        gm, conversion = _convert_vcnn(tm, batch_size)
-        target = gm
-        notes.append("VCNN graph: head cut at the global average pool, so MACs and params exclude the classifier")
-    params = count_params(target)
-    macs = count(target, size, 1, counter)
-    memory = activation_memory(gm, dt) if gm is not None else None
-    opaque = _opaque_leaves(gm) if gm is not None else []
-    if opaque:
-        shown = ", ".join(opaque[:3]) + (f" and {len(opaque) - 3} more" if len(opaque) > 3 else "")
-        notes.append(f"activation memory counts only the outputs of opaque leaf modules ({shown}), "
-                     "not their internal temporaries")
-    lat = None
+    t = _target(model, kwargs, input_size, resolution, batch_size, build_on, vcnn)
+    params = count_params(t.module)
+    macs = count(t.module, t.size, 1, counter)
+    memory = activation_memory(t.gm, dt) if t.gm is not None else None
+    notes = t.notes + _opaque_note(t.gm)
+    lat = pred = None
     if latency:
         assert dev is not None
-        lat = measure_latency(target, size, batch_size, dev, dt, threads, warmup, min_run_time, clock=clock)
-    pred = None
+        lat = measure_latency(t.module, t.size, batch_size, dev, dt, threads, warmup, min_run_time, clock=clock)
     if predict:
         assert dev is not None
-        pred = predict_latency(gm if gm is not None else target, size, batch_size, dev, dt, threads, clock=clock)
-    rows: list[LayerRow] = []
-    if depth is not None:
-        rows = _layer_rows(target, gm, params, macs, memory, pred, depth)
-    return CostReport(name, source, "vcnn" if vcnn else "original", tuple(size), batch_size, dtype_name(dt),
-                      params, macs, memory, lat, pred, rows, depth, notes, conversion)
+        pred = predict_latency(t.gm if t.gm is not None else t.module, t.size, batch_size, dev, dt, threads,
+                               clock=clock)
+    rows = _layer_rows(t.module, t.gm, params, macs, memory, pred, depth) if depth is not None else []
+    return CostReport(t.name, t.source, "vcnn" if vcnn else "original", tuple(t.size), batch_size, dtype_name(dt),
+                      params, macs, memory, lat, pred, rows, depth, notes, t.conversion)
+
+
+def _check_options(counter: str, batch_size: int, depth: int | None, dtype: str | torch.dtype, device: str,
+                   timed: bool, threads: int | None, warmup: int, min_run_time: float
+                   ) -> tuple[torch.dtype, torch.device | None]:
+    """API-level checks (the CLI shows them with flag names); the device only when something is timed."""
+    if counter not in COUNTERS:
+        raise OptionError("counter", f"counter '{counter}' is not one of {', '.join(COUNTERS)}")
+    check_batch_size(batch_size)
+    if depth is not None and depth < 0:
+        raise OptionError("depth", f"depth must be at least 0, got {depth}")
+    if threads is not None and threads < 1:
+        raise OptionError("threads", f"threads must be at least 1, got {threads}")
+    if warmup < 0:
+        raise OptionError("warmup", f"warmup must be at least 0, got {warmup}")
+    if not min_run_time > 0:
+        raise OptionError("min_run_time", f"min_run_time must be greater than 0 seconds, got {min_run_time}")
+    dt = parse_dtype(dtype)
+    dev = parse_device(device)  # also refuses cuda on a CUDA-less machine when nothing is timed
+    if timed:
+        require_runnable(dev, dt)
+        return dt, dev
+    return dt, None
+
+
+def _target(model: Any, kwargs: dict[str, Any] | None, input_size: Any, resolution: int | None, batch_size: int,
+            build_on: str | None, vcnn: bool) -> _Target:
+    """Load and trace through the pipeline (re-shaping, not re-tracing, a traced model); an untraceable
+    model keeps its built module, without a graph; ``vcnn`` converts (strict)."""
+    if isinstance(model, (TracedModel, fx.GraphModule)):
+        tm = load_and_trace(model, kwargs, input_size, batch_size=batch_size, resolution=resolution)
+    else:
+        loaded = resolve_model(model, kwargs, device=build_on)
+        try:
+            tm = trace_loaded(loaded, input_size, batch_size, resolution=resolution)
+        except NotTraceableError as exc:
+            if vcnn:
+                raise
+            size = input_size_of(input_size, resolution, loaded.default_input_size)
+            # MACs, params and latency do not need a graph; activation memory does.
+            return _Target(loaded.name, loaded.source, size, loaded.module, None,
+                           [f"activation memory skipped: {exc}"])
+    if not vcnn:
+        return _Target(tm.name, tm.loaded.source, tm.input_size, tm.loaded.module, tm.gm)
+    res = convert(tm)
+    assert res.gm is not None  # strict conversion raised otherwise
+    summary = {"verdict": res.verdict, "counts": res.counts, "approximations": list(res.approximations),
+               "output_shape": list(res.output_shape) if isinstance(res.output_shape, tuple) else None}
+    return _Target(tm.name, tm.loaded.source, tm.input_size, res.gm, res.gm,
+                   ["VCNN graph: head cut at the global average pool, so MACs and params exclude the classifier"],
+                   summary)
+
+
+def _opaque_note(gm: fx.GraphModule | None) -> list[str]:
+    opaque = _opaque_leaves(gm) if gm is not None else []
+    if not opaque:
+        return []
+    shown = ", ".join(opaque[:3]) + (f" and {len(opaque) - 3} more" if len(opaque) > 3 else "")
+    return [f"activation memory counts only the outputs of opaque leaf modules ({shown}), "
+            "not their internal temporaries"]
 
 
 def _opaque_leaves(gm: fx.GraphModule) -> list[str]:

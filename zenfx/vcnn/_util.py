@@ -130,12 +130,6 @@ def _has_attr_path(gm: fx.GraphModule, path: str) -> bool:
         return False
 
 
-def module_device(gm: fx.GraphModule) -> torch.device:
-    for t in list(gm.parameters()) + list(gm.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def record(changes: list[Change], pass_name: str, node: fx.Node | str, kind: str, kept: str | None = None,
            dropped: list[str] | None = None, detail: str = "", approximate: bool = False) -> Change:
     name = node if isinstance(node, str) else node.name

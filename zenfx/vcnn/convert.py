@@ -10,7 +10,7 @@ from typing import Any
 import torch.fx as fx
 from torch import nn
 
-from ..errors import NotConvertibleError, NotTraceableError, ZenfxError
+from ..errors import NotTraceableError, ZenfxError
 from ..graph import shape
 from . import (
     passes_activation,
@@ -38,46 +38,54 @@ PASSES: list[tuple[str, PassFn]] = [
 ]
 
 
-def _as_graph(model_or_gm: Any, input_size: Sequence[int] | None, batch_size: int) -> tuple[fx.GraphModule, str, tuple[int, ...]]:
-    """(shape-annotated graph, name, input size) from a module, a TracedModel or a GraphModule."""
-    from ..pipeline import TracedModel
-    from ..tracing import propagate_shapes, trace
-
-    if isinstance(model_or_gm, TracedModel):
-        return model_or_gm.gm, model_or_gm.name, tuple(input_size or model_or_gm.input_size)
-    if isinstance(model_or_gm, fx.GraphModule):
-        gm = model_or_gm
-        size = tuple(input_size or gm.meta.get("zenfx_input_size") or (3, 224, 224))
-        first = next((n for n in gm.graph.nodes if n.op == "placeholder"), None)
-        if first is None or shape(first) is None or (input_size and tuple(shape(first)[1:]) != tuple(size)):  # type: ignore[index]
-            gm = copy.deepcopy(gm)
-            propagate_shapes(gm, size, batch_size)
-        return gm, type(model_or_gm).__name__, size
-    if isinstance(model_or_gm, nn.Module):
-        size = tuple(input_size or (3, 224, 224))
-        return trace(model_or_gm, size, batch_size=batch_size), type(model_or_gm).__name__, size
-    raise TypeError(f"to_vcnn takes an nn.Module, a TracedModel or a GraphModule, not {type(model_or_gm).__name__}")
-
-
-def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | None = None, *, keep_norms: bool = False,
+def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, keep_norms: bool = False,
             strict: bool = True, batch_size: int = 1, name: str | None = None) -> VCNNResult:
     """Rewrite a model into vanilla-CNN form on a private copy; the caller's model is never touched.
 
+    ``model_or_gm``: an ``nn.Module``, a zenfx-traced ``GraphModule`` or a ``TracedModel`` (traced
+    once, by ``zenfx.pipeline.load_and_trace``; what is traced already is not traced again).
     Returns a :class:`VCNNResult` whose ``gm`` outputs the pre-GAP feature map. With ``strict=True``
     a not-convertible model raises :class:`NotConvertibleError` (an untraceable one
     :class:`NotTraceableError`); with ``strict=False`` the result carries the verdict and reasons.
     """
+    from ..pipeline import load_and_trace
+
     try:
-        src, default_name, size = _as_graph(model_or_gm, input_size, batch_size)
+        tm = load_and_trace(model_or_gm, input_size=input_size, batch_size=batch_size)
     except NotTraceableError as exc:
         if strict:
             raise
         return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"],
                           name=name or type(model_or_gm).__name__)
+    return convert_traced(tm.gm, tm.input_size, name=name or tm.name, keep_norms=keep_norms, strict=strict,
+                          batch_size=batch_size)
+
+
+def convert_traced(src: fx.GraphModule, size: Sequence[int], *, name: str, keep_norms: bool = False,
+                   strict: bool = True, batch_size: int = 1) -> VCNNResult:
+    """The passes, the checks and the verdict on a private copy of an already traced graph."""
     tracer = str(src.meta.get("zenfx_tracer", "unknown"))
     gm = copy.deepcopy(src)
     gm.meta.update({k: v for k, v in src.meta.items() if k not in gm.meta})
     ctx = PassContext(keep_norms=keep_norms)
+    gm, changes, timings = _run_passes(gm, ctx)
+    gm.recompile()
+    if not any(r.startswith("internal: pass") for r in ctx.blocking):
+        check(gm, ctx, size, batch_size)
+    verdict = NOT_CONVERTIBLE if ctx.blocking else APPROXIMATE if ctx.approximations else CONVERTIBLE
+    out = next((n for n in reversed(gm.graph.nodes) if n.op == "output"), None)
+    out_shape = shape(out.args[0]) if out is not None else None
+    gm.meta["zenfx_vcnn"] = True
+    result = VCNNResult(gm, changes, verdict, list(ctx.blocking), list(ctx.approximations), list(ctx.notes),
+                        bn_count=count_bn(gm), conv_count=count_conv(gm), name=name, tracer=tracer,
+                        input_size=tuple(size), output_shape=out_shape, timings=timings)
+    if strict:
+        result.raise_if_not_convertible()
+    return result
+
+
+def _run_passes(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change], dict[str, float]]:
+    """PASSES in order; a pass that crashes is a blocking reason, not a traceback."""
     changes: list[Change] = []
     timings: dict[str, float] = {}
     for pass_name, fn in PASSES:
@@ -94,34 +102,23 @@ def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | None = None, *, keep_n
         timings[pass_name] = time.perf_counter() - t0
         if ctx.blocking and pass_name == passes_head.NAME:
             break
-    gm.recompile()
-    if not any(r.startswith("internal: pass") for r in ctx.blocking):
-        check(gm, ctx, size, batch_size)
-    verdict = NOT_CONVERTIBLE if ctx.blocking else APPROXIMATE if ctx.approximations else CONVERTIBLE
-    out = next((n for n in reversed(gm.graph.nodes) if n.op == "output"), None)
-    out_shape = shape(out.args[0]) if out is not None and isinstance(out.args[0], fx.Node) else None
-    gm.meta["zenfx_vcnn"] = True
-    result = VCNNResult(gm, changes, verdict, list(ctx.blocking), list(ctx.approximations), list(ctx.notes),
-                        bn_count=count_bn(gm), conv_count=count_conv(gm), name=name or default_name, tracer=tracer,
-                        input_size=tuple(size), output_shape=out_shape, timings=timings)
-    if strict:
-        result.raise_if_not_convertible()
-    return result
+    return gm, changes, timings
 
 
-def convert_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None, input_size: Sequence[int] | None = None,
-                  *, device: str | None = None, keep_norms: bool = False, strict: bool = True) -> VCNNResult:
+def convert_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
+                  input_size: Sequence[int] | str | None = None, *, device: str | None = None,
+                  keep_norms: bool = False, strict: bool = True, resolution: int | None = None) -> VCNNResult:
     """Resolve a spec (as every command does), trace it and convert it: what ``zenfx convert`` runs."""
-    from ..pipeline import load_and_trace
+    from ..pipeline import convert, load_and_trace
 
     try:
-        tm = load_and_trace(spec, kwargs, input_size, device=device)
+        tm = load_and_trace(spec, kwargs, input_size, device=device, resolution=resolution)
     except NotTraceableError as exc:
         if strict:
             raise
         return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"],
                           name=spec if isinstance(spec, str) else type(spec).__name__)
-    return to_vcnn(tm, keep_norms=keep_norms, strict=strict, name=tm.name)
+    return convert(tm, keep_norms=keep_norms, strict=strict)
 
 
-__all__ = ["to_vcnn", "convert_model", "NotConvertibleError"]
+__all__ = ["PASSES", "convert_model", "convert_traced", "to_vcnn"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch.fx as fx
 from torch import nn
 
+from ..devices import module_device
 from ..graph import (
     ancestors,
     branch_weight,
@@ -31,7 +32,6 @@ from ._util import (
     dropped_names,
     erase_dead,
     finish,
-    module_device,
     record,
     replace_with,
     unique_module_name,
