@@ -20,6 +20,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from .devices import module_device
 from .errors import NotTraceableError, ShapeError, UsageError
 
 TRACER_SYMBOLIC = "symbolic_trace"
@@ -162,12 +163,6 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
         ) from None
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 class _ShapeInterpreter(fx.Interpreter):
     """Runs the graph on meta/fake tensors and writes shape and dtype into ``node.meta``."""
 
@@ -237,7 +232,7 @@ def propagate_shapes(gm: fx.GraphModule, input_size: Sequence[int], batch_size: 
     """
     size = (batch_size, *tuple(int(s) for s in input_size))
     _check_single_input(gm)
-    device = _model_device(gm)
+    device = module_device(gm)
     if device.type == "meta":
         ShapeRunner = _ShapeInterpreter(gm)
         ShapeRunner.run(torch.empty(size, device="meta"))
@@ -264,6 +259,3 @@ def trace(model: nn.Module, input_size: Sequence[int] = (3, 224, 224), batch_siz
     gm.train(was_training)
     return gm
 
-
-def tracer_used(gm: fx.GraphModule) -> str:
-    return str(gm.meta.get("zenfx_tracer", "unknown"))
