@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import JsonOpt, err, handle_errors, out, print_json
+from .common import JsonOpt, err, handle_errors, out, print_json, resolve_truth
 
 if TYPE_CHECKING:
     from zenfx.search.nats import SearchBenchResult
@@ -81,7 +81,8 @@ def search_bench_cmd(
         raise UsageError(f"bench search knows the space nats-sss, not {space!r}")
     names = [p.strip() for p in proxy.split(",") if p.strip()]
     with err.status("bench search ...", spinner="dots") as status:
-        res = run_bench_search(truth, proxies=names, budget_params=budget_params, candidates=candidates, runs=runs,
+        res = run_bench_search(resolve_truth(truth), proxies=names, budget_params=budget_params, candidates=candidates,
+                               runs=runs,
                                population=population, round_size=round_size, batch_size=batch_size, start=start,
                                seed=seed, workers=workers, out=out_dir, progress=lambda m: status.update(m))
     if json:

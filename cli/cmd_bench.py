@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import JsonOpt, err, handle_errors, out, print_json
+from .common import JsonOpt, err, handle_errors, out, print_json, resolve_truth
 from .executor_options import BackendOpt, RayAddressOpt
 
 if TYPE_CHECKING:
@@ -72,7 +72,8 @@ SpaceOpt = Annotated[str, typer.Option(
     "--space", help="nb201 (NAS-Bench-201 cells) or nats-sss (NATS-Bench size space).")]
 TruthOpt = Annotated[str, typer.Option(
     "--truth", help="Folder holding nasbench201.csv / natsbench_sss.csv (and README.md with the published "
-                    "figures), or the CSV itself.")]
+                    "figures), or the CSV itself; relative to the current directory. Default: $ZENFX_TRUTH, else "
+                    "../shared/data, else the shared/data folder beside the zenfx checkout.")]
 DatasetOpt = Annotated[str, typer.Option(
     "--dataset", help="cifar10, cifar100 or imagenet16-120 (nats-sss: cifar100, imagenet16-120); the truth CSV "
                       "needs its column (cifar10_test, cifar100_test, imagenet16_120_test).")]
@@ -140,7 +141,8 @@ def proxies_cmd(
         def progress(done: int, total: int) -> None:
             prog.update(task, completed=done, total=total)
 
-        res = run_bench(cfg, truth, out=out_dir, resume=resume, jobs=jobs, progress=progress, report_only=report_only,
+        res = run_bench(cfg, resolve_truth(truth), out=out_dir, resume=resume, jobs=jobs, progress=progress,
+                        report_only=report_only,
                         backend=backend, ray_address=ray_address)
     if json:
         print_json(res.to_dict())

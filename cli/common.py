@@ -160,3 +160,25 @@ def above(flag: str, value: float | None, bound: float, *, why: str = "") -> Non
     """Refuse ``flag`` at or below ``bound`` (None passes)."""
     if value is not None and value <= bound:
         raise UsageError(f"{flag} must be greater than {bound:g}, got {value}" + (f" ({why})" if why else ""))
+
+
+DEFAULT_TRUTH = "../shared/data"
+
+
+def resolve_truth(truth: str) -> str:
+    """``--truth`` for the bench commands. A path the user typed is relative to their current
+    directory, as usual. The default, ``../shared/data`` (this project's layout: the data folder
+    beside the checkout), used to work only from the repository root: it is now ``$ZENFX_TRUTH``
+    when set, else ``../shared/data`` from the current directory when that exists, else the
+    ``shared/data`` folder beside the zenfx checkout, so ``zenfx bench`` finds it from anywhere."""
+    from pathlib import Path
+
+    if truth != DEFAULT_TRUTH:
+        return truth
+    env = os.environ.get("ZENFX_TRUTH")
+    if env:
+        return env
+    if Path(truth).exists():
+        return truth
+    beside = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return str(beside) if beside.exists() else truth
