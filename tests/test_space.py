@@ -27,7 +27,8 @@ def test_resnet18_groups_roles_sites():
     # the stem is tied to layer1 through the identity residuals; each later stage is one group
     assert g["conv1"].role == "stage" and g["conv1"].channels == 64
     assert "layer1.1.conv2 (out)" in g["conv1"].members and "layer1.0.bn2" in g["conv1"].members
-    assert {"layer2.0.conv2 (out)", "layer2.0.downsample.0 (out)", "layer2.1.conv2 (out)"} <= set(g["layer2.0.conv2"].members)
+    stage2 = {"layer2.0.conv2 (out)", "layer2.0.downsample.0 (out)", "layer2.1.conv2 (out)"}
+    assert stage2 <= set(g["layer2.0.conv2"].members)
     assert g["layer1.0.conv1"].role == "inner" and g["layer1.0.conv1"].free
     assert not g["input"].free and g["input"].reason == "image input"
     assert not g["fc"].free and "model output" in g["fc"].reason

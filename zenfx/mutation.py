@@ -19,14 +19,14 @@ import math
 import random
 import re
 from collections import OrderedDict
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .genome import EDIT_KINDS, Edit, Genome, GenomeError, as_genome, structure_key
-from .space import (KERNEL_CHOICES, WIDTH_RATIOS, SearchSpace, Topology, analyse, depth_limits, group_limits,
-                    read_space)
+from .space import KERNEL_CHOICES, WIDTH_RATIOS, SearchSpace, Topology, analyse, depth_limits, group_limits, read_space
 from .space_graph import OPAQUE_PREFIX, Layer
 
 _META_SEEDS: OrderedDict[str, nn.Module] = OrderedDict()
@@ -435,8 +435,9 @@ def edit_options(sp: SearchSpace, kinds: Sequence[str], width_choices: dict[str,
     if "kernel" in kinds:
         opts["kernel"] = [(k.path, [c for c in k.choices if c != k.kernel]) for k in sp.kernels if k.free]
     if "depth" in kinds:
+        steps = (-2, -1, 1, 2)
         opts["depth"] = [(b.path, v) for b in sp.blocks if b.free and
-                         (v := [c for c in (b.count - 2, b.count - 1, b.count + 1, b.count + 2) if b.min <= c <= b.max])]
+                         (v := [b.count + d for d in steps if b.min <= b.count + d <= b.max])]
     return {k: v for k, v in opts.items() if v}
 
 

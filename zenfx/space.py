@@ -17,8 +17,9 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -200,26 +201,91 @@ def analysis_trace(model: nn.Module) -> fx.GraphModule:
         try:
             return _run_tracer(model, tracer, TRACER_LEAF + "+timm")
         except Exception:
+            why = str(first).splitlines()[0] if str(first) else ""
             raise NotTraceableError(f"cannot trace {type(model).__name__} for the space analysis: "
-                                    f"{type(first).__name__}: {str(first).splitlines()[0] if str(first) else ''}") from None
+                                    f"{type(first).__name__}: {why}") from None
 
 
-def _traced_graphs(model: nn.Module, input_size: Sequence[int]) -> tuple[fx.GraphModule, fx.GraphModule | None]:
-    """The eval graph and, when it traces, the train graph (training-only branches: aux heads)."""
-    from .tracing import propagate_shapes
+class _FastShapes(fx.Interpreter):
+    """Shape propagation on meta tensors for the analysis: norm layers (BN, GroupNorm, LayerNorm,
+    timm's BatchNormAct2d) keep their input's shape, so they are skipped (meta batch_norm runs a
+    slow Python decomposition: it was half the analysis time on EfficientNet)."""
 
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        m = self.fetch_attr(target)
+        x = args[0] if args else None
+        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)) and isinstance(x, torch.Tensor):
+            want = m.normalized_shape if isinstance(m, nn.LayerNorm) else (
+                (m.num_channels,) if isinstance(m, nn.GroupNorm) else (m.num_features,))
+            got = tuple(x.shape[-len(want):]) if isinstance(m, nn.LayerNorm) and "2d" not in type(m).__name__.lower() \
+                else tuple(x.shape[1:2])
+            if tuple(want) != got:
+                raise RuntimeError(f"{type(m).__name__} expects {tuple(want)} channels, got {got}")
+            return x
+        return super().call_module(target, args, kwargs)
+
+    def run_node(self, n: fx.Node) -> Any:
+        from .tracing import _record, _shape_error
+
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            raise _shape_error(self.module, n, self.env, exc) from None
+        _record(n, result)
+        return result
+
+
+def _propagate(gm: fx.GraphModule, input_size: Sequence[int]) -> Any:
+    with torch.no_grad():
+        return _FastShapes(gm).run(torch.empty((2, *(int(s) for s in input_size)), device="meta"))
+
+
+def traced_output_shapes(model: nn.Module, input_size: Sequence[int]) -> list[Any]:
+    """Re-trace ``model`` in eval and train mode and propagate shapes (batch 2): the output shape trees."""
+    out = []
+    was = model.training
+    try:
+        for mode in (False, True):
+            model.train(mode)
+            out.append(_tree(_propagate(analysis_trace(model), input_size)))
+    finally:
+        model.train(was)
+    return out
+
+
+def _tree(y: Any) -> Any:
+    if isinstance(y, torch.Tensor):
+        return tuple(y.shape)
+    if isinstance(y, (tuple, list)):
+        return [_tree(v) for v in y]
+    if isinstance(y, dict):
+        return {k: _tree(v) for k, v in y.items()}
+    return None
+
+
+def _signature(gm: fx.GraphModule) -> list[tuple[str, str]]:
+    return [(n.op, str(n.target)) for n in gm.graph.nodes]
+
+
+def _traced_graphs(model: nn.Module, input_size: Sequence[int], train: bool = True
+                   ) -> tuple[fx.GraphModule, fx.GraphModule | None]:
+    """The eval graph and, when it traces and differs, the train graph (training-only branches)."""
     was = model.training
     try:
         model.eval()
         ge = analysis_trace(model)
-        propagate_shapes(ge, input_size, batch_size=2)
+        _propagate(ge, input_size)
         gt = None
-        try:
-            model.train()
-            gt = analysis_trace(model)
-            propagate_shapes(gt, input_size, batch_size=2)
-        except Exception:
-            gt = None
+        if train:
+            try:
+                model.train()
+                gt = analysis_trace(model)
+                if _signature(gt) == _signature(ge):
+                    gt = None
+                else:
+                    _propagate(gt, input_size)
+            except Exception:
+                gt = None
     finally:
         model.train(was)
     return ge, gt
@@ -247,7 +313,7 @@ def _kernel_eligible(m: nn.Module) -> bool:
         return False
     if isinstance(m.padding, str):
         return m.padding == "same"
-    same = tuple(d * (kk - 1) // 2 for d, kk in zip(m.dilation, k))
+    same = tuple(d * (kk - 1) // 2 for d, kk in zip(m.dilation, k, strict=True))
     if tuple(m.padding) == same:
         return True
     return "same" in type(m).__name__.lower() and all(p == 0 for p in m.padding)
@@ -272,7 +338,8 @@ def _block_io(gm: fx.GraphModule) -> dict[str, tuple[Any, Any]]:
     io: dict[str, tuple[Any, Any]] = {}
     for p, nodes in inside.items():
         members = set(nodes)
-        ins = [a for n in nodes for a in n.all_input_nodes if a not in members and isinstance(a.meta.get("shape"), tuple)]
+        ins = [a for n in nodes for a in n.all_input_nodes
+               if a not in members and isinstance(a.meta.get("shape"), tuple)]
         outs = [n for n in nodes if any(u not in members for u in n.users)]
         io[p] = (ins[0].meta.get("shape") if ins else None, outs[-1].meta.get("shape") if len(outs) == 1 else None)
     return io
@@ -411,7 +478,7 @@ def _role(gid: str, meta: dict[str, Any], topo: Topology, chans: dict[str, int])
         return "stage", None
     if any(lay.kind == "conv" and lay.in_parts == [(INPUT_GROUP, 1)] and lay.out_group == gid for lay in members):
         return "stem", None
-    if flags & {"depthwise", "grouped"}:
+    if "depthwise" in flags:
         for lay in members:
             if lay.out_group == gid and lay.kind == "conv" and len(lay.in_parts) == 1 and lay.in_parts[0][0] != gid:
                 src = chans.get(lay.in_parts[0][0])

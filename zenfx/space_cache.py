@@ -2,12 +2,14 @@
 
 Location: ``$ZENFX_CACHE_DIR``, else ``$XDG_CACHE_HOME/zenfx``, else ``~/.cache/zenfx``; one JSON
 file per key under ``space/``. The key hashes the seed spec, its kwargs, the input size, the zenfx
-version and the seed's structure key (so an edited user file is re-analysed). Writes are atomic;
+version, the seed's structure key (so an edited user file is re-analysed) and a hash of the
+analysis code (so a cache from another revision is not reused). Writes are atomic;
 an unreadable or corrupt entry is recomputed, never fatal.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,10 +32,24 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "zenfx"
 
 
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    """The analysis code itself: a cache written by another revision of these files is not reused."""
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("space.py", "space_graph.py", "space_probe.py", "mutation.py"):
+        try:
+            h.update((here / name).read_bytes())
+        except OSError:
+            pass
+    return h.hexdigest()[:16]
+
+
 def cache_key(g: Genome, seed_structure: str, probe: bool) -> str:
     from . import __version__
 
-    ident = json.dumps([g.seed, g.kwargs, list(g.input_size), __version__, seed_structure, probe, CACHE_FORMAT],
+    ident = json.dumps([g.seed, g.kwargs, list(g.input_size), __version__, seed_structure, probe, CACHE_FORMAT,
+                        _code_hash()],
                        sort_keys=True, default=str)
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 

@@ -200,11 +200,11 @@ class ChannelAnalysis:
                 self.gs.freeze(gid, reason)
 
     def _tie(self, a: Value, b: Value, reason: str, flag: str | None = None) -> bool:
-        if len(a.parts) != len(b.parts) or any(sa != sb for (_, sa), (_, sb) in zip(a.parts, b.parts)):
+        if len(a.parts) != len(b.parts) or any(sa != sb for (_, sa), (_, sb) in zip(a.parts, b.parts, strict=True)):
             self._freeze(a, reason)
             self._freeze(b, reason)
             return False
-        for (ga, _), (gb, _) in zip(a.parts, b.parts):
+        for (ga, _), (gb, _) in zip(a.parts, b.parts, strict=True):
             self.gs.union(ga, gb, flag)
         return True
 
@@ -358,6 +358,8 @@ class ChannelAnalysis:
             return self._block(node, ins, f"'{name}' returns several tensors (split/chunk)")
         if name in _BINARY:
             return self._binary(node, name)
+        if name in ("cat", "concat", "concatenate"):
+            return self._cat(node)
         if v is None:
             return self._block(node, ins, f"'{name}' on a non-leading tensor argument")
         if name in _UNARY and _shape(node) == _shape(first):
@@ -374,8 +376,6 @@ class ChannelAnalysis:
             return self._view(node, v, first, name)
         if name in ("squeeze", "unsqueeze"):
             return self._squeeze(node, v, first, name)
-        if name in ("cat", "concat", "concatenate"):
-            return self._cat(node)
         what = {"permute": "permute moves the channel dim", "transpose": "transpose moves the channel dim",
                 "channel_shuffle": "channel shuffle", "split": "split", "chunk": "chunk",
                 "scaled_dot_product_attention": "attention", "softmax": "softmax over a tensor",

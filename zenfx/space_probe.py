@@ -2,8 +2,8 @@
 
 Static rules can miss what Python code hides (a channel count kept in an attribute, a check in
 forward). The probe changes free groups by their smallest step (shrink, or grow at the minimum),
-rebuilds, re-traces and compares the WHOLE output shape, batch included (``view(-1, 64)`` hides a
-wrong width in the batch dim), in train and eval mode, at batch 2. Groups are probed together
+rebuilds, re-traces (eval and train graphs) and compares the WHOLE output shape at batch 2, batch
+included (``view(-1, 64)`` hides a wrong width in the batch dim). Groups are probed together
 first and bisected only when the joint probe fails, so a clean model costs one rebuild. Kernel
 sites are probed the same way; each depth site is probed on its own with one added block, which
 must appear in the re-traced graph (a ``for i in range(self.n)`` forward would ignore it).
@@ -14,43 +14,22 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-import torch
 from torch import nn
 
-from .space import Topology, analysis_trace, group_limits, read_space
+from .space import Topology, analysis_trace, read_space, traced_output_shapes
 
 
 def _shapes(model: nn.Module, input_size: Sequence[int]) -> Any:
-    out = []
-    was = model.training
-    try:
-        for mode in (False, True):
-            model.train(mode)
-            with torch.no_grad():
-                y = model(torch.empty((2, *input_size), device="meta"))
-            out.append(_tree(y))
-    finally:
-        model.train(was)
-    return out
-
-
-def _tree(y: Any) -> Any:
-    if isinstance(y, torch.Tensor):
-        return tuple(y.shape)
-    if isinstance(y, (tuple, list)):
-        return [_tree(v) for v in y]
-    if isinstance(y, dict):
-        return {k: _tree(v) for k, v in y.items()}
-    return None
+    return traced_output_shapes(model, input_size)
 
 
 def _trial(model: nn.Module, input_size: Sequence[int], ref: Any, edit: Callable[[nn.Module], None]) -> str | None:
     m = copy.deepcopy(model)
     try:
         edit(m)
-        analysis_trace(m)
         got = _shapes(m, input_size)
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
