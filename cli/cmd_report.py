@@ -131,6 +131,12 @@ def report_cmd(
     import zenfx
     from zenfx.cost.report import cost_report
 
+    if device.strip().lower() == "cpu":
+        # torch.utils.benchmark imports cpp_extension, which warns "No CUDA runtime is found" on a
+        # CUDA-less machine: noise on a CPU measurement.
+        import logging
+
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     at_least("--batch-size", batch_size, 1)
     at_least("--depth", depth, 0)
     at_least("--threads", threads, 1, why="omit it for torch's current count")

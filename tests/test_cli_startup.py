@@ -114,3 +114,12 @@ def test_click_usage_errors_under_json_print_the_document(zenfx_exe):
     proc = subprocess.run([zenfx_exe, "score", "--json"], capture_output=True, text=True, timeout=60)
     doc = json.loads(proc.stdout)
     assert proc.returncode == 2 and doc["exit_code"] == 2 and "model" in doc["error"].lower()
+
+
+def test_cpu_latency_run_has_no_cuda_runtime_warning(zenfx_exe, tmp_path):
+    net = tmp_path / "net.py"
+    net.write_text("from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n")
+    proc = subprocess.run([zenfx_exe, "report", f"{net}:build", "-r", "16", "--latency", "--threads", "1",
+                           "--min-run-time", "0.05", "--warmup", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "No CUDA runtime" not in proc.stderr and "latency" in proc.stdout
