@@ -1,13 +1,23 @@
-"""Small helpers the gradient-based proxies share (not a proxy: the leading underscore keeps the
-registry loader away)."""
+"""What the gradient-based proxies share (not a proxy: the leading underscore keeps the registry
+loader away).
+
+snip, grad_norm, grasp, fisher and zico all follow one recipe: draw a batch, put the network in
+train mode with fresh gradients, run a cross-entropy forward/backward on its logits, read one
+quantity per Conv/Linear layer and sum the layers in float64 on the host. The recipe lives here
+(:func:`gradient_proxy`, :func:`gradient_layers`, :func:`weight_grads`, :func:`layer_total`); each
+proxy module keeps only its own per-layer formula.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UsageError
+from .base import ProxyFn, register_proxy
 
 WEIGHT_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -43,10 +53,43 @@ def ce_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, name: str) -> torc
     return F.cross_entropy(out, y)
 
 
-def prepare_net(net: nn.Module, ctx) -> nn.Module:  # noqa: ANN001
+def prepare_net(net: nn.Module) -> nn.Module:
     """Train mode (the references score in train mode: BN uses batch statistics), grads on, zeroed."""
     net.train()
     for p in net.parameters():
         p.requires_grad_(True)
         p.grad = None
     return net
+
+
+def gradient_proxy(name: str, *, reference: str, summary: str, graph: str = "original") -> Callable[[ProxyFn], ProxyFn]:
+    """Register a proxy that needs labelled data and logits (a CE loss): every gradient proxy."""
+    return register_proxy(name, graph=graph, needs_data=True, needs_head=True,  # type: ignore[arg-type]
+                          reference=reference, summary=summary)
+
+
+def gradient_layers(net: nn.Module) -> list[nn.Module]:
+    """The Conv/Linear layers a gradient proxy reads, with ``net`` in train mode and fresh gradients."""
+    layers = weight_layers(net)
+    prepare_net(net)
+    return layers
+
+
+def weight_grads(net: nn.Module, layers: list[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                 name: str) -> list[torch.Tensor | None]:
+    """One cross-entropy forward/backward from zeroed gradients: each layer's weight gradient (None
+    for a layer the batch never reached)."""
+    for p in net.parameters():
+        p.grad = None
+    ce_loss(net, x, y, name).backward()
+    return [m.weight.grad for m in layers]
+
+
+def layer_total(values: Iterable[torch.Tensor | float | None]) -> float:
+    """Sum of per-layer values in float64 on the host, layer by layer (None skipped): the
+    references' accumulation, so the sum does not depend on the device or the dtype scored in."""
+    total = 0.0
+    for v in values:
+        if v is not None:
+            total += float(v.double()) if isinstance(v, torch.Tensor) else float(v)
+    return total

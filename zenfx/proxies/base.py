@@ -10,8 +10,9 @@ not in the proxies, so every proxy gets it for free.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Optional
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -36,7 +37,7 @@ class ProxyContext:
     bn_stat: str = "official"
     mixup_gamma: float = 1e-2
     # Data provider: yields (inputs, labels) batches; None means Gaussian inputs + random labels.
-    batches: Optional[Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]] = None
+    batches: Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # Scratch space a proxy may keep across the repeats of one score call (preallocated input
     # buffers, ...). Scoring creates one context per proxy per call, so nothing leaks between calls.

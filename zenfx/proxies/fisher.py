@@ -16,14 +16,13 @@ import torch
 from torch import nn
 
 from ..data import draw
-from ._util import ce_loss, prepare_net, weight_layers
-from .base import ProxyContext, register_proxy
+from ._util import ce_loss, gradient_layers, gradient_proxy, layer_total, weight_layers
+from .base import ProxyContext
 
 
 def fisher_channels(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor | None]:
     """Per-layer channel saliencies F_c (None for a layer that never ran)."""
-    layers = weight_layers(net)
-    prepare_net(net, None)
+    layers = gradient_layers(net)
     acts: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(layers))}
     hooks = []
 
@@ -55,19 +54,12 @@ def fisher_channels(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[to
     return res
 
 
-@register_proxy(
+@gradient_proxy(
     "fisher",
-    graph="original",
-    needs_data=True,
-    needs_head=True,
     reference="Turner et al., BlockSwap, ICLR 2020; as a proxy in Abdelfattah et al., ICLR 2021 (zero-cost-nas fisher)",
     summary="per-channel 0.5*mean_n(sum_hw act*grad)^2, broadcast over each channel's weights and summed",
 )
 def fisher(net: nn.Module, ctx: ProxyContext) -> float:
     (x, y), = draw(ctx, 1)
-    layers = weight_layers(net)
-    total = 0.0
-    for m, f in zip(layers, fisher_channels(net, x, y)):
-        if f is not None:
-            total += float(f.double().sum()) * math.prod(m.weight.shape[1:])
-    return total
+    per_layer = zip(weight_layers(net), fisher_channels(net, x, y), strict=True)
+    return layer_total(float(f.double().sum()) * math.prod(m.weight.shape[1:]) for m, f in per_layer if f is not None)

@@ -12,25 +12,21 @@ import torch
 from torch import nn
 
 from ..data import draw
-from ._util import ce_loss, prepare_net, weight_layers
-from .base import ProxyContext, register_proxy
+from ._util import gradient_layers, gradient_proxy, layer_total, weight_grads
+from .base import ProxyContext
 
 
 def grad_norm_layers(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    layers = weight_layers(net)
-    prepare_net(net, None)
-    ce_loss(net, x, y, "grad_norm").backward()
-    return [float(m.weight.grad.norm()) if m.weight.grad is not None else 0.0 for m in layers]
+    grads = weight_grads(net, gradient_layers(net), x, y, "grad_norm")
+    return [float(g.norm()) if g is not None else 0.0 for g in grads]
 
 
-@register_proxy(
+@gradient_proxy(
     "grad_norm",
-    graph="original",
-    needs_data=True,
-    needs_head=True,
-    reference="Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021 (SamsungLabs zero-cost-nas grad_norm)",
+    reference="Abdelfattah et al., Zero-Cost Proxies for Lightweight NAS, ICLR 2021 "
+              "(SamsungLabs zero-cost-nas grad_norm)",
     summary="sum over Conv/Linear layers of the L2 norm of the weight gradient of the CE loss (one batch)",
 )
 def grad_norm(net: nn.Module, ctx: ProxyContext) -> float:
     (x, y), = draw(ctx, 1)
-    return float(sum(grad_norm_layers(net, x, y)))
+    return layer_total(grad_norm_layers(net, x, y))

@@ -20,7 +20,7 @@ JACOB_K = 1e-5
 
 
 def batch_jacobian(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    prepare_net(net, None)
+    prepare_net(net)
     x = x.detach().clone().requires_grad_(True)
     y = net(x)
     if isinstance(y, (tuple, list)):
@@ -39,7 +39,8 @@ def jacob_score(jacob: np.ndarray, k: float = JACOB_K) -> float:
     "jacob_cov",
     graph="original",
     needs_data=True,
-    reference="Mellor et al., NAS without Training (arXiv 2006.04647v1); Abdelfattah et al., ICLR 2021 (zero-cost-nas jacob_cov)",
+    reference="Mellor et al., NAS without Training (arXiv 2006.04647v1); Abdelfattah et al., ICLR 2021 "
+              "(zero-cost-nas jacob_cov)",
     summary="-sum(log(v+k) + 1/(v+k)) over eigenvalues v of the correlation of per-input input-Jacobians",
 )
 def jacob_cov(net: nn.Module, ctx: ProxyContext) -> float:

@@ -11,26 +11,18 @@ import torch
 from torch import nn
 
 from ..data import draw
-from ._util import ce_loss, prepare_net, weight_layers
-from .base import ProxyContext, register_proxy
+from ._util import gradient_layers, gradient_proxy, layer_total, weight_grads
+from .base import ProxyContext
 
 
-@register_proxy(
+@gradient_proxy(
     "snip",
-    graph="original",
-    needs_data=True,
-    needs_head=True,
     reference="Lee et al., SNIP, ICLR 2019; as a proxy in Abdelfattah et al., ICLR 2021 (zero-cost-nas snip)",
     summary="sum over Conv/Linear weights of |w * dL/dw| (CE loss, one batch)",
 )
 def snip(net: nn.Module, ctx: ProxyContext) -> float:
     (x, y), = draw(ctx, 1)
-    layers = weight_layers(net)
-    prepare_net(net, ctx)
-    ce_loss(net, x, y, "snip").backward()
-    total = torch.zeros((), dtype=torch.float64)
+    layers = gradient_layers(net)
+    grads = weight_grads(net, layers, x, y, "snip")
     with torch.no_grad():
-        for m in layers:
-            if m.weight.grad is not None:
-                total += (m.weight * m.weight.grad).abs().sum().double().cpu()
-    return float(total)
+        return layer_total((m.weight * g).abs().sum() for m, g in zip(layers, grads, strict=True) if g is not None)

@@ -44,7 +44,8 @@ def synflow_value(net: nn.Module, input_size: tuple[int, ...], device: torch.dev
     "synflow",
     graph="original",
     needs_data=False,
-    reference="Tanaka et al., SynFlow, NeurIPS 2020; as a proxy in Abdelfattah et al., ICLR 2021 (zero-cost-nas synflow, bn=False)",
+    reference="Tanaka et al., SynFlow, NeurIPS 2020; as a proxy in Abdelfattah et al., ICLR 2021 "
+              "(zero-cost-nas synflow, bn=False)",
     summary="sum |w * dR/dw|, R = sum of outputs of the |w| BN-free net on an all-ones input, float64",
 )
 def synflow(net: nn.Module, ctx: ProxyContext) -> float:

@@ -29,7 +29,7 @@ statistics at every repeat, which is the search code's behaviour.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.fx as fx

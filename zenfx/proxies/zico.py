@@ -20,23 +20,18 @@ import torch
 from torch import nn
 
 from ..data import draw
-from ._util import ce_loss, prepare_net, weight_layers
-from .base import ProxyContext, register_proxy
+from ._util import gradient_layers, gradient_proxy, weight_grads
+from .base import ProxyContext
 
 ZICO_BATCHES = 2
 
 
 def zico_grads(net: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
     """Per layer a (batches, numel) float64 stack of weight gradients."""
-    layers = weight_layers(net)
-    prepare_net(net, None)
+    layers = gradient_layers(net)
     per: list[list[torch.Tensor]] = [[] for _ in layers]
     for x, y in batches:
-        for p in net.parameters():
-            p.grad = None
-        ce_loss(net, x, y, "zico").backward()
-        for i, m in enumerate(layers):
-            g = m.weight.grad
+        for i, (m, g) in enumerate(zip(layers, weight_grads(net, layers, x, y, "zico"), strict=True)):
             per[i].append(torch.zeros(m.weight.numel(), dtype=torch.float64) if g is None
                           else g.detach().reshape(-1).double().cpu())
     return [torch.stack(p) for p in per]
@@ -54,11 +49,9 @@ def zico_from_grads(grads: list[torch.Tensor]) -> float:
     return total
 
 
-@register_proxy(
+@gradient_proxy(
     "zico",
     graph="vcnn",
-    needs_data=True,
-    needs_head=True,
     reference="Li et al., ZiCo, ICLR 2023 (SLDGroup/ZiCo ZeroShotProxy/compute_zico.py: getgrad, caculate_zico)",
     summary="sum over layers of log sum_e mean|g|/std(g) of weight gradients across two CE batches",
 )
