@@ -45,23 +45,9 @@ def _merge_kind(gm: fx.GraphModule, n: fx.Node) -> str:
 
 
 def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch_size: int = 1) -> None:
-    try:
-        gm.graph.lint()
-    except Exception as exc:  # pragma: no cover - a pass bug; say it instead of returning a broken graph
-        ctx.block(f"internal: converted graph does not lint: {exc}")
+    """Everything still not vanilla after the passes becomes a blocking reason on ``ctx``."""
+    if not _lints_and_runs(gm, ctx, input_size, batch_size):
         return
-    was_training = gm.training
-    try:
-        gm.eval()
-        propagate_shapes(gm, input_size, batch_size)
-    except ZenfxError as exc:
-        ctx.block(f"internal: converted graph does not run: {exc}")
-        return
-    except Exception as exc:  # pragma: no cover
-        ctx.block(f"internal: converted graph does not run: {type(exc).__name__}: {exc}")
-        return
-    finally:
-        gm.train(was_training)
     dep = input_dependent(gm)
     merges: dict[str, list[fx.Node]] = defaultdict(list)
     acts: list[fx.Node] = []
@@ -72,28 +58,9 @@ def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch
             merges[_merge_kind(gm, n)].append(n)
         if is_non_relu_activation(gm, n):
             acts.append(n)
-    tied = [n for n in merges.get("add", []) if n.name in ctx.ambiguous]
-    if tied:
-        merges["add"] = [n for n in merges["add"] if n.name not in ctx.ambiguous]
-        if not merges["add"]:
-            del merges["add"]
-        ctx.block(f"ambiguous residual: {len(tied)} add(s) merge two branches of equal weight, so the main branch "
-                  f"cannot be told from the shortcut: {', '.join(ctx.ambiguous[n.name] for n in tied[:3])}")
+    _block_ambiguous(ctx, merges)
     for kind, nodes in merges.items():
-        first = describe(gm, nodes[0])
-        if kind == "concat":
-            ctx.block(f"branches merged by concat: {len(nodes)} concatenation(s) join separately computed branches "
-                      f"(first: {first}); multi-branch concat blocks (DenseNet, Inception, ShuffleNet, GhostNet) "
-                      f"have no vanilla-CNN form")
-        elif kind == "add":
-            shapes = f"{shape(data_inputs(nodes[0], dep)[0])} + {shape(data_inputs(nodes[0], dep)[1])}"
-            ctx.block(f"unresolved add merge: {len(nodes)} add(s) of two branches that are neither a residual nor a "
-                      f"pooled context (first: {first}, {shapes})")
-        elif kind == "mul":
-            ctx.block(f"multiplicative merge: {len(nodes)} multiply(ies) of two branches that are not a pooled gate "
-                      f"(first: {first}); gated/bilinear units have no vanilla-CNN form")
-        else:
-            ctx.block(f"two-branch op: {len(nodes)} {kind} op(s) combine two computed tensors (first: {first})")
+        ctx.block(_merge_reason(gm, kind, nodes, dep))
     opaque = _opaque_modules(gm)
     if opaque:
         names = sorted({type(gm.get_submodule(str(n.target))).__name__ for n in opaque})
@@ -101,11 +68,65 @@ def check(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch
                   f"layers whose wiring (residuals, attention, merges) cannot be seen or rewritten")
     if acts:
         ctx.block(f"internal: {len(acts)} non-ReLU activation(s) left (first: {describe(gm, acts[0])})")
+    _block_no_convolution(gm, ctx)
+
+
+def _lints_and_runs(gm: fx.GraphModule, ctx: PassContext, input_size: Sequence[int], batch_size: int) -> bool:
+    """The converted graph lints and runs on meta/fake tensors (re-annotating its shapes); else a reason."""
+    try:
+        gm.graph.lint()
+    except Exception as exc:  # pragma: no cover - a pass bug; say it instead of returning a broken graph
+        ctx.block(f"internal: converted graph does not lint: {exc}")
+        return False
+    was_training = gm.training
+    try:
+        gm.eval()
+        propagate_shapes(gm, input_size, batch_size)
+    except ZenfxError as exc:
+        ctx.block(f"internal: converted graph does not run: {exc}")
+        return False
+    except Exception as exc:  # pragma: no cover
+        ctx.block(f"internal: converted graph does not run: {type(exc).__name__}: {exc}")
+        return False
+    finally:
+        gm.train(was_training)
+    return True
+
+
+def _block_ambiguous(ctx: PassContext, merges: dict[str, list[fx.Node]]) -> None:
+    """Adds the residual pass could not decide (equal branches) become one reason of their own."""
+    tied = [n for n in merges.get("add", []) if n.name in ctx.ambiguous]
+    if not tied:
+        return
+    merges["add"] = [n for n in merges["add"] if n.name not in ctx.ambiguous]
+    if not merges["add"]:
+        del merges["add"]
+    ctx.block(f"ambiguous residual: {len(tied)} add(s) merge two branches of equal weight, so the main branch "
+              f"cannot be told from the shortcut: {', '.join(ctx.ambiguous[n.name] for n in tied[:3])}")
+
+
+def _merge_reason(gm: fx.GraphModule, kind: str, nodes: list[fx.Node], dep: set[fx.Node]) -> str:
+    first = describe(gm, nodes[0])
+    if kind == "concat":
+        return (f"branches merged by concat: {len(nodes)} concatenation(s) join separately computed branches "
+                f"(first: {first}); multi-branch concat blocks (DenseNet, Inception, ShuffleNet, GhostNet) "
+                f"have no vanilla-CNN form")
+    if kind == "add":
+        ins = data_inputs(nodes[0], dep)
+        return (f"unresolved add merge: {len(nodes)} add(s) of two branches that are neither a residual nor a "
+                f"pooled context (first: {first}, {shape(ins[0])} + {shape(ins[1])})")
+    if kind == "mul":
+        return (f"multiplicative merge: {len(nodes)} multiply(ies) of two branches that are not a pooled gate "
+                f"(first: {first}); gated/bilinear units have no vanilla-CNN form")
+    return f"two-branch op: {len(nodes)} {kind} op(s) combine two computed tensors (first: {first})"
+
+
+def _block_no_convolution(gm: fx.GraphModule, ctx: PassContext) -> None:
+    if any(r.startswith("no convolution left") for r in ctx.blocking):
+        return
     convs = sum(1 for n in gm.graph.nodes if is_conv(gm, n))
     linears = sum(1 for n in gm.graph.nodes if is_linear(gm, n))
-    if any(r.startswith("no convolution left") for r in ctx.blocking):
-        pass
-    elif convs == 0:
+    if convs == 0:
         ctx.block("no convolution left after stripping: the converted graph has no convolution")
     elif convs <= 1 and linears >= 2 * max(convs, 1):
         ctx.block(f"no convolution left after stripping: only {convs} convolution (a patch-embedding stem) and "
