@@ -249,3 +249,48 @@ def test_cli_exports_a_genome_file(cli, tmp_path: Path, one_thread: None) -> Non
         assert torch.equal(model(x), net(x))  # build replays the genome: same weights as the exported file
     code, _, stderr = cli("export", tmp_path / "g.json", "-o", tmp_path / "n2.py", "-k", "width=8")
     assert code == 2 and "genome" in stderr
+
+
+class _Square(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return 3 * x * grad  # deliberately not the derivative: a trace of forward would lose this
+
+
+class WithCustomAutograd(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Square.apply(self.conv(x))
+
+
+def test_a_custom_autograd_function_is_refused_not_inlined() -> None:
+    model = nn.Sequential(nn.ReLU(), WithCustomAutograd())
+    with pytest.raises(NotExportableError, match=r"custom autograd function .*_Square in module '1'"):
+        export_model(model, input_size=(3, 4, 4))
+    x = torch.ones(2, requires_grad=True)
+    _Square.apply(x).sum().backward()  # the patch is gone after the export
+    assert torch.equal(x.grad, torch.full((2,), 3.0))
+
+
+class TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + y
+
+
+def test_two_inputs_are_exported_but_not_checked() -> None:
+    res = export_model(TwoInputs(), input_size=(3, 4, 4))
+    assert "def forward(self, x, y):" in res.source and not res.checked
+    assert any("2 inputs" in n for n in res.notes)

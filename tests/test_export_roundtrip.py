@@ -51,8 +51,8 @@ def diff(a, b):
     return max(diff(x, y) for x, y in zip(a, b))
 
 
-def first(y):
-    return y if isinstance(y, torch.Tensor) else y[0]
+def tensors(y):
+    return [y] if isinstance(y, torch.Tensor) else [t for v in y for t in tensors(v)]
 
 
 results = {}
@@ -74,20 +74,25 @@ for case in json.loads(open(sys.argv[1]).read()):
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     before = [p.detach().clone() for p in net.parameters()]
-    loss = first(net(x)).float().square().mean()
+    loss = sum(t.float().square().mean() for t in tensors(net(x)))  # every output: aux heads too
     loss.backward()
     opt.step()
     moved = sum(not torch.equal(b, p.detach()) for b, p in zip(before, net.parameters()))
     with_grad = sum(p.grad is not None for p in net.parameters())
     nonzero_grad = sum(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in net.parameters())
     results[case["name"]] = {
-        "eval_diff": eval_diff, "train_diff": train_diff, "params": params, "loss": float(loss),
+        "eval_diff": eval_diff, "train_diff": train_diff, "params": params, "loss": loss.item(),
         "moved": moved, "with_grad": with_grad, "nonzero_grad": nonzero_grad, "n_params": len(before),
         "finite": all(bool(torch.isfinite(p).all()) for p in net.parameters()),
     }
 results["__blocked_loaded__"] = sorted(n for n in sys.modules if n.split(".")[0] in BLOCKED)
 print(json.dumps(results))
 '''
+
+
+def _plain(y: Any) -> Any:
+    """Outputs as tensors and plain tuples (a namedtuple of torchvision's would not load without it)."""
+    return tuple(_plain(v) for v in y) if isinstance(y, tuple) else y
 
 
 def _outputs(model: torch.nn.Module, x: torch.Tensor) -> tuple[Any, Any]:
@@ -99,7 +104,7 @@ def _outputs(model: torch.nn.Module, x: torch.Tensor) -> tuple[Any, Any]:
     torch.manual_seed(0)
     with torch.no_grad():
         y_train = model(x)
-    return y_eval, y_train
+    return _plain(y_eval), _plain(y_train)
 
 
 def export_cases(tmp: Path, cases: list[tuple[str, Any, dict[str, Any], int]]) -> dict[str, dict[str, Any]]:
@@ -128,7 +133,7 @@ def export_cases(tmp: Path, cases: list[tuple[str, Any, dict[str, Any], int]]) -
         jobs.append({"name": name, "module": str(out), "module_name": f"net{i}", "class_name": f"Net{i}",
                      "weights": str(tmp / f"net{i}.pt"), "data": str(tmp / f"data{i}.pt")})
         info[name] = {"source_params": sum(p.numel() for p in module.parameters()), "result": result,
-                      "source": out.read_text(), "scale": float(y_eval.abs().max())}
+                      "source": out.read_text(), "scale": float(_first(y_eval).abs().max())}
     (tmp / "cases.json").write_text(json.dumps(jobs))
     (tmp / "runner.py").write_text(RUNNER)
     proc = subprocess.run([sys.executable, str(tmp / "runner.py"), str(tmp / "cases.json")], cwd=tmp,
@@ -150,6 +155,10 @@ def _my_backbone_mutant() -> Any:
     mutant = zenfx.mutate(seed, random.Random(3), edits=3)
     assert len(mutant.edits) == 3
     return mutant
+
+
+def _first(y: Any) -> torch.Tensor:
+    return y if isinstance(y, torch.Tensor) else y[0]
 
 
 FAST = [

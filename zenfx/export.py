@@ -30,14 +30,13 @@ from torch import nn
 
 from .errors import UsageError
 from .export_codegen import Emitted, emit
-from .export_layers import CannotWrite
+from .export_layers import CannotWrite, NotExportableError
 from .export_trace import trace_for_export
 
 ALLOWED_IMPORTS = {"__future__", "collections", "math", "operator", "torch", "torch.nn", "torch.nn.functional"}
 
 
-class NotExportableError(UsageError):
-    """Some part of the model has no torch-only spelling; the message names it (exit 2)."""
+__all__ = ["ExportResult", "NotExportableError", "build_exported", "export_model"]
 
 
 @dataclass
@@ -149,7 +148,10 @@ def _load(model: Any, kwargs: dict[str, Any] | None) -> _Source:
     loaded = resolve_model(model, kwargs)
     registry = loaded.source in ("torchvision", "timm")
     name = _camel(loaded.name) if registry else _camel(type(loaded.module).__name__)
-    return _Source(loaded.module, _safe_label(loaded.spec), name, loaded.default_input_size)
+    label = _safe_label(loaded.spec)
+    if kwargs:
+        label += " (" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+    return _Source(loaded.module, label, name, loaded.default_input_size)
 
 
 # --------------------------------------------------------------------------- checks
@@ -357,7 +359,9 @@ def export_model(model: Any, out: str | Path | None = None, *, weights: bool | s
     if result.params != result.source_params:
         result.notes.append(f"{result.source_params - result.params:,} parameter(s) of the source model sit in "
                             "modules its forward never calls; the export leaves them out")
-    if check and size is not None:
+    if check and emitted.inputs != 1:
+        result.notes.append(f"not checked: the forward takes {emitted.inputs} inputs (the check feeds one image batch)")
+    elif check and size is not None:
         result.max_abs_diff = _compare(src.module, net, size, tolerance)  # type: ignore[arg-type]
         result.checked = True
     elif check:

@@ -123,6 +123,7 @@ class Emitted:
     branched: bool
     snippets: list[str]
     notes: list[str] = field(default_factory=list)
+    inputs: int = 1  # forward arguments
 
 
 def _short(values: Any, dtype: torch.dtype) -> Any:
@@ -423,4 +424,4 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
                      + ", ".join(lt.source for lt in carried[:5]) + (" ..." if len(carried) > 5 else ""))
     source = "\n".join(out)
     source = source.replace("\n\n\n\n", "\n\n\n")
-    return Emitted(source, layers, loose, ties, branched, snippets, notes)
+    return Emitted(source, layers, loose, ties, branched, snippets, notes, inputs=len(train_body.placeholders))

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import UsageError
+
 # --------------------------------------------------------------------------- snippets
 
 SNIPPETS: dict[str, str] = {
@@ -117,6 +119,10 @@ _PAIR_ARGS = {"kernel_size", "stride", "padding", "dilation", "output_padding"}
 
 class CannotWrite(Exception):
     """A module or value that has no faithful torch-only spelling."""
+
+
+class NotExportableError(UsageError):
+    """Some part of the model has no torch-only spelling; the message names it (exit 2)."""
 
 
 def qualname(cls: type) -> str:

@@ -12,7 +12,8 @@ exporter writes both under ``if self.training:``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch.fx as fx
 from torch import nn
 
 from .errors import NotTraceableError
-from .export_layers import LayerSpec, layer_spec
+from .export_layers import LayerSpec, NotExportableError, layer_spec
 from .tracing import _default_arguments, _drop_bound_placeholders, _user_frame
 
 
@@ -74,13 +75,45 @@ class Traced:
     constants: dict[str, torch.Tensor] = field(default_factory=dict)  # fx-created tensor constants
 
 
+class _CustomAutograd(Exception):
+    def __init__(self, fn: type) -> None:
+        super().__init__(fn.__qualname__)
+        self.fn = fn
+
+
+@contextlib.contextmanager
+def _refuse_custom_autograd() -> Iterator[None]:
+    """fx runs a custom ``autograd.Function``'s forward on proxies and records the ops, which
+    silently drops its hand-written backward: an export would compute different gradients."""
+    Function = torch.autograd.function.Function
+    original = Function.__dict__["apply"]
+
+    def apply(cls: type, *args: Any, **kwargs: Any) -> Any:
+        if any(isinstance(a, fx.Proxy) for a in [*args, *kwargs.values()]):
+            raise _CustomAutograd(cls)
+        return original.__func__(cls, *args, **kwargs)
+
+    Function.apply = classmethod(apply)  # type: ignore[assignment,method-assign]
+    try:
+        yield
+    finally:
+        Function.apply = original  # type: ignore[method-assign]
+
+
 def _trace_mode(model: nn.Module, training: bool, specs: dict[int, LayerSpec | None]) -> Traced:
     model.train(training)
     tracer = ExportTracer(specs)
     bound = _default_arguments(model)
     before = set(vars(model))
     try:
-        graph = tracer.trace(model, concrete_args=bound or None)
+        with _refuse_custom_autograd():
+            graph = tracer.trace(model, concrete_args=bound or None)
+    except _CustomAutograd as exc:
+        path = f" in module '{tracer.failed_at[0] or '<root>'}'" if tracer.failed_at else ""
+        raise NotExportableError(
+            f"cannot export {type(model).__name__}: custom autograd function "
+            f"{exc.fn.__module__}.{exc.fn.__qualname__}{path}: its backward cannot be written as torch code"
+        ) from None
     except Exception as exc:
         where = ""
         if tracer.failed_at is not None:
