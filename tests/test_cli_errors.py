@@ -251,3 +251,13 @@ def test_data_dependent_forward_is_not_traceable_not_a_shape_error(cli, nets):
     code, _, err = cli("inspect", f"{nets}:Item", "-r", "16")
     assert code == 3 and one_line(err)
     assert "Tensor.item()" in err and "input of shape" not in err
+
+
+def test_report_on_a_data_dependent_forward_still_gives_params_and_macs(cli, nets):
+    """docs/report.md: an untraceable model still gets params and MACs (one eager forward counts them)."""
+    code, out, err = cli("report", f"{nets}:Item", "-r", "16", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["params"]["total"] == 8 * 3 * 9 + 8
+    assert doc["macs"] == 8 * 14 * 14 * 27  # the conv; .item() and the scalar multiply count nothing
+    assert doc["activation_memory"] is None and any("Tensor.item()" in n for n in doc["notes"])

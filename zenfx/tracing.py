@@ -14,7 +14,8 @@ from __future__ import annotations
 import inspect
 import os
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -58,7 +59,8 @@ class _PathTrackingTracer(fx.Tracer):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
-    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
         path = self.path_of_module(m)
         self.path_stack.append((path, type(m).__name__))
         try:
@@ -186,7 +188,7 @@ def _record(n: fx.Node, result: Any) -> None:
         n.meta["shape"] = None
 
 
-def _data_dependent(exc: BaseException) -> bool:
+def data_dependent(exc: BaseException) -> bool:
     """A failure because the op needs real values (``.item()``, ``.tolist()``, ``nonzero``), not a shape."""
     text = str(exc)
     return ("DataDependent" in type(exc).__name__ or "cannot be called on meta tensors" in text
@@ -196,7 +198,7 @@ def _data_dependent(exc: BaseException) -> bool:
 def _run_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exception) -> Exception:
     """What to tell the user when a node fails on meta/fake tensors: a data-dependent op (exit 3,
     the graph's shapes depend on values) or the layer and input shape that cannot run (exit 2)."""
-    if _data_dependent(exc):
+    if data_dependent(exc):
         op = f"Tensor.{n.target}()" if n.op == "call_method" else str(n.target)
         return NotTraceableError(
             f"cannot trace {type(gm).__name__}: forward calls {op} (node '{n.name}'), which needs real "

@@ -234,7 +234,15 @@ def _count_torch(module: nn.Module, shape: tuple[int, ...]) -> MacCount:
     except ShapeError:
         raise
     except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as exc:
-        raise _shape_error(tracker, shape, exc) from None
+        from ..tracing import data_dependent
+
+        if not data_dependent(exc) or module_device(module).type == "meta":
+            raise _shape_error(tracker, shape, exc) from None
+        # A forward that needs real values (Tensor.item(), .tolist()) cannot run on fake tensors:
+        # count on one eager forward of a real random input instead (real compute, same counter).
+        counter, tracker = FlopCounterMode(display=False, custom_mapping=_custom_mapping()), _LayerTracker(module)
+        with _eval_mode(module), mha_fastpath_disabled(), torch.no_grad(), tracker, counter:
+            module(torch.randn(shape, device=module_device(module)))
     counts = counter.get_flop_counts()
     glob = counts.get("Global", {})
     by_op = {_op_name(k): int(v) // FLOPS_PER_MAC for k, v in glob.items()}

@@ -243,6 +243,8 @@ def _target(model: Any, kwargs: dict[str, Any] | None, input_size: Any, resoluti
         except NotTraceableError as exc:
             if vcnn:
                 raise
+            if build_on == "meta":  # an untraceable forward may need real values (Tensor.item()): real weights
+                loaded = resolve_model(model, kwargs, device=None)
             size = input_size_of(input_size, resolution, loaded.default_input_size)
             # MACs, params and latency do not need a graph; activation memory does.
             return _Target(loaded.name, loaded.source, size, loaded.module, None,
