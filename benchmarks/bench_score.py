@@ -92,7 +92,7 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
     def parts() -> tuple[float, float]:
         """The two things zen does besides the passes: weight init, and drawing x, x+γε."""
         from zenfx.proxies.base import ProxyContext
-        from zenfx.proxies.zen import _zen_inputs
+        from zenfx.proxies.zen import zen_inputs
 
         ctx = ProxyContext(input_size=(3, resolution, resolution), batch_size=batch, device=dev, dtype=dt)
         gen = ctx.generator(0, dev)
@@ -101,7 +101,7 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
         gaussian_init_(floor_net, gen)
         _sync(dev)
         t1 = time.perf_counter()
-        _zen_inputs(ctx, gen)
+        zen_inputs(ctx, gen)
         _sync(dev)
         return t1 - t0, time.perf_counter() - t1
 

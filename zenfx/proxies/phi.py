@@ -22,7 +22,7 @@ from torch import nn
 
 from ..graph import BN_TYPES
 from .base import ProxyContext, register_proxy
-from .zen import ZEN_RNG_OFFSET, _gaussian_inputs, bn_layers, gaussian_init_
+from .zen import ZEN_RNG_OFFSET, gaussian_inputs, bn_layers, gaussian_init_
 
 PHI_PROBE_OFFSET = 0x9B1
 
@@ -106,7 +106,7 @@ def phi_terms(net: nn.Module, ctx: ProxyContext, *, keep_bn: bool = False) -> di
                 m.reset_running_stats()
     net.train()
     net.requires_grad_(False)
-    x, _eps = _gaussian_inputs(ctx, g)
+    x, _eps = gaussian_inputs(ctx, g)
     x = x.to(ctx.dtype).requires_grad_(True)
     probes = int(ctx.extra.get("phi_probes", 1))
     gp = ctx.generator(PHI_PROBE_OFFSET, ctx.device)

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NotConvertibleError, UsageError
-from ..graph import BN_TYPES, CONV_TYPES
+from ..graph import BN_TYPES, CONV_TYPES, attr_at
 from .base import ProxyContext, register_proxy
 
 ZEN_RNG_OFFSET = 0x2E4  # generator stream for weights/inputs of zen (and phi)
@@ -98,19 +98,13 @@ def functional_weights(net: nn.Module) -> tuple[list[torch.Tensor], list[torch.T
         b = node.args[2] if len(node.args) > 2 else node.kwargs.get("bias")
         for arg, bucket in ((w, weights), (b, biases)):
             if isinstance(arg, fx.Node) and arg.op == "get_attr":
-                t = _get_attr(gm, str(arg.target))
+                try:
+                    t = attr_at(gm, str(arg.target))
+                except AttributeError:
+                    continue
                 if isinstance(t, torch.Tensor):
                     bucket.setdefault(id(t), t)
     return list(weights.values()), list(biases.values())
-
-
-def _get_attr(gm: nn.Module, target: str) -> object:
-    obj: object = gm
-    for part in target.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
 
 
 def _fill_(tensors: list[torch.Tensor], value: float) -> None:
@@ -176,7 +170,7 @@ def reset_bn_(bns: Iterable[nn.modules.batchnorm._BatchNorm], momentum: float | 
         _fill_(vars_, 1.0)
 
 
-def _gaussian_inputs(ctx: ProxyContext, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_inputs(ctx: ProxyContext, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """x then eps, float32 N(0,1) from ``g`` (fresh tensors: for callers that keep them)."""
     size = (ctx.batch_size, *ctx.input_size)
     x = torch.randn(size, generator=g, device=ctx.device, dtype=torch.float32)
@@ -184,8 +178,8 @@ def _gaussian_inputs(ctx: ProxyContext, g: torch.Generator) -> tuple[torch.Tenso
     return x, eps
 
 
-def _zen_inputs(ctx: ProxyContext, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, x + gamma*eps) in the scoring dtype, drawn like ``_gaussian_inputs`` but into buffers
+def zen_inputs(ctx: ProxyContext, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, x + gamma*eps) in the scoring dtype, drawn like ``gaussian_inputs`` but into buffers
     kept in ``ctx.cache`` across repeats (no fresh allocation or page faults per repeat)."""
     size = (ctx.batch_size, *ctx.input_size)
     key = ("zen_inputs", size, str(ctx.device))
@@ -228,7 +222,7 @@ def zen_terms(net: nn.Module, ctx: ProxyContext) -> dict[str, object]:
         for m in bns:
             m.momentum = OFFICIAL_MOMENTUM
     net.train()
-    x, mixed = _zen_inputs(ctx, g)
+    x, mixed = zen_inputs(ctx, g)
 
     # Batch mode, and BN layers without running statistics in official mode, read the variance
     # each BN sees on f(x) through a pre-hook on the first pass only.
