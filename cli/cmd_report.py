@@ -112,18 +112,30 @@ def report_cmd(
     kwarg: KwargOpt = None,
     resolution: ResolutionOpt = None,
     input_size: InputSizeOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size for activation memory and latency.")] = 1,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", "-b", help="Batch size for activation memory and latency.")] = 1,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="Add a per-module breakdown table.")] = False,
-    depth: Annotated[int | None, typer.Option("--depth", help=f"Group the breakdown to depth K of the module hierarchy (default {DEFAULT_DEPTH}; implies --per-layer).")] = None,
+    depth: Annotated[int | None, typer.Option(
+        "--depth", help=f"Group the breakdown to depth K of the module hierarchy (default {DEFAULT_DEPTH}; implies "
+                        f"--per-layer).")] = None,
     latency: Annotated[bool, typer.Option("--latency", help="Measure latency with torch.utils.benchmark.")] = False,
-    predict: Annotated[bool, typer.Option("--predict", help="Add the per-operator latency predictor's estimate (table cached under ~/.cache/zenfx).")] = False,
+    predict: Annotated[bool, typer.Option(
+        "--predict",
+        help="Add the per-operator latency predictor's estimate (table cached under ~/.cache/zenfx).")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda (latency).")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="float32, float16 or bfloat16 (activation bytes and latency).")] = "float32",
-    threads: Annotated[int | None, typer.Option("--threads", help="Pin the intra-op thread count for latency (default: torch's current).")] = None,
-    counter: Annotated[str, typer.Option("--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")] = "torch",
-    vcnn: Annotated[bool, typer.Option("--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
-    clock: Annotated[str, typer.Option("--clock", help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")] = "wall",
-    min_run_time: Annotated[float, typer.Option("--min-run-time", help="Seconds of timed runs for --latency.")] = 1.0,
+    dtype: Annotated[str, typer.Option(
+        "--dtype", help="float32, float16 or bfloat16 (activation bytes and latency).")] = "float32",
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="Pin the intra-op thread count for latency, at least 1 (default: torch's current).")] = None,
+    counter: Annotated[str, typer.Option(
+        "--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")] = "torch",
+    vcnn: Annotated[bool, typer.Option(
+        "--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
+    clock: Annotated[str, typer.Option(
+        "--clock",
+        help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")] = "wall",
+    min_run_time: Annotated[float, typer.Option(
+        "--min-run-time", help="Seconds of timed runs for --latency (greater than 0).")] = 1.0,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed forward passes before timing (--latency).")] = 10,
     json: JsonOpt = False,
 ) -> None:
@@ -148,7 +160,8 @@ def report_cmd(
     if latency and not json:
         err.print("measuring latency ...", highlight=False)
     rep = cost_report(model, kwargs, size, batch_size, dtype=dtype, counter=counter, depth=k, latency=latency,
-                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time, clock=clock, warmup=warmup)
+                      predict=predict, device=device, threads=threads, vcnn=vcnn, min_run_time=min_run_time,
+                      clock=clock, warmup=warmup)
     if json:
         print_json(rep.to_dict())
         return

@@ -17,16 +17,22 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_REPEAT = 4
 
-ProxyOpt = Annotated[str, typer.Option("--proxy", "-p", help="Proxies, comma-separated: zen, phi, params, flops (and any other registered proxy).")]
+ProxyOpt = Annotated[str, typer.Option(
+    "--proxy", "-p", help="Proxies, comma-separated: zen, phi, params, flops (and any other registered proxy).")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Gaussian inputs per forward pass.")]
-RepeatOpt = Annotated[int, typer.Option("--repeat", "-n", help="Repeats with fresh weights and inputs; the interval is 1.96*std/sqrt(n).")]
+RepeatOpt = Annotated[int, typer.Option(
+    "--repeat", "-n", help="Repeats with fresh weights and inputs; the interval is 1.96*std/sqrt(n).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Same seed, same numbers (bit for bit on one machine).")]
-BnStatOpt = Annotated[str, typer.Option("--bn-stat", help="BN statistic for Zen: official (the reference code's running_var after the two passes) or batch (the paper's mini-batch variance).")]
+BnStatOpt = Annotated[str, typer.Option(
+    "--bn-stat", help="BN statistic for Zen: official (the reference code's running_var after the two passes) or batch "
+                      "(the paper's mini-batch variance).")]
 GammaOpt = Annotated[float, typer.Option("--mixup-gamma", help="Perturbation size gamma of Zen's x + gamma*eps.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda[:N].")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, float16 (cuda only) or bfloat16.")]
-GraphOpt = Annotated[str | None, typer.Option("--graph", help="Score every proxy on this graph (original or vcnn) instead of the one its reference uses.")]
-ClassesOpt = Annotated[int, typer.Option("--num-classes", help="Classes of the GAP+Linear head appended for proxies that need logits.")]
+GraphOpt = Annotated[str | None, typer.Option(
+    "--graph", help="Score every proxy on this graph (original or vcnn) instead of the one its reference uses.")]
+ClassesOpt = Annotated[int, typer.Option(
+    "--num-classes", help="Classes of the GAP+Linear head appended for proxies that need logits.")]
 
 
 def _fmt_value(name: str, value: float) -> str:

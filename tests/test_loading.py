@@ -137,7 +137,8 @@ def test_pretrained_weights_are_refused(spec, kw):
 
 
 def test_default_input_size_follows_the_model():
-    assert resolve_model("torchvision.models.inception_v3", {"init_weights": False}, device="meta").default_input_size == (3, 299, 299)
+    inception = resolve_model("torchvision.models.inception_v3", {"init_weights": False}, device="meta")
+    assert inception.default_input_size == (3, 299, 299)
     assert resolve_model("timm:efficientnet_b3", device="meta").default_input_size == (3, 288, 288)
     # torchvision's ViTs only run at the size they were built for, whatever their weights' crop
     # (vit_h_14's DEFAULT weights are a 518 fine-tune of the 224 model the constructor builds)
