@@ -11,7 +11,9 @@ worker processes (one torch thread each) and prints, measured in this one run:
   VCNN conversion, budget figures, executor traffic, idle workers at a round's end -- is outside.
   Goal at CIFAR size with 2 workers: at most 10%.
 * ``speed-up``: candidates per second with 2 workers over 1 worker. Goal: at least 1.7x.
-* worker CPU seconds (``time.process_time`` in the workers), so that a loaded machine shows.
+* the same share in CPU seconds (``time.process_time`` in the workers around the proxy and
+  around each candidate, and in the main process around each round), which a machine shared
+  with other jobs distorts far less than wall time.
 
 The two histories are checked to be identical (same seed, same round size).
 """
@@ -40,6 +42,7 @@ def run(workers: int, args: argparse.Namespace, root: Path) -> dict:
     rows = [json.loads(x) for x in (out / "timings.jsonl").read_text().splitlines()][1:]
     rows = [r for r in rows if r["id"] != 0]
     proxy = sum(r.get("proxy") or 0.0 for r in rows)
+    proxy_cpu = sum(r.get("proxy_cpu") or 0.0 for r in rows)
     worker_s = sum(r.get("seconds") or 0.0 for r in rows)
     cpu = sum(r.get("cpu") or 0.0 for r in rows)
     stages: dict[str, float] = {}
@@ -47,6 +50,7 @@ def run(workers: int, args: argparse.Namespace, root: Path) -> dict:
         for k, v in (r.get("stages") or {}).items():
             stages[k] = stages.get(k, 0.0) + v
     return {"workers": workers, "wall_s": wall, "search_s": res.elapsed_s, "proxy_s": proxy, "worker_s": worker_s,
+            "proxy_cpu_s": proxy_cpu, "main_cpu_s": res.main_cpu_s,
             "worker_cpu_s": cpu, "stages": stages, "proposed": res.counters["proposed"],
             "scored": res.counters["scored"], "best": res.best_score, "history": (out / "history.jsonl").read_bytes()}
 
@@ -67,10 +71,13 @@ def main() -> None:
     results = [run(w, args, root) for w in (1, 2)]
     for r in results:
         outside = 1 - r["proxy_s"] / (r["search_s"] * r["workers"])
+        cpu_total = r["worker_cpu_s"] + r["main_cpu_s"]
+        outside_cpu = 1 - r["proxy_cpu_s"] / cpu_total if cpu_total else float("nan")
         print(f"workers {r['workers']}: {r['proposed']} candidates ({r['scored']} scored) in {r['search_s']:.1f} s "
-              f"search time ({r['wall_s']:.1f} s wall incl. seed and start-up); proxy {r['proxy_s']:.1f} s, "
-              f"worker busy {r['worker_s']:.1f} s, worker CPU {r['worker_cpu_s']:.1f} s; "
-              f"outside proxy {100 * outside:.1f}%; best {r['best']:.2f}")
+              f"search time ({r['wall_s']:.1f} s wall incl. seed and start-up); proxy {r['proxy_s']:.1f} s wall, "
+              f"worker busy {r['worker_s']:.1f} s; CPU: workers {r['worker_cpu_s']:.1f} s (proxy "
+              f"{r['proxy_cpu_s']:.1f} s), main {r['main_cpu_s']:.1f} s; outside proxy: {100 * outside:.1f}% of "
+              f"wall x workers, {100 * outside_cpu:.1f}% of CPU; best {r['best']:.2f}")
         total = sum(r["stages"].values()) or 1.0
         print("   worker time by stage: " + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in
                                                      sorted(r["stages"].items(), key=lambda kv: -kv[1])))

@@ -197,3 +197,47 @@ def test_cli_json_prints_the_summary(tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["format"] == "zenfx-search-summary" and doc["counters"]["proposed"] == 4
+
+
+def test_reused_topology_graphs_score_exactly_like_a_fresh_trace():
+    """Width/kernel candidates reuse their topology's traced + converted graphs (candidate.Template):
+    same score, MACs and depth as tracing and converting each candidate afresh."""
+    import random
+
+    from zenfx.genome import Genome
+    from zenfx.mutation import mutate
+    from zenfx.search.candidate import EvalSettings, evaluate, init_worker
+
+    g0 = Genome(seed="zoo:cifar_resnet_bottleneck", kwargs={"num_classes": 10}, input_size=(3, 32, 32))
+    st = EvalSettings(proxy="zen", batch_size=8, budgets={"params": 10**9, "depth": 1000}, seed_genome=g0.to_dict())
+    fast, full = init_worker(st), init_worker(st)
+    full.fast = False
+    rng = random.Random(1)
+    genomes = [g0]
+    for _ in range(8):
+        genomes.append(mutate(rng.choice(genomes), rng, 2))
+    for g in genomes:
+        a, b = evaluate(fast, g.to_dict()), evaluate(full, g.to_dict())
+        assert (a["score"], a["figures"]) == (b["score"], b["figures"])
+    assert fast.templates and not full.templates
+    assert "reuse" in evaluate(fast, genomes[-1].to_dict())["timings"]
+
+
+def test_cheap_structure_keys_agree_with_structure_key():
+    """The edit-based key (no depth edits) dedups exactly where zenfx.structure_key does."""
+    import random
+
+    from zenfx.genome import Genome, structure_key
+    from zenfx.mutation import mutate
+    from zenfx.search.run import Keyer
+
+    g0 = Genome(seed=SEED, kwargs={}, input_size=(3, 32, 32))
+    keyer = Keyer(g0)
+    rng = random.Random(5)
+    genomes = [g0]
+    for _ in range(30):
+        genomes.append(mutate(rng.choice(genomes), rng, rng.choice((1, 2)), kinds=("width", "kernel")))
+    cheap = [keyer(g) for g in genomes]
+    full = [structure_key(g) for g in genomes]
+    pairs = {(a, b) for a, b in zip(cheap, full)}
+    assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)  # a bijection

@@ -111,6 +111,7 @@ class SearchResult:
     counters: dict[str, int]
     elapsed_s: float
     worker_cpu_s: float
+    main_cpu_s: float
     stopped: str  # "candidates" | "time-limit"
     population: int
     population_median: float | None
@@ -127,7 +128,8 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"format": "zenfx-search-summary", "run_dir": self.run_dir, "proxy": self.proxy,
                 "budgets": self.budgets, "seed": self.seed, "best": self.best, "counters": dict(self.counters),
-                "elapsed_s": self.elapsed_s, "worker_cpu_s": self.worker_cpu_s, "stopped": self.stopped,
+                "elapsed_s": self.elapsed_s, "worker_cpu_s": self.worker_cpu_s, "main_cpu_s": self.main_cpu_s,
+                "stopped": self.stopped,
                 "population": self.population, "population_median": self.population_median,
                 "stages": self.stages, "files": dict(self.files), "notes": list(self.notes)}
 
@@ -270,10 +272,17 @@ class _Run:
         self.seed_row: dict[str, Any] = {}
         self.best: Member | None = None
         self.elapsed = 0.0
-        self.cpu = 0.0
+        self.cpu = 0.0  # worker CPU seconds (time.process_time in the workers), summed
+        self.main_cpu = 0.0  # this process's CPU seconds in the rounds (proposing, dedup, bookkeeping)
         self.rows = 0  # history rows after the header
         self.history: Any = None
         self.timings: Any = None
+        self._keyer: Keyer | None = None
+
+    def key_of(self, g: Any) -> str:
+        if self._keyer is None:
+            self._keyer = Keyer(self.start)
+        return self._keyer(g)
 
     # ---- logs
     def open_logs(self) -> None:
@@ -299,7 +308,8 @@ class _Run:
             "format": CHECKPOINT_FORMAT, "version": 1, "rows": self.rows, "rng": rng_state_to_json(self.rng),
             "population": [m.to_dict() for m in self.population.members],
             "best": None if self.best is None else self.best.to_dict(), "seed": self.seed_row,
-            "counters": self.counters.to_dict(), "elapsed_s": self.elapsed, "worker_cpu_s": self.cpu}, indent=None)
+            "counters": self.counters.to_dict(), "elapsed_s": self.elapsed, "worker_cpu_s": self.cpu,
+            "main_cpu_s": self.main_cpu}, indent=None)
 
     def restore(self) -> None:
         from ..runlog import read_json
@@ -317,6 +327,7 @@ class _Run:
             self.counters = Counters.from_dict(ck["counters"])
             self.elapsed = float(ck["elapsed_s"])
             self.cpu = float(ck.get("worker_cpu_s", 0.0))
+            self.main_cpu = float(ck.get("main_cpu_s", 0.0))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UsageError(f"search checkpoint {path} is corrupt (bad or missing field {exc})") from None
         self.rd.truncate_jsonl("history.jsonl", self.rows)
@@ -337,9 +348,7 @@ class _Run:
         if out["status"] != "scored":
             why = out["error"] or f"over budget ({out['rejected_by']})"
             raise UsageError(f"the seed cannot be scored ({out['stage'] or 'budget'}): {why}")
-        from ..genome import structure_key
-
-        key = structure_key(self.start)
+        key = self.key_of(self.start)
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
                          "key": key}
@@ -354,30 +363,31 @@ class _Run:
         if out is not None:
             trow.update(seconds=round(sum(out.get("timings", {}).values()), 6),
                         cpu=round(out.get("cpu_seconds", 0.0), 6), proxy=out.get("proxy_seconds"),
-                        stages=out.get("timings"))
+                        proxy_cpu=out.get("proxy_cpu_seconds"), stages=out.get("timings"))
         self.timings.append(trow)
         self.rows += 1
 
     # ---- rounds
     def round(self, ex: Any) -> None:
-        from ..genome import Genome, structure_key
+        from ..genome import Genome
         from ..mutation import mutate as mutate_genome
 
         c = self.cfg
         k = c.round_size if c.candidates is None else min(c.round_size, c.candidates - self.counters.proposed)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
 
         def mutate(parent: Any, rng: Any, n: int) -> Any:
             return mutate_genome(parent, rng, edits=n, kinds=tuple(c.kinds), width_choices=c.width_choices)
 
         props = propose_round(k=k, next_id=self.rows, population=self.population, seed_genome=self.start,
-                              rng=self.rng, mutate=mutate, key_of=structure_key, seen=self.seen,
+                              rng=self.rng, mutate=mutate, key_of=self.key_of, seen=self.seen,
                               genome_from_dict=Genome.from_dict, counters=self.counters)
         todo = [p for p in props if p.error is None and not p.duplicate]
         results: dict[int, Any] = {}
         for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict()} for p in todo]):
             results[todo[o.index].id] = o
         self.elapsed += time.perf_counter() - t0
+        self.main_cpu += time.process_time() - c0
         self.counters.rounds += 1
         for p in props:
             self._apply(p, results.get(p.id))
@@ -436,6 +446,39 @@ class _Run:
         if c.time_limit is not None and self.elapsed >= c.time_limit:
             return "time-limit"
         return None
+
+
+class Keyer:
+    """Structure keys for dedup, cheap where that is exact. Without depth edits a genome's network
+    is fixed by the last value each edit gave its target (a group's width, a conv's kernel): two
+    genomes with the same final values -- values equal to the seed's dropped -- are the same network,
+    and different values give different layer shapes. That key costs microseconds; a genome with a
+    depth edit gets ``zenfx.structure_key`` (a meta build, ~30 ms). The two kinds of key never
+    meet, so a depth-edited genome that happens to equal a width-only one is not caught (rare: a
+    depth edit and its undo)."""
+
+    def __init__(self, start: Any) -> None:
+        from ..mutation import current_state
+
+        base = start.with_edits([])
+        sp = current_state(base)
+        self.base = {("width", g.id): g.channels for g in sp.groups}
+        self.base.update({("kernel", k.path): k.kernel for k in sp.kernels})
+
+    def __call__(self, g: Any) -> str:
+        import hashlib
+        import json
+
+        from ..genome import structure_key
+
+        if any(e.kind == "depth" for e in g.edits):
+            return structure_key(g)
+        final: dict[tuple[str, str], int] = {}
+        for e in g.edits:
+            final[(e.kind, e.target)] = e.value
+        items = sorted([k, t, v] for (k, t), v in final.items() if self.base.get((k, t)) != v)
+        text = json.dumps([g.seed, g.kwargs, list(g.input_size), g.init_seed, items], sort_keys=True, default=str)
+        return "e" + hashlib.sha256(text.encode()).hexdigest()[:15]
 
 
 def _flat(figs: dict[str, Any]) -> dict[str, Any]:
@@ -617,7 +660,8 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
         run_dir=str(rd.path), seed=run.seed_row,
         best=None if best is None else {"id": best.id, "score": best.score, "figures": best.figures,
                                         "genome": best.genome, "parent": best.parent},
-        counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, stopped=stopped,
+        counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, main_cpu_s=run.main_cpu,
+        stopped=stopped,
         population=len(run.population), population_median=run.population.median_score(),
         budgets=run.cfg.budgets, proxy=run.cfg.proxy, stages=stages, files=files, notes=notes)
     atomic_write_json(rd / "summary.json", res.to_dict())
