@@ -239,5 +239,5 @@ def test_cheap_structure_keys_agree_with_structure_key():
         genomes.append(mutate(rng.choice(genomes), rng, rng.choice((1, 2)), kinds=("width", "kernel")))
     cheap = [keyer(g) for g in genomes]
     full = [structure_key(g) for g in genomes]
-    pairs = {(a, b) for a, b in zip(cheap, full)}
+    pairs = set(zip(cheap, full, strict=True))
     assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)  # a bijection
