@@ -64,10 +64,9 @@ def render(res: VCNNResult) -> None:
 
 def _check_device(device: str) -> None:
     """meta, cpu or an available cuda device: ``--device cuda`` without CUDA is exit 2, as in score/report."""
-    if device.strip().lower() != "meta":
-        from zenfx.scoring import parse_device
+    from zenfx.devices import parse_device
 
-        parse_device(device)
+    parse_device(device.strip().lower(), allow_meta=True)
 
 
 def _write_code(res: VCNNResult, code: Path) -> ZenfxError | None:

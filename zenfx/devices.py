@@ -27,10 +27,11 @@ def parse_device(device: str | torch.device | None, *, allow_meta: bool = False,
     """``cpu`` (also for None), ``cuda`` / ``cuda:N`` when present, ``meta`` when ``allow_meta``."""
     if device is None:
         return torch.device("cpu")
+    known = "cpu, cuda[:N] or meta" if allow_meta else "cpu or cuda[:N]"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise OptionError(option, f"{option} '{device}' is not a device (cpu or cuda[:N])") from None
+        raise OptionError(option, f"{option} '{device}' is not a device ({known})") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise OptionError(option, f"{option} '{device}': CUDA is not available on this machine",
@@ -38,7 +39,6 @@ def parse_device(device: str | torch.device | None, *, allow_meta: bool = False,
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise OptionError(option, f"{option} '{device}': only {torch.cuda.device_count()} CUDA device(s)")
     elif not (dev.type == "cpu" or (allow_meta and dev.type == "meta")):
-        known = "cpu, cuda or meta" if allow_meta else "cpu or cuda"
         raise OptionError(option, f"{option} '{device}' is not supported ({known})")
     return dev
 

@@ -566,5 +566,5 @@ def score(model: Any, proxy: str | Sequence[str] = "zen", *, kwargs: dict[str, A
 
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_REPEAT", "Prepared", "ProxyScore", "ScoreOptions", "ScoreResult",
-           "VCNNWithHead", "feature_channels", "materialise", "mean_ci95", "parse_device", "parse_dtype",
-           "parse_proxies", "prepare", "score", "score_proxy", "uncovered_tensors", "with_head"]
+           "VCNNWithHead", "feature_channels", "materialise", "mean_ci95", "parse_proxies", "prepare", "score",
+           "score_proxy", "uncovered_tensors", "with_head"]
