@@ -224,7 +224,7 @@ def _scale(a: Any) -> float:
 
 
 def _compare(model: nn.Module, net: nn.Module, input_size: tuple[int, int, int], tol: float) -> float:
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     gen = torch.Generator().manual_seed(0)
     device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
     x = torch.randn(2, *input_size, generator=gen).to(device)
@@ -239,7 +239,8 @@ def _compare(model: nn.Module, net: nn.Module, input_size: tuple[int, int, int],
                          f"{str(exc).splitlines()[0] if str(exc) else ''}",
                          hint="pass a suitable --input-size") from None
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     diff = _max_diff(want, got)
     if not diff <= tol * max(1.0, _scale(want)):
         raise NotExportableError(f"the exported {type(net).__name__} does not reproduce the source model "
@@ -254,7 +255,7 @@ def _compare(model: nn.Module, net: nn.Module, input_size: tuple[int, int, int],
 def _compare_train(model: nn.Module, net: nn.Module, x: torch.Tensor) -> float:
     """One seeded train-mode forward of each: same random draws, same batch statistics. The source
     model's state (running statistics) is restored afterwards."""
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
@@ -267,7 +268,8 @@ def _compare_train(model: nn.Module, net: nn.Module, x: torch.Tensor) -> float:
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     finally:
         model.load_state_dict(saved)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     return _max_diff(want, got)
 
 

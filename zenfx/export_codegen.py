@@ -149,17 +149,17 @@ def _tensor_init(t: torch.Tensor) -> tuple[str, bool]:
     flat = t.reshape(-1).cpu()
     if t.numel() == 0:
         return f"torch.zeros({shape}{dtype})", False
-    if t.numel() <= 64 and t.dtype != torch.bfloat16:
-        values = format_value(_short(t.cpu().tolist() if t.dim() else t.item(), t.dtype))
-        return f"torch.tensor({values}{dtype})", False
     first = flat[0]
-    if bool((flat == first).all()) and not (t.is_floating_point() and math.isnan(float(first))):
+    if t.dim() and bool((flat == first).all()) and not (t.is_floating_point() and math.isnan(float(first))):
         value = _short(first.item(), t.dtype)
         if value == 0:
             return f"torch.zeros({shape}{dtype})", False
         if value == 1:
             return f"torch.ones({shape}{dtype})", False
         return f"torch.full(({shape}{',' if t.dim() == 1 else ''}), {format_value(value)}{dtype})", False
+    if t.numel() <= 64 and t.dtype != torch.bfloat16:
+        values = format_value(_short(t.cpu().tolist() if t.dim() else t.item(), t.dtype))
+        return f"torch.tensor({values}{dtype})", False
     return f"torch.zeros({shape}{dtype})", True
 
 

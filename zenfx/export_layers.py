@@ -189,6 +189,8 @@ def _arg_value(m: nn.Module, name: str) -> tuple[bool, Any]:
             return True, bias is not None
     if name == "add_bias_kv" and hasattr(m, "bias_k"):
         return True, m.bias_k is not None
+    if name in ("kdim", "vdim") and getattr(m, name, None) == getattr(m, "embed_dim", None):
+        return True, None  # MultiheadAttention stores embed_dim for "same as embed_dim"
     if name in ("device", "dtype", "_weight", "_freeze", "init"):
         return False, None
     if name in vars(m) or hasattr(type(m), name) and not callable(getattr(type(m), name)):

@@ -23,7 +23,7 @@ from torch import nn
 
 from .errors import NotTraceableError
 from .export_layers import LayerSpec, NotExportableError, layer_spec
-from .tracing import _default_arguments, _drop_bound_placeholders, _user_frame
+from .tracing import default_arguments, drop_bound_placeholders, user_frame
 
 
 class ExportTracer(fx.Tracer):
@@ -103,7 +103,7 @@ def _refuse_custom_autograd() -> Iterator[None]:
 def _trace_mode(model: nn.Module, training: bool, specs: dict[int, LayerSpec | None]) -> Traced:
     model.train(training)
     tracer = ExportTracer(specs)
-    bound = _default_arguments(model)
+    bound = default_arguments(model)
     before = set(vars(model))
     try:
         with _refuse_custom_autograd():
@@ -119,7 +119,7 @@ def _trace_mode(model: nn.Module, training: bool, specs: dict[int, LayerSpec | N
         if tracer.failed_at is not None:
             path, cls = tracer.failed_at
             where = f" in module '{path or '<root>'}' ({cls})"
-        line = _user_frame(exc)
+        line = user_frame(exc)
         at = f" at {line}" if line else ""
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise NotTraceableError(
@@ -148,7 +148,7 @@ def _drop_bound_placeholders_graph(graph: fx.Graph) -> None:
         def recompile(self) -> None:
             pass
 
-    _drop_bound_placeholders(_Holder(graph))  # type: ignore[arg-type]
+    drop_bound_placeholders(_Holder(graph))  # type: ignore[arg-type]
 
 
 def _drop_identities(graph: fx.Graph, root: nn.Module, specs: dict[int, LayerSpec | None]) -> None:
@@ -181,7 +181,7 @@ def _getitem() -> Any:
 
 def trace_for_export(model: nn.Module) -> tuple[Traced, Traced, dict[int, LayerSpec | None]]:
     """Train-mode and eval-mode graphs of ``model``; its mode is restored afterwards."""
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     # Decided before tracing: while fx traces, attribute reads on modules return proxies.
     specs: dict[int, LayerSpec | None] = {id(m): layer_spec(m) for m in model.modules()}
     try:
@@ -189,5 +189,6 @@ def trace_for_export(model: nn.Module) -> tuple[Traced, Traced, dict[int, LayerS
             train = _trace_mode(model, True, specs)
             evalg = _trace_mode(model, False, specs)
     finally:
-        model.train(was_training)
+        for m, mode in modes:  # per module: a model may keep some parts in eval on purpose
+            m.training = mode
     return train, evalg, specs
