@@ -351,7 +351,7 @@ def check_edit(i: int, e: Edit, topo: Topology, model: nn.Module, seed: str) -> 
                           f"{_close(e.target, [b['path'] for b in topo.blocks])}")
     if site["reasons"]:
         raise GenomeError(f"{where}: depth of '{e.target}' is frozen: {site['reasons'][0]}")
-    lo, hi = depth_limits(int(site["count"]))
+    lo, hi = depth_limits(site)
     if not lo <= e.value <= hi:
         raise GenomeError(f"{where}: depth of '{e.target}' must be in [{lo}, {hi}]")
     return site

@@ -191,15 +191,15 @@ def meta_copy(model: nn.Module) -> nn.Module:
 def analysis_trace(model: nn.Module) -> fx.GraphModule:
     """Trace with Conv/BN/Linear/GroupNorm/LayerNorm subclasses as leaves (timm's BatchNormAct2d,
     Conv2dSame stay one node each), adding timm's not-trace registries only if that fails."""
-    from .tracing import TRACER_LEAF, _PathTrackingTracer, _run_tracer, _timm_registries
+    from .tracing import TRACER_LEAF, PathTrackingTracer, run_tracer, timm_registries
 
     try:
-        return _run_tracer(model, _PathTrackingTracer(leaf_types=LEAF_TYPES), TRACER_LEAF)
+        return run_tracer(model, PathTrackingTracer(leaf_types=LEAF_TYPES), TRACER_LEAF)
     except Exception as first:
-        leaf, funcs = _timm_registries()
-        tracer = _PathTrackingTracer(leaf_types=LEAF_TYPES + tuple(leaf), autowrap_functions=tuple(funcs))
+        leaf, funcs = timm_registries()
+        tracer = PathTrackingTracer(leaf_types=LEAF_TYPES + tuple(leaf), autowrap_functions=tuple(funcs))
         try:
-            return _run_tracer(model, tracer, TRACER_LEAF + "+timm")
+            return run_tracer(model, tracer, TRACER_LEAF + "+timm")
         except Exception:
             why = str(first).splitlines()[0] if str(first) else ""
             raise NotTraceableError(f"cannot trace {type(model).__name__} for the space analysis: "
@@ -225,13 +225,13 @@ class _FastShapes(fx.Interpreter):
         return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
-        from .tracing import _record, _shape_error
+        from .tracing import record_shape, shape_error
 
         try:
             result = super().run_node(n)
         except Exception as exc:
-            raise _shape_error(self.module, n, self.env, exc) from None
-        _record(n, result)
+            raise shape_error(self.module, n, self.env, exc) from None
+        record_shape(n, result)
         return result
 
 
@@ -382,7 +382,7 @@ def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> l
             if j - i >= 2 or (j - i == 1 and repeatable(paths[i]) and len(paths) == 1):
                 whole = i == 0 and j == len(paths)
                 sites.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
-                              "count": j - i, "reasons": []})
+                              "count": j - i, "reasons": [], "first_repeats": repeatable(paths[i])})
                 taken.extend(paths[i:j])
             i = max(j, i + 1)
     return sites
@@ -520,8 +520,12 @@ def group_limits(meta: dict[str, Any], channels: int) -> tuple[int, int, int]:
     return step, step, max(step, (MAX_WIDTH_FACTOR * channels) // step * step)
 
 
-def depth_limits(count: int) -> tuple[int, int]:
-    return 1, min(max(2 * count, count + 2), count + 8)
+def depth_limits(site: dict[str, Any]) -> tuple[int, int]:
+    """A run keeps its first block, and one copyable block when the first changes the shape (else
+    the run could never grow again); it may grow to twice its size (at least +2, at most +8)."""
+    count = int(site["count"])
+    lo = 1 if site.get("first_repeats") else 2
+    return lo, min(max(2 * count, count + 2), count + 8)
 
 
 def read_space(topo: Topology, model: nn.Module, name: str, input_size: Sequence[int]) -> SearchSpace:
@@ -546,7 +550,7 @@ def read_space(topo: Topology, model: nn.Module, name: str, input_size: Sequence
     blocks = []
     for b in topo.blocks:
         n = int(b["count"])
-        lo, hi = depth_limits(n)
+        lo, hi = depth_limits(b)
         blocks.append(DepthSite(b["path"], b["container"], int(b["start"]), n, lo, hi,
                                 not b["reasons"], _reason(b["reasons"])))
     return SearchSpace(name, tuple(int(s) for s in input_size), groups, kernels, blocks, topo)  # type: ignore[arg-type]
