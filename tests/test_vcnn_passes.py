@@ -340,7 +340,7 @@ def test_leaf_traced_batchnorm_act_and_opaque_modules():
     pytest.importorskip("timm")
     from timm.layers import BatchNormAct2d
 
-    from zenfx.tracing import TRACER_LEAF, _PathTrackingTracer, _run_tracer, propagate_shapes
+    from zenfx.tracing import TRACER_LEAF, PathTrackingTracer, run_tracer, propagate_shapes
 
     class Opaque(nn.Module):  # stands in for MobileVitBlock & co: a block fx cannot see into
         def __init__(self) -> None:
@@ -351,7 +351,7 @@ def test_leaf_traced_batchnorm_act_and_opaque_modules():
             return x + self.conv(x)
 
     def leaf_trace(net: nn.Module, leaves: tuple) -> torch.fx.GraphModule:
-        gm = _run_tracer(net, _PathTrackingTracer(leaf_types=leaves), TRACER_LEAF)
+        gm = run_tracer(net, PathTrackingTracer(leaf_types=leaves), TRACER_LEAF)
         return propagate_shapes(gm, SIZE)
 
     net = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), BatchNormAct2d(8, act_layer=nn.SiLU), nn.AdaptiveAvgPool2d(1)).eval()

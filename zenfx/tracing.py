@@ -31,7 +31,7 @@ _TORCH_DIR = os.path.dirname(torch.__file__)
 _OUR_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _timm_registries() -> tuple[set[type], set[Callable[..., Any]]]:
+def timm_registries() -> tuple[set[type], set[Callable[..., Any]]]:
     """timm's own lists of modules/functions that must stay opaque to fx."""
     leaf: set[type] = set()
     funcs: set[Callable[..., Any]] = set()
@@ -45,7 +45,7 @@ def _timm_registries() -> tuple[set[type], set[Callable[..., Any]]]:
     return leaf, funcs
 
 
-class _PathTrackingTracer(fx.Tracer):
+class PathTrackingTracer(fx.Tracer):
     """A tracer that remembers which submodule it is inside, for error messages."""
 
     def __init__(self, leaf_types: Sequence[type] = (), autowrap_functions: Sequence[Callable[..., Any]] = ()) -> None:
@@ -73,7 +73,7 @@ class _PathTrackingTracer(fx.Tracer):
             self.path_stack.pop()
 
 
-def _user_frame(exc: BaseException) -> str | None:
+def user_frame(exc: BaseException) -> str | None:
     """The innermost traceback frame outside torch and zenfx: the user's line that broke."""
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):
@@ -88,7 +88,7 @@ def _user_frame(exc: BaseException) -> str | None:
 _CONSTANT_DEFAULTS = (type(None), bool, int, float, str)
 
 
-def _default_arguments(model: nn.Module) -> dict[str, Any]:
+def default_arguments(model: nn.Module) -> dict[str, Any]:
     """Forward parameters after the input that have constant defaults, bound to those defaults.
 
     Traced as proxies they would take both sides of ``if mask is not None`` (timm's Hiera), giving
@@ -107,7 +107,7 @@ def _default_arguments(model: nn.Module) -> dict[str, Any]:
     return bound
 
 
-def _drop_bound_placeholders(gm: fx.GraphModule) -> None:
+def drop_bound_placeholders(gm: fx.GraphModule) -> None:
     """Remove fx's guards on bound arguments (``_assert_is_none``, ``torch._assert(arg == v)``)
     and the placeholders they leave unused: fx bakes the bound values in as constants, so the
     graph then takes the input alone."""
@@ -123,22 +123,22 @@ def _drop_bound_placeholders(gm: fx.GraphModule) -> None:
     gm.recompile()
 
 
-def _run_tracer(model: nn.Module, tracer: _PathTrackingTracer, name: str) -> fx.GraphModule:
-    bound = _default_arguments(model)
+def run_tracer(model: nn.Module, tracer: PathTrackingTracer, name: str) -> fx.GraphModule:
+    bound = default_arguments(model)
     graph = tracer.trace(model, concrete_args=bound or None)
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     if bound:
-        _drop_bound_placeholders(gm)
+        drop_bound_placeholders(gm)
     gm.meta["zenfx_tracer"] = name
     return gm
 
 
-def _describe_failure(exc: BaseException, tracer: _PathTrackingTracer) -> str:
+def _describe_failure(exc: BaseException, tracer: PathTrackingTracer) -> str:
     where = ""
     if tracer.failed_at is not None:
         path, cls = tracer.failed_at
         where = f" in module '{path or '<root>'}' ({cls})"
-    line = _user_frame(exc)
+    line = user_frame(exc)
     at = f" at {line}" if line else ""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {msg}{where}{at}"
@@ -148,15 +148,15 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
     """Trace with the plain tracer first, the leaf-aware one second; record which one worked."""
     if isinstance(model, fx.GraphModule) and "zenfx_tracer" in model.meta:
         return model
-    plain = _PathTrackingTracer()
+    plain = PathTrackingTracer()
     try:
-        return _run_tracer(model, plain, TRACER_SYMBOLIC)
+        return run_tracer(model, plain, TRACER_SYMBOLIC)
     except Exception as first:
         first_exc = first
-    leaf_types, funcs = _timm_registries()
-    leaf = _PathTrackingTracer(leaf_types=tuple(leaf_types), autowrap_functions=tuple(funcs))
+    leaf_types, funcs = timm_registries()
+    leaf = PathTrackingTracer(leaf_types=tuple(leaf_types), autowrap_functions=tuple(funcs))
     try:
-        return _run_tracer(model, leaf, TRACER_LEAF)
+        return run_tracer(model, leaf, TRACER_LEAF)
     except Exception as second:
         leaf_why, plain_why = _describe_failure(second, leaf), _describe_failure(first_exc, plain)
         raise NotTraceableError(
@@ -173,11 +173,12 @@ class _ShapeInterpreter(fx.Interpreter):
             result = super().run_node(n)
         except Exception as exc:
             raise _run_error(self.module, n, self.env, exc) from None
-        _record(n, result)
+        record_shape(n, result)
         return result
 
 
-def _record(n: fx.Node, result: Any) -> None:
+def record_shape(n: fx.Node, result: Any) -> None:
+    """Write the shape record ``zenfx.graph`` documents (and reads through ``shape`` / ``tensor_shapes``)."""
     if isinstance(result, torch.Tensor):
         n.meta["shape"] = tuple(result.shape)
         n.meta["dtype"] = result.dtype
@@ -203,10 +204,10 @@ def _run_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exc
         return NotTraceableError(
             f"cannot trace {type(gm).__name__}: forward calls {op} (node '{n.name}'), which needs real "
             "tensor values; zenfx needs a forward whose control flow and shapes do not depend on the data")
-    return _shape_error(gm, n, env, exc)
+    return shape_error(gm, n, env, exc)
 
 
-def _shape_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exception) -> ShapeError:
+def shape_error(gm: fx.GraphModule, n: fx.Node, env: dict[fx.Node, Any], exc: Exception) -> ShapeError:
     what = str(n.target)
     if n.op == "call_module":
         what = f"'{n.target}' ({type(gm.get_submodule(str(n.target))).__name__})"
