@@ -261,3 +261,16 @@ def test_report_on_a_data_dependent_forward_still_gives_params_and_macs(cli, net
     assert doc["params"]["total"] == 8 * 3 * 9 + 8
     assert doc["macs"] == 8 * 14 * 14 * 27  # the conv; .item() and the scalar multiply count nothing
     assert doc["activation_memory"] is None and any("Tensor.item()" in n for n in doc["notes"])
+
+
+@pytest.mark.parametrize("args", [["space"], ["mutate"], ["export", "--out", "{tmp}/x.py"], ["audit"],
+                                  ["search", "--out", "{tmp}/run"]])
+def test_unknown_model_is_exit_2_with_suggestions_in_the_other_commands_too(cli, tmp_path, args):
+    from zenfx.cli.app import build_app
+
+    if args[0] not in {c.name for c in build_app().registered_commands}:
+        pytest.skip(f"no '{args[0]}' command")
+    command, *rest = [a.format(tmp=tmp_path) for a in args]
+    code, out, err = cli(command, "resnt18", *rest, "--json")
+    doc = json.loads(out)
+    assert code == 2 and doc["exit_code"] == 2 and "did you mean" in doc["error"] and "resnet18" in doc["error"]
