@@ -29,6 +29,7 @@ the graph was traced at: shapes on the nodes already include it.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,14 +77,7 @@ class ActivationMemory:
 
     def by_module(self) -> dict[str, int]:
         """Bytes allocated by nodes under each module path (children included; ``""`` is all)."""
-        out: dict[str, int] = {}
-        for n in self.nodes:
-            out[""] = out.get("", 0) + n.bytes
-            parts = n.module_path.split(".") if n.module_path else []
-            for i in range(1, len(parts) + 1):
-                key = ".".join(parts[:i])
-                out[key] = out.get(key, 0) + n.bytes
-        return out
+        return sum_by_module((n.module_path, n.bytes) for n in self.nodes)  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +89,21 @@ class ActivationMemory:
             "total_allocated_bytes": self.total_allocated_bytes,
             "dtype": self.dtype,
         }
+
+
+def module_prefixes(path: str) -> list[str]:
+    """``"layer1.0.conv1"`` -> ``["layer1", "layer1.0", "layer1.0.conv1"]``: every module a path lies under."""
+    parts = path.split(".") if path else []
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def sum_by_module(items: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Per-node figures (module path, value) totalled per module, children included; ``""`` is all."""
+    out: dict[str, float] = {}
+    for path, value in items:
+        for key in ["", *module_prefixes(path)]:
+            out[key] = out.get(key, 0) + value
+    return out
 
 
 def node_module_path(gm: fx.GraphModule, node: fx.Node) -> str:

@@ -43,7 +43,7 @@ from ..devices import dtype_name, parse_device, parse_dtype
 from ..errors import UsageError
 from ..graph import graph_batch, shape, tensor_shapes
 from .latency import check_clock, device_name, make_input, pinned_threads, resolve_runnable, time_callable
-from .memory import node_module_path, storage_kind
+from .memory import node_module_path, storage_kind, sum_by_module
 
 TABLE_VERSION = 1
 METHODS = ("context", "isolated")
@@ -353,14 +353,8 @@ class LatencyPrediction:
         return self.total_s / self.batch_size
 
     def by_module(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for n in self.nodes:
-            out[""] = out.get("", 0.0) + n.seconds
-            parts = n.module_path.split(".") if n.module_path else []
-            for i in range(1, len(parts) + 1):
-                key = ".".join(parts[:i])
-                out[key] = out.get(key, 0.0) + n.seconds
-        return out
+        """Predicted seconds of the operators under each module path (children included; ``""`` is all)."""
+        return sum_by_module((n.module_path, n.seconds) for n in self.nodes)
 
     def to_dict(self) -> dict[str, Any]:
         return {

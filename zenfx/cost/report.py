@@ -23,7 +23,7 @@ from ..loading import resolve_model
 from ..pipeline import TracedModel, check_batch_size, convert, input_size_of, load_and_trace, trace_loaded
 from .flops import COUNTERS, MacCount, count
 from .latency import LatencyResult, measure_latency
-from .memory import ActivationMemory, activation_memory, node_module_path
+from .memory import ActivationMemory, activation_memory, module_prefixes, node_module_path
 from .params import ParamCount, count_params
 from .predictor import LatencyPrediction, predict_latency
 
@@ -121,11 +121,8 @@ def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount
         for n in gm.graph.nodes:
             if n.op in ("placeholder", "output", "get_attr") or n.meta.get("shape") is None:
                 continue
-            path = node_module_path(gm, n)
-            parts = path.split(".") if path else []
-            for i in range(1, len(parts) + 1):
-                shapes[".".join(parts[:i])] = n.meta.get("shape")
-    if gm is not None:
+            for key in module_prefixes(node_module_path(gm, n)):
+                shapes[key] = n.meta.get("shape")
         shapes[""] = output_shape(gm)
     rows: list[LayerRow] = []
     total_row = LayerRow("", type(module).__name__, 0, params.total, macs.total, mem.get("", 0),
