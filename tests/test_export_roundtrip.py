@@ -169,6 +169,7 @@ FAST = [
     ("timm_resnet18", "timm:resnet18", {}, 32),
     ("my_backbone", f"{REPO / 'examples' / 'my_backbone.py'}:build", {}, 32),
     ("my_backbone_mutant", _my_backbone_mutant, {}, 32),
+    ("zoo_cifar_resnet20", "zoo:cifar_resnet20", {}, 32),
 ]
 
 
@@ -230,6 +231,8 @@ SLOW = [
     ("timm_mobilenetv3_small_100", "timm:mobilenetv3_small_100", {}, 64),
     ("timm_vit_tiny", "timm:vit_tiny_patch16_224", {"img_size": 32, "depth": 2}, 32),  # cls token, pos embed
     ("timm_convnext_atto", "timm:convnext_atto", {"drop_path_rate": 0.1}, 64),
+    ("zoo_nb201", "zoo:nb201", {}, 32),
+    ("zoo_zennet_cifar_05m", "zoo:zennet_cifar_05m", {}, 32),
 ]
 
 
