@@ -7,8 +7,9 @@ zenfx's space analysis finds, so the generic engine searches the space unchanged
 For each of R seeded runs:
 
 * **evolution**: ``zenfx.search`` from ``zoo:nats_sss`` (start widths ``--start``, default the
-  smallest 8:8:8:8:8) with width edits only, on the grid, under ``--budget-params``, for N candidates;
-  the architecture it returns (best proxy score) is looked up in the truth table;
+  largest 64:64:64:64:64, which the search shrinks uniformly to fit the budget as it does any seed)
+  with width edits only, on the grid, under ``--budget-params``, for N candidates; the
+  architecture it returns (best proxy score) is looked up in the truth table;
 * **random search**: N architectures drawn uniformly from the whole space with the run's seed
   (those over budget are rejected, as in the search), the in-budget ones scored with the same proxy,
   same scoring seed; the best-scoring one is looked up.
@@ -160,7 +161,7 @@ def median_params() -> int:
 
 def run_bench_search(truth: str | Path, *, proxies: Sequence[str] = ("zen", "zico", "params"),
                      budget_params: Any = None, candidates: int = 100, runs: int = 3, population: int = 32,
-                     round_size: int = 8, batch_size: int = 64, start: str = "8:8:8:8:8", seed: int = 0,
+                     round_size: int = 8, batch_size: int = 64, start: str = "64:64:64:64:64", seed: int = 0,
                      workers: int | None = None, out: str | Path = "bench_search_runs",
                      progress: Callable[[str], None] | None = None) -> SearchBenchResult:
     """R seeded evolution runs and R random searches per proxy, checked against NATS-Bench-SSS."""
@@ -176,8 +177,8 @@ def run_bench_search(truth: str | Path, *, proxies: Sequence[str] = ("zen", "zic
         raise UsageError(f"no NATS-SSS architecture has at most {budget} parameters")
     accs = sorted(table[a] for a in within)
     best_arch = max(within, key=lambda a: table[a])
-    if params.get(start, math.inf) > budget:
-        raise UsageError(f"--start {start} is over the budget ({params.get(start)} > {budget} params)")
+    if start not in params:
+        raise UsageError(f"--start {start!r} is not a NATS-SSS channel string (C0:C1:C2:C3:C4, each 8..64 step 8)")
     results = []
     out = Path(out)
     import time

@@ -359,7 +359,7 @@ class _Run:
 
     def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float) -> None:
         self.history.append(row)
-        trow = {"id": row["id"], "t": round(t, 4)}
+        trow = {"id": row["id"], "t": round(t, 4), "cpu_total": round(self.cpu + self.main_cpu, 4)}
         if out is not None:
             trow.update(seconds=round(sum(out.get("timings", {}).values()), 6),
                         cpu=round(out.get("cpu_seconds", 0.0), 6), proxy=out.get("proxy_seconds"),
