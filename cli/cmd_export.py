@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+from .common import (
+    InputSizeOpt,
+    JsonOpt,
+    KwargOpt,
+    ResolutionOpt,
+    err,
+    handle_errors,
+    input_size_option,
+    out,
+    print_json,
+)
 
 ExportModelArg = Annotated[str, typer.Argument(
     help="A genome JSON file or a model spec: torchvision.models.resnet50, timm:NAME, path/file.py:callable, ...")]
@@ -38,7 +48,7 @@ def export_cmd(
     from zenfx.export import export_model
 
     kwargs = zenfx.parse_kwargs(kwarg)
-    size = zenfx.parse_input_size(input_size, resolution, (3, 224, 224)) if (input_size or resolution) else None
+    size = input_size_option(input_size, resolution)  # -r 0 is an error, not the default
     with err.status("exporting ...", spinner="dots") if not json else contextlib.nullcontext():
         result = export_model(model, out_path, weights=weights, class_name=class_name, kwargs=kwargs,
                               input_size=size, check=check)

@@ -214,6 +214,7 @@ def test_exit_codes_documented_in_help_and_readme(cli):
     (["inspect", "-r", "-3"], "--resolution must be positive"),
     (["convert", "-r", "0"], "--resolution must be positive"),
     (["report", "-r", "0"], "--resolution must be positive"),
+    (["export", "-r", "0"], "--resolution must be positive"),
     (["report", "--threads", "0"], "--threads must be at least 1"),
     (["report", "--threads", "-2"], "--threads must be at least 1"),
     (["report", "--latency", "--warmup", "-1"], "--warmup must be at least 0"),
@@ -222,6 +223,8 @@ def test_exit_codes_documented_in_help_and_readme(cli):
 ])
 def test_bad_option_values_are_refused(cli, nets, args, needle):
     command, *rest = args
+    if command == "export":
+        rest += ["--out", str(nets.with_name("exported.py"))]
     code, out, err = cli(command, f"{nets}:Plain", *rest)
     assert code == 2 and one_line(err) and needle in err
     assert out.strip() == ""  # nothing measured, nothing printed
