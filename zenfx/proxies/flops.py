@@ -8,17 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import UsageError
 from .base import ProxyContext, register_proxy
-
-
-def _count_macs():
-    try:
-        from ..cost.flops import count_macs  # type: ignore[import-not-found]
-    except ImportError as exc:  # the cost package is developed alongside
-        raise UsageError("the flops proxy needs zenfx.cost.flops.count_macs, which is not available "
-                         f"in this build ({exc})") from None
-    return count_macs
 
 
 @register_proxy(
@@ -31,4 +21,6 @@ def _count_macs():
     mutates=False,
 )
 def flops(net: nn.Module, ctx: ProxyContext) -> float:
-    return float(_count_macs()(net, tuple(ctx.input_size), batch_size=1))
+    from ..cost.flops import count_macs  # the cost counters load on first use
+
+    return float(count_macs(net, tuple(ctx.input_size), batch_size=1))
