@@ -39,9 +39,9 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..devices import dtype_name, parse_device, parse_dtype
+from ..devices import dtype_name, is_meta, parse_device, parse_dtype
 from ..errors import UsageError
-from ..graph import graph_batch, shape, tensor_shapes
+from ..graph import shape, tensor_shapes
 from .latency import check_clock, device_name, make_input, pinned_threads, resolve_runnable, time_callable
 from .memory import node_module_path, storage_kind, sum_by_module
 
@@ -387,15 +387,11 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
     one alone with torch.utils.benchmark (warm caches; under-predicts memory-bound models). The
     two methods keep separate tables.
     """
-    from ..tracing import propagate_shapes, symbolic_trace
+    from ..pipeline import load_and_trace
 
     dev, dt = resolve_runnable(device, dtype)
     size = tuple(int(s) for s in input_size)
-    gm = model if isinstance(model, fx.GraphModule) and "zenfx_tracer" in model.meta else symbolic_trace(model)
-    if graph_batch(gm) != batch_size or tuple(gm.meta.get("zenfx_input_size", ())) != size:
-        gm.eval()
-        with torch.no_grad():
-            propagate_shapes(gm, size, batch_size)
+    gm = load_and_trace(model, input_size=size, batch_size=batch_size).gm  # a traced graph: re-shaped on a copy
     with pinned_threads(threads) as n:
         if table is None:
             table = LatencyTable.for_setting(dev, dt, batch_size, n, clock=clock, method=method)
@@ -408,10 +404,8 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
         if missing:
             if not measure_missing:
                 raise UsageError(f"{len(missing)} operators are not in the latency table {table.path}")
-            for p in list(gm.parameters()) + list(gm.buffers()):
-                if p.device.type == "meta":
-                    raise UsageError("measuring operator latencies needs real weights, not a meta-device model")
-                break
+            if is_meta(gm):
+                raise UsageError("measuring operator latencies needs real weights, not a meta-device model")
             runner = _prepare_graph(gm, dev, dt)
             rkeys = keys_for(runner, gm, keys)
             x = make_input((batch_size, *size), dev, dt)
