@@ -252,6 +252,14 @@ class _Body:
             args = args[:pos] + (SELF_TRAINING,) + args[pos + 1:]
         return args, kwargs
 
+    @staticmethod
+    def _base_name(node: fx.Node) -> str:
+        """Functions and methods are numbered here, not by fx: fx counts nodes that were later dropped
+        (unused ``x.device`` reads), which would make two equal graphs read differently."""
+        if node.op in ("call_function", "call_method"):
+            return re.sub(r"_\d+$", "", node.name) or node.name
+        return node.name
+
     def render(self) -> list[str]:
         for node in self.traced.graph.nodes:
             if node.op == "placeholder":
@@ -265,7 +273,7 @@ class _Body:
             else:
                 text = self.expr(node)
                 if node.users:
-                    name = self.namer(node.name)
+                    name = self.namer(self._base_name(node))
                     self.names[node] = name
                     self.lines.append(f"{name} = {text}")
                 else:
@@ -418,6 +426,12 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
     out += ["    def __init__(self) -> None:", *[f"        {line}" for line in _init_lines(layers, loose, ties)], ""]
     out += [f"    def forward({_signature(train_body)}):", *[f"        {line}" for line in forward], ""]
     notes = []
+    frozen = [lt for lt in loose
+              if lt.source == "<constant>" and lt.tensor.is_floating_point() and lt.tensor.numel() > 1]
+    if frozen:
+        notes.append(f"{len(frozen)} tensor(s) the forward computed when it was traced (an eval-mode cache, a tensor "
+                     "built in forward) are constants in the file: they will not follow training "
+                     f"({', '.join(lt.attr for lt in frozen[:5])}{' ...' if len(frozen) > 5 else ''})")
     carried = [lt for lt in loose if lt.carried]
     if carried:
         notes.append(f"{len(carried)} tensor(s) read directly in forward get their values only from the weights file: "
