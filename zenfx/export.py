@@ -256,7 +256,7 @@ def _compare_train(model: nn.Module, net: nn.Module, x: torch.Tensor) -> float:
     """One seeded train-mode forward of each: same random draws, same batch statistics. The source
     model's state (running statistics) is restored afterwards."""
     modes = [(m, m.training) for m in model.modules()]
-    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = [(b, b.detach().clone()) for b in model.buffers()]  # running statistics change in train mode
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -267,7 +267,9 @@ def _compare_train(model: nn.Module, net: nn.Module, x: torch.Tensor) -> float:
         raise UsageError(f"cannot check the export in train mode: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     finally:
-        model.load_state_dict(saved)
+        with torch.no_grad():
+            for b, value in saved:
+                b.copy_(value)
         for m, mode in modes:
             m.training = mode
     return _max_diff(want, got)
