@@ -171,7 +171,7 @@ class _Body:
         self.attr_of_module = attr_of_module
         self.attr_of_get = attr_of_get
         self.names: dict[fx.Node, str] = {}
-        self.namer = Namer(_RESERVED)
+        self.namer = Namer(_RESERVED | set(dir(builtins)))  # a local `max` would shadow max()
         self.lines: list[str] = []
         self.placeholders: list[tuple[str, str]] = []  # (name, as written in the signature)
         self.namedtuples: dict[str, tuple[str, ...]] = {}  # output types the file must define
