@@ -16,7 +16,7 @@ from typing import Any
 
 from zenfx.errors import EXIT_INTERRUPTED  # light: zenfx's package import pulls in no torch
 
-COMMAND_ORDER = ["inspect", "convert", "audit", "score", "report", "search", "bench"]
+COMMAND_ORDER = ["inspect", "convert", "audit", "score", "report", "search", "export", "bench"]
 
 HELP = (
     "Zero-shot NAS for any PyTorch model: trace, convert to vanilla-CNN form, score, report, search.\n\n"
