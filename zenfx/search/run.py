@@ -173,6 +173,8 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
     tried: list[tuple[str, Any, dict[str, Any]]] = []
     for depth in (False, True):
         base = shrink(genome, 1.0, depth=True) if depth else genome
+        if depth and len(base.edits) == len(genome.edits):
+            continue  # no free block run: nothing to shrink in depth
         if depth:
             f_base = _figures(state, base)
             tried.append(("depths at their minimum", base, f_base))
