@@ -40,8 +40,11 @@ def export_cmd(
     check: CheckOpt = True,
     json: JsonOpt = False,
 ) -> None:
-    """Write MODEL as one Python file that needs only torch: layers built in __init__, a readable forward,
-    train/eval behaviour kept. With --weights a state_dict file that loads with strict=True."""
+    """Write MODEL (a spec or a genome) as a standalone Python module that needs only torch.
+
+    Layers are built in __init__, the forward reads like the graph, train/eval behaviour is kept.
+    --weights also writes a state_dict (net.pt) that loads into the class with strict=True.
+    Before writing, the export is checked against the model in eval and train mode."""
     import contextlib
 
     import zenfx
