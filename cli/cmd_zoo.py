@@ -57,7 +57,8 @@ def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = Fa
                       _human(fig.get("params")), _human(fig.get("macs")),
                       f"{zen:.2f}" if isinstance(zen, (int, float)) else "-", row["description"])
     out.print(table)
-    note = "Zen: official Zen-Score, `./dev zenfx score zoo:NAME` (batch 16, 4 repeats, seed 0, CPU)"
+    note = ("Zen: official Zen-Score, `./dev zenfx score zoo:NAME` (batch 16, 4 repeats, seed 0; CPU, or a GPU "
+            "for the 224-px nets)")
     out.print(note + (f", measured {', '.join(sorted(dates))}" if dates else "") + "; --json gives each command.")
 
 

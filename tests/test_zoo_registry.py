@@ -76,7 +76,8 @@ def test_bad_constructor_arguments_are_usage_errors():
         zenfx.load_model("zoo:cifar_resnet20", depth=21)
 
 
-SMALL = ["cifar_resnet_basic", "cifar_resnet_bottleneck", "cifar_resnet20", "nb201", "nats_sss"]
+SMALL = ["cifar_resnet_basic", "cifar_resnet_bottleneck", "cifar_resnet20", "nats_sss",
+         pytest.param("nb201", marks=pytest.mark.slow)]  # 15 cells: the slowest conversion of the lot
 
 
 @pytest.mark.parametrize("name", SMALL)
