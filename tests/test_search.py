@@ -241,3 +241,18 @@ def test_cheap_structure_keys_agree_with_structure_key():
     full = [structure_key(g) for g in genomes]
     pairs = set(zip(cheap, full, strict=True))
     assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)  # a bijection
+
+
+def test_a_data_proxy_with_data_batches(tmp_path):
+    """Any registered proxy is an objective; --data feeds the data-dependent ones (zico needs logits,
+    so it runs on real weights with a head appended)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "batch.npz", x=rng.standard_normal((16, 3, 32, 32)).astype("float32"),
+             y=rng.integers(0, 10, 16))
+    res = search(SEED, out=tmp_path / "z", candidates=4, workers=0, plots=False, proxy="zico",
+                 data=str(tmp_path / "batch.npz"), **COMMON)
+    rows = _rows(tmp_path / "z" / "history.jsonl")
+    assert res.proxy == "zico" and res.counters["failed"] == 0
+    assert all(math.isfinite(r["score"]) for r in rows if r["verdict"] in ("seed", "scored"))
