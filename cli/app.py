@@ -20,8 +20,8 @@ COMMAND_ORDER = ["inspect", "convert", "audit", "score", "report", "search", "ex
 
 HELP = (
     "Zero-shot NAS for any PyTorch model: trace, convert to vanilla-CNN form, score, report, search.\n\n"
-    "Exit codes: 0 ok, 1 internal error (a bug), 2 bad usage or unknown model, 3 not traceable, "
-    "4 not VCNN-convertible, 5 numerical failure, 130 interrupted (Ctrl-C).\n\n"
+    "Exit codes: 0 ok, 1 unexpected error (a bug, or raised by the model's code), 2 bad usage or unknown model, "
+    "3 not traceable, 4 not VCNN-convertible, 5 numerical failure, 130 interrupted (Ctrl-C).\n\n"
     "With --json a failure prints {\"error\": ..., \"exit_code\": ...} on stdout."
 )
 

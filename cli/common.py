@@ -92,14 +92,23 @@ def _json_requested(kwargs: dict[str, Any]) -> bool:
 
 
 def _internal(exc: BaseException) -> str:
-    """One line for a bug: the exception and the innermost zenfx frame, so a report can be acted on."""
-    where = ""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if "zenfx" in frame.filename or f"{os.sep}cli{os.sep}" in frame.filename:
-            where = f" at {os.path.basename(frame.filename)}:{frame.lineno}"
-            break
+    """One line for an exception no one anticipated, naming where it was raised: the innermost frame
+    in zenfx (a zenfx bug) or in the user's own code (their model raised), skipping torch and other
+    libraries, so the line can be acted on without a traceback."""
+    def ours(f: traceback.FrameSummary) -> bool:
+        return f"{os.sep}zenfx{os.sep}" in f.filename or f"{os.sep}cli{os.sep}" in f.filename
+
+    def library(f: traceback.FrameSummary) -> bool:
+        return "-packages" in f.filename or f.filename.startswith("<") or "/lib/python" in f.filename
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f for f in reversed(frames) if ours(f) or not library(f)), None)
+    at = f" at {os.path.basename(where.filename)}:{where.lineno}" if where is not None else ""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"internal error: {type(exc).__name__}: {msg}{where} (a zenfx bug; ZENFX_DEBUG=1 shows the traceback)"
+    what = f"{type(exc).__name__}: {msg}".rstrip(": ")
+    if where is not None and not ours(where):
+        return f"the model's code raised {what}{at} (ZENFX_DEBUG=1 shows the traceback)"
+    return f"internal error: {what}{at} (a zenfx bug; ZENFX_DEBUG=1 shows the traceback)"
 
 
 def handle_errors(fn: F) -> F:

@@ -182,26 +182,43 @@ def test_cuda_without_cuda_exits_2_everywhere(cli, nets, command):
     assert code == 2 and one_line(err) and "CUDA" in err
 
 
-def test_a_bug_is_one_line_exit_1_and_json(monkeypatch):
-    """An exception that is not a ZenfxError (a zenfx bug) still never shows a traceback."""
+def test_unanticipated_exceptions_are_one_line_exit_1_and_json(monkeypatch, tmp_path):
+    """An exception that is not a ZenfxError never shows a traceback either: one line naming it and
+    where it was raised, a zenfx frame (a bug) or the user's own code."""
+    import importlib.util
+
     monkeypatch.delenv("ZENFX_DEBUG", raising=False)
+    user = tmp_path / "user_model.py"
+    user.write_text("def forward():\n    raise ValueError('negative variance')\n")
+    spec = importlib.util.spec_from_file_location("user_model", user)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     app = typer.Typer()
 
     @app.command()
     @handle_errors
-    def broken(json: JsonOpt = False) -> None:
-        {}["missing"]
+    def broken(where: str, json: JsonOpt = False) -> None:
+        if where == "zenfx":
+            from zenfx.loading import parse_input_size
+
+            parse_input_size(input_size=5)  # a wrong type deep in zenfx: stands in for a bug
+        module.forward()
 
     runner = CliRunner()
-    res = runner.invoke(app, [], catch_exceptions=False)
-    assert res.exit_code == 1 and one_line(res.stderr) and "internal error: KeyError" in res.stderr
-    res = runner.invoke(app, ["--json"], catch_exceptions=False)
+    res = runner.invoke(app, ["zenfx"], catch_exceptions=False)
+    assert res.exit_code == 1 and one_line(res.stderr)
+    assert "internal error: AttributeError" in res.stderr and "loading.py:" in res.stderr
+    res = runner.invoke(app, ["user"], catch_exceptions=False)
+    assert res.exit_code == 1 and one_line(res.stderr)
+    assert "the model's code raised ValueError: negative variance at user_model.py:2" in res.stderr
+    res = runner.invoke(app, ["user", "--json"], catch_exceptions=False)
     assert res.exit_code == 1 and json.loads(res.stdout)["exit_code"] == 1
 
 
 def test_exit_codes_documented_in_help_and_readme(cli):
     _, out, err = cli("--help")
-    assert "130 interrupted" in out + err and "1 internal error" in out + err
+    text = " ".join((out + err).split())  # whatever the terminal's wrapping
+    assert "130 interrupted" in text and "1 unexpected error" in text
     readme = (REPO / "README.md").read_text()
     assert "| 130 |" in readme and "| 1 |" in readme
 
