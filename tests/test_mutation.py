@@ -13,7 +13,8 @@ from zenfx.genome import Edit, Genome
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SEEDS = [("torchvision:resnet18", (3, 32, 32)), ("torchvision:mobilenet_v2", (3, 32, 32)),
+SEEDS = [("torchvision:resnet18", (3, 32, 32)),
+         pytest.param("torchvision:mobilenet_v2", (3, 32, 32), marks=pytest.mark.slow),
          ("zoo:cifar_resnet20", (3, 32, 32)), ("examples/my_backbone.py:build", (3, 32, 32))]
 
 

@@ -41,7 +41,7 @@ def test_resnet18_groups_roles_sites():
 
 
 def test_mobilenet_v2_expansion_and_runs():
-    sp = zenfx.space("torchvision:mobilenet_v2", input_size=(3, 32, 32))
+    sp = zenfx.space("torchvision:mobilenet_v2", input_size=(3, 32, 32), probe=False)
     g = _by_id(sp)
     exp = g["features.2.conv.0.0"]
     assert exp.role == "expansion" and exp.ratio == 6.0 and exp.step == 8

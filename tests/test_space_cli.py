@@ -32,13 +32,13 @@ def test_space_json_and_tables():
 
 def test_mutate_writes_a_genome_that_every_command_reads(tmp_path):
     out = tmp_path / "g.json"
-    res = runner.invoke(app, ["mutate", "zoo:cifar_resnet20", "--edits", "3", "--seed", "1", "--out", str(out),
-                              "--no-score", "--json"])
+    mine = ["examples/my_backbone.py:build", "-r", "32"]
+    res = runner.invoke(app, ["mutate", *mine, "--edits", "3", "--seed", "1", "--out", str(out), "--no-score", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert len(doc["new_edits"]) == 3 and doc["seed"]["params"] == 272474
-    assert doc["mutant"]["params"] != doc["seed"]["params"] and doc["seed"]["vcnn_depth"] == 19
-    again = runner.invoke(app, ["mutate", "zoo:cifar_resnet20", "--edits", "3", "--seed", "1", "--no-score", "--json"])
+    assert len(doc["new_edits"]) == 3 and doc["seed"]["params"] == 39482 and doc["seed"]["vcnn_depth"] == 5
+    assert doc["mutant"]["params"] != doc["seed"]["params"] and doc["mutant"]["macs"] > 0
+    again = runner.invoke(app, ["mutate", *mine, "--edits", "3", "--seed", "1", "--no-score", "--json"])
     assert json.loads(again.stdout)["genome"] == doc["genome"]  # same seed, same genome
     res = runner.invoke(app, ["inspect", str(out), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["params"] == doc["mutant"]["params"]

@@ -28,6 +28,41 @@ def _run(m, size):
         return m(torch.randn(2, *size)).shape
 
 
+class SameNet(nn.Module):
+    """timm's dynamic-'same' conv and its BN-with-activation, in a user's own net."""
+
+    def __init__(self) -> None:
+        from timm.layers import BatchNormAct2d, Conv2dSame
+
+        super().__init__()
+        self.stem = Conv2dSame(3, 16, 3, stride=2, bias=False)
+        self.bn = BatchNormAct2d(16, act_layer=nn.SiLU)
+        self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
+        self.bn2 = BatchNormAct2d(16, act_layer=nn.SiLU)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.bn(self.stem(x))
+        x = x + self.bn2(self.dw(x))
+        return self.fc(x.mean((2, 3)))
+
+
+def build_same_net() -> nn.Module:
+    return SameNet()
+
+
+def test_kernel_and_width_edits_keep_timm_layers_themselves():
+    size = (3, 33, 33)  # odd: dynamic 'same' padding is asymmetric here
+    g = Genome(f"{__file__}:build_same_net", {}, size, 0,
+               [Edit("kernel", "stem", 7), Edit("kernel", "dw", 5), Edit("width", "stem", 24)])
+    m = zenfx.build(g)
+    assert type(m.stem).__name__ == "Conv2dSame" and m.stem.kernel_size == (7, 7) and m.stem.padding == (0, 0)
+    assert m.dw.kernel_size == (5, 5) and m.dw.padding == (2, 2) and m.dw.groups == 24
+    assert type(m.bn).__name__ == "BatchNormAct2d" and isinstance(m.bn.act, nn.SiLU) and m.bn.num_features == 24
+    assert _run(m, size) == (2, 10)
+
+
+@pytest.mark.slow
 def test_kernel_edits_keep_shapes_on_dynamic_same_padding_and_depthwise():
     size = (3, 64, 64)
     g0 = Genome("timm:tf_efficientnet_b0", {}, size)
@@ -51,14 +86,14 @@ def test_depth_edits_renumber_and_replay_in_order():
         Edit("depth", "features.9", 2),  # the third stage's run now starts at features.9
         Edit("width", "features.9.conv.0.0", 96),
     ])
-    m = zenfx.build(g)
+    m = zenfx.build(g, probe=False)
     assert len(m.features) == 19 + 2 - 2
     assert m.features[9].conv[0][0].out_channels == 96
     assert _run(m, size) == (2, 1000)
-    sp = zenfx.space(g)
+    sp = zenfx.space(g, probe=False)
     assert [(b.path, b.count) for b in sp.blocks][1:3] == [("features.4", 5), ("features.9", 2)]
     with pytest.raises(zenfx.UsageError, match="no block run 'features.7'"):
-        zenfx.build(g.child(Edit("depth", "features.7", 3)))
+        zenfx.build(g.child(Edit("depth", "features.7", 3)), probe=False)
 
 
 def test_added_blocks_are_fresh_and_deterministic():
@@ -103,7 +138,7 @@ def test_fixed_count_loop_freezes_the_container():
 def test_stale_metadata_fixed_after_edits():
     g = Genome("timm:efficientnet_b0", {"drop_path_rate": 0.2}, (3, 64, 64), 0,
                [Edit("depth", "blocks.5", 6), Edit("width", "conv_head", 640)])
-    m = zenfx.build(g, device="meta")
+    m = zenfx.build(g, device="meta", probe=False)
     rates = [d.drop_prob for d in m.modules() if type(d).__name__ == "DropPath"]
     assert len(rates) == 17 and rates == sorted(rates) and abs(rates[-1] - 0.1875) < 1e-9
     # evenly spread

@@ -206,6 +206,36 @@ def analysis_trace(model: nn.Module) -> fx.GraphModule:
                                     f"{type(first).__name__}: {why}") from None
 
 
+_PLAIN_CONV_FORWARDS = {nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward}
+
+
+def _fast_shape(m: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
+    """Output shape of a plain conv / linear by formula (meta convolutions cost ~5 ms each in
+    Python, which made the probe slow); None for anything else, which then runs for real on meta."""
+    if isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward:
+        if x.shape[-1] != m.in_features:
+            raise RuntimeError(f"Linear expects {m.in_features} input features, got {x.shape[-1]}")
+        return (*x.shape[:-1], m.out_features)
+    if not isinstance(m, nn.modules.conv._ConvNd) or isinstance(m, nn.modules.conv._ConvTransposeNd):
+        return None
+    nd = len(m.kernel_size)
+    if x.dim() != nd + 2:
+        return None
+    if x.shape[1] != m.in_channels:
+        raise RuntimeError(f"conv expects {m.in_channels} input channels, got {x.shape[1]}")
+    spatial = x.shape[2:]
+    if type(m).forward in _PLAIN_CONV_FORWARDS and not isinstance(m.padding, str) and m.padding_mode == "zeros":
+        out = [(h + 2 * p - d * (k - 1) - 1) // s + 1
+               for h, p, d, k, s in zip(spatial, m.padding, m.dilation, m.kernel_size, m.stride, strict=True)]
+    elif "same" in type(m).__name__.lower() and all(p == 0 for p in m.padding):  # timm Conv2dSame: dynamic pad
+        out = [-(-h // s) for h, s in zip(spatial, m.stride, strict=True)]
+    else:
+        return None
+    if min(out) < 1:
+        raise RuntimeError(f"conv output would be empty for input {tuple(x.shape)}")
+    return (x.shape[0], m.out_channels, *out)
+
+
 class _FastShapes(fx.Interpreter):
     """Shape propagation on meta tensors for the analysis: norm layers (BN, GroupNorm, LayerNorm,
     timm's BatchNormAct2d) keep their input's shape, so they are skipped (meta batch_norm runs a
@@ -214,6 +244,10 @@ class _FastShapes(fx.Interpreter):
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
         m = self.fetch_attr(target)
         x = args[0] if args else None
+        if isinstance(x, torch.Tensor) and len(args) == 1 and not kwargs:
+            fast = _fast_shape(m, x)
+            if fast is not None:
+                return torch.empty(fast, dtype=x.dtype, device="meta")
         if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)) and isinstance(x, torch.Tensor):
             want = m.normalized_shape if isinstance(m, nn.LayerNorm) else (
                 (m.num_channels,) if isinstance(m, nn.GroupNorm) else (m.num_features,))
