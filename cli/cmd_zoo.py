@@ -21,6 +21,18 @@ def _human(n: float | None, unit: str = "") -> str:
     return f"{n:.0f}{unit}"
 
 
+def _found_figures(found: dict | None) -> dict:
+    """A found net's figures come from its own search record: the score the search gave it."""
+    if not found:
+        return {}
+    figs = found.get("figures") or {}
+    out = {"params": figs.get("params"), "macs": figs.get("macs"), "zen_command": found.get("command"),
+           "zen_date": found.get("date")}
+    if found.get("proxy") == "zen":
+        out["zen"] = found.get("score")
+    return out
+
+
 @handle_errors
 def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = False) -> None:
     """List the zoo: families, search seeds, released networks (Zen-NAS's ZenNets) and networks
@@ -38,7 +50,7 @@ def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = Fa
         raise UsageError(f"no zoo entry matches {pattern!r}" + (f" of kind {kind}" if kind else ""),
                          hint="`zenfx zoo` lists them all")
     stored = zoo_figures.load()
-    rows = [{**e.to_dict(), "figures": stored.get(e.name, {})} for e in entries]
+    rows = [{**e.to_dict(), "figures": stored.get(e.name) or _found_figures(e.meta.get("found"))} for e in entries]
     if json:
         print_json({"entries": rows})
         return

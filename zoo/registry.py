@@ -126,28 +126,40 @@ def _zennas_entries() -> list[ZooEntry]:
     return out
 
 
+FOUND_FORMAT = "zenfx-zoo-found"
+
+
 def _found_entries() -> list[ZooEntry]:
-    """Every ``zoo/found/*.json`` genome: built by replaying its edits (``zenfx.build``)."""
+    """Every ``zoo/found/NAME.json``: a network zenfx's search returned, as the genome that rebuilds
+    it (``zenfx.build``) plus how it was found (command, date, time, score, figures)."""
     out = []
     for path in sorted(FOUND_DIR.glob("*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        size = tuple(data.get("input_size") or (3, 32, 32))
-        meta = {k: data[k] for k in ("found", "seed") if k in data}
-        out.append(ZooEntry(path.stem, "found", size, _lazy("registry", "_build_genome", path=str(path)),
-                            str(data.get("description") or f"found by zenfx search from {data.get('seed')}"),
+        if not isinstance(data, dict) or data.get("format") != FOUND_FORMAT or "genome" not in data:
+            continue
+        genome = data["genome"]
+        size = tuple(int(x) for x in genome.get("input_size") or (3, 32, 32))
+        meta = {"found": data.get("found", {}), "seed": genome.get("seed"), "edits": len(genome.get("edits") or [])}
+        out.append(ZooEntry(path.stem, "found", size, _lazy("registry", "build_found", path=str(path)),
+                            str(data.get("description") or f"found by zenfx search from {genome.get('seed')}"),
                             meta=meta))
     return out
 
 
-def _build_genome(path: str, **kwargs: Any) -> nn.Module:
+def build_found(path: str, device: str | None = None, **kwargs: Any) -> nn.Module:
+    """Rebuild a found network from its genome (identical weights for the same genome)."""
     if kwargs:
-        raise UsageError("a found network is a fixed genome: it takes no constructor arguments")
+        raise UsageError(f"a found network is a fixed genome: it takes no constructor arguments "
+                         f"(got {', '.join(kwargs)})")
     import zenfx
+    from zenfx.genome import Genome
 
-    return zenfx.build(path)  # type: ignore[attr-defined]
+    data = json.loads(Path(path).read_text())
+    genome = Genome.from_dict(data["genome"], where=f"zoo entry {Path(path).stem}")
+    return zenfx.build(genome, device=device)  # type: ignore[attr-defined]
 
 
 _PROVIDERS: list[Callable[[], list[ZooEntry]]] = [_cifar_entries, _zennas_entries, _benchmark_entries,
@@ -214,7 +226,10 @@ def load_entry(name: str, kwargs: dict[str, Any], device: str | None, spec: str)
     from zenfx.loading import LoadedModel, _build
 
     entry = get_entry(name)
-    model = _build(lambda **k: entry.build(**k), kwargs, device)
+    if entry.kind == "found":  # a genome replays on its own seed: zenfx.build handles the device itself
+        model = entry.build(device=device, **kwargs)
+    else:
+        model = _build(lambda **k: entry.build(**k), kwargs, device)
     return LoadedModel(model, entry.name, "zoo", spec, entry.input_size, kwargs)
 
 
