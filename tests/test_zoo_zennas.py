@@ -71,7 +71,8 @@ def _published_macs(text: str) -> float:
     return float(text[:-1]) * (1e9 if text.endswith("B") else 1e6)
 
 
-@pytest.mark.parametrize("name", RELEASED)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n not in CIFAR_NETS else [])
+                                  for n in RELEASED])
 def test_macs_within_four_percent_of_published_flops(name):
     """The README's FLOPs count a multiply-add once; zenfx's MACs (convolutions and Linear only)
     come out 1-3% lower for the small nets (the README's figures evidently count more ops) and
@@ -192,3 +193,18 @@ def test_cifar_zennets_build_trace_and_convert(name, one_thread):
 def test_imagenet_zennets_build_trace_and_convert(name):
     res = zenfx.convert_model(f"zoo:{name}", device="meta")
     assert res.verdict == "convertible" and res.output_shape[-1] == 7
+
+
+def test_a_zennet_evolves_with_zenfx_edits_and_prints_back(one_thread):
+    """Ordinary modules: zenfx's space/mutation engine edits a ZenNet, to_string reads the result."""
+    from zenfx.genome import Edit, Genome
+
+    g = Genome("zoo:zennas_cifar_seed", {}, (3, 32, 32))
+    space = zenfx.space(g)
+    assert sum(grp.free for grp in space.groups) >= 8 and sum(k.free for k in space.kernels) >= 8
+    g = g.child(Edit("width", "blocks.3.0.body.conv1", 24), Edit("kernel", "blocks.2.0.body.conv1", 5),
+                Edit("kernel", "blocks.2.0.body.conv2", 5))
+    net = zenfx.build(g)
+    assert zennas.to_string(net) == ("SuperConvK3BNRELU(3,8,1,1)SuperResK3K3(8,16,1,8,1)SuperResK5K5(16,32,2,16,1)"
+                                     "SuperResK3K3(32,64,2,24,1)SuperResK3K3(64,64,2,32,1)SuperConvK1BNRELU(64,128,1,1)")
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
