@@ -93,7 +93,8 @@ def test_loose_tensors_are_registered_with_their_shapes() -> None:
     res = export_model(model, input_size=(3, 4, 4))
     assert "self.gamma = nn.Parameter(torch.full((96, 1, 1), 0.01))" in res.source
     assert "self.register_buffer('mean', torch.tensor(" in res.source  # small: values written out
-    assert "self.shift = nn.Parameter(torch.zeros(96, 4, 4))  # values: the weights file" in res.source
+    assert "self.shift = nn.Parameter(torch.empty(96, 4, 4).normal_(" in res.source
+    assert "# values: the weights file (this draw matches their mean and std)" in res.source
     assert any("shift" in n for n in res.notes)
     assert res.params == res.source_params
     _same(model, res, torch.randn(2, 3, 4, 4))

@@ -140,13 +140,20 @@ def _short(values: Any, dtype: torch.dtype) -> Any:
 
 
 def _tensor_init(t: torch.Tensor) -> tuple[str, bool]:
-    """An expression rebuilding ``t``'s values where cheap, and whether the values need the weights file."""
+    """An expression rebuilding ``t``'s values where cheap, and whether the values need the weights file.
+
+    Exact where it can be: constant fills, small literals, a slice repeated along the first
+    dimension (per-channel copies of a blur filter). Otherwise a floating-point tensor is drawn
+    from a normal with the source's mean and std (so a model trained from scratch without the
+    weights file starts at a sensible scale) and other tensors are zeros; both need the weights
+    file for the exact values."""
     t = t.detach()
     shape = ", ".join(str(s) for s in t.shape)
     dtype = "" if t.dtype == torch.get_default_dtype() else f", dtype={t.dtype}"
     if t.device.type == "meta":
         return f"torch.zeros({shape}{dtype})", True
-    flat = t.reshape(-1).cpu()
+    t = t.cpu()
+    flat = t.reshape(-1)
     if t.numel() == 0:
         return f"torch.zeros({shape}{dtype})", False
     first = flat[0]
@@ -158,8 +165,15 @@ def _tensor_init(t: torch.Tensor) -> tuple[str, bool]:
             return f"torch.ones({shape}{dtype})", False
         return f"torch.full(({shape}{',' if t.dim() == 1 else ''}), {format_value(value)}{dtype})", False
     if t.numel() <= 64 and t.dtype != torch.bfloat16:
-        values = format_value(_short(t.cpu().tolist() if t.dim() else t.item(), t.dtype))
+        values = format_value(_short(t.tolist() if t.dim() else t.item(), t.dtype))
         return f"torch.tensor({values}{dtype})", False
+    if t.dim() and t.shape[0] > 1 and bool((t == t[:1]).all()):
+        inner, carried = _tensor_init(t[:1])
+        if not carried:
+            return f"{inner}.repeat({', '.join([str(t.shape[0])] + ['1'] * (t.dim() - 1))})", False
+    if t.is_floating_point() and t.numel() > 1:
+        mean, std = (_short(float(v), t.dtype) for v in (t.float().mean(), t.float().std()))
+        return f"torch.empty({shape}{dtype}).normal_({format_value(mean)}, {format_value(std)})", True
     return f"torch.zeros({shape}{dtype})", True
 
 
@@ -365,7 +379,8 @@ def _init_lines(layers: list[LayerSpec], loose: list[LooseTensor], ties: list[tu
             persistent = "" if lt.persistent else ", persistent=False"
             lines.append(f"self.register_buffer({lt.attr!r}, {lt.init}{persistent})")
         if lt.carried:
-            lines[-1] += "  # values: the weights file"
+            lines[-1] += "  # values: the weights file" + (" (this draw matches their mean and std)"
+                                                             if ".normal_(" in lt.init else "")
     for here, there in ties:
         lines.append(f"self.{here} = self.{there}  # shared in the source model")
     return lines
