@@ -7,6 +7,7 @@ test_export_roundtrip.py; here each test pins one rule of the generated code.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,9 @@ def test_class_name_and_header(tmp_path: Path) -> None:
     assert str(REPO) not in text and "my_backbone.py:build" in text
     assert 'torch.load("bb.pt", weights_only=True)' in text
     assert res.files == [str(tmp_path / "bb.py"), str(tmp_path / "bb.pt")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "bb.py").stat().st_mode & 0o777 == 0o666 & ~umask  # like any file the user writes
     other = export_model(spec, None, class_name="Tiny", input_size=(3, 16, 16), kwargs={"width": 16})
     assert "class Tiny(nn.Module):" in other.source and other.module_path is None
 

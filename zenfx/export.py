@@ -278,9 +278,18 @@ def _compare_train(model: nn.Module, net: nn.Module, x: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- writing
 
 
+def _file_mode(path: Path) -> int:
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would make the export private
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
