@@ -77,6 +77,22 @@ def _worker_main(conn: Connection, init: Callable[[Any], Any] | None, init_arg: 
         return
 
 
+def default_start_method() -> str:
+    """``fork`` (workers start in milliseconds and inherit the imports) unless that is unsafe: a
+    process running Ray's client threads (a driver that also uses the ray backend) must not be
+    forked, since a child can inherit a lock or a half-used gRPC connection; then ``forkserver``.
+    ``ZENFX_START_METHOD`` overrides."""
+    env = os.environ.get("ZENFX_START_METHOD")
+    if env:
+        return env
+    if "fork" not in mp.get_all_start_methods():
+        return "spawn"
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        return "forkserver"
+    return "fork"
+
+
 class _Worker:
     """One process and the driver's view of it: starting -> idle <-> busy; replaced when it dies."""
 
@@ -141,9 +157,9 @@ class LocalExecutor(Executor):
         self._init, self._init_arg = init, init_arg
         self.threads_per_worker = threads_per_worker
         self.memory_limit_gb = memory_limit_gb
-        method = start_method or os.environ.get("ZENFX_START_METHOD") or (
-            "fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        self._ctx = mp.get_context(method)
+        self._ctx = mp.get_context(start_method or default_start_method())
+        if self._ctx.get_start_method() == "forkserver":
+            self._ctx.set_forkserver_preload([m for m in ("torch", "zenfx.executor.local") if m in sys.modules])
         self._pool: list[_Worker] = []
         self._closed = False
 

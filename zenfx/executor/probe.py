@@ -55,6 +55,10 @@ def behave(state: Any, task: Any) -> Any:
         import torch
 
         return torch.get_num_threads()
+    if kind == "gpu_ids":  # what Ray assigned to this worker (--device cuda -> num_gpus=1 per worker)
+        import ray
+
+        return [str(g) for g in ray.get_gpu_ids()]
     if kind == "unpicklable":
         return lambda: None
     raise ValueError(f"unknown probe task {task!r}")

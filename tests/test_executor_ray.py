@@ -1,0 +1,197 @@
+"""The ray backend against a real local Ray: the executor contract, identical results to the local
+backend (audit rows, benchmark scores), a killed actor's task retried with the same result, GPUs
+per worker, and the one-line error when Ray is not installed.
+
+Ray takes ~10 s to start on the 2-core CI machine: one instance serves the whole module (and every
+test that starts it is slow-marked, so the fast suite never pays it); the blocked-import test needs
+no Ray at all.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+
+import pytest
+
+from zenfx.errors import UsageError
+from zenfx.executor import make_executor
+from zenfx.executor.probe import behave, echo, init_state
+
+NB201_CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+               "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+               "|avg_pool_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|",
+               "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|",
+               "|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|none~2|",
+               "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|"]
+AUDIT_MODELS = ["torchvision:resnet18", "torchvision:alexnet", "torchvision:mobilenet_v2", "torchvision:densenet121",
+                "torchvision:squeezenet1_0"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray (2 CPUs, 2 declared GPUs for the num_gpus test) for the module."""
+    ray = pytest.importorskip("ray")
+    from zenfx.executor.ray_backend import quiet_driver
+
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    quiet_driver()
+    yield ray
+    ray.shutdown()
+
+
+def _bench_tasks():
+    from zenfx.bench import Arch, BenchConfig
+
+    cfg = BenchConfig("nb201", "cifar10", sample=len(NB201_CELLS), seed=3, proxies=("params", "synflow", "snip"),
+                      batch_size=4, resolution=16)
+    return cfg, [(Arch(i, a, 0.0), cfg.proxies) for i, a in enumerate(NB201_CELLS)]
+
+
+def _scores(outcomes):
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return {o.index: o.value["scores"] for o in outcomes}
+
+
+def test_missing_ray_is_a_one_line_usage_error(monkeypatch, cli):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    with pytest.raises(UsageError, match=r"pip install zenfx\[ray\]") as exc:
+        make_executor("ray", 2)
+    assert exc.value.exit_code == 2 and "\n" not in str(exc.value)
+    code, _, err = cli("audit", "torchvision:resnet18", "--backend", "ray")
+    assert code == 2 and "pip install zenfx[ray]" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("bench", "proxies", "--backend", "ray", "--truth", "/nonexistent")
+    assert code == 2
+
+
+@pytest.mark.slow
+def test_ray_backend_contract(ray_cluster, tmp_path):
+    with make_executor("ray", 2, init=init_state, init_arg="R") as ex:
+        assert ex.backend == "ray" and ex.workers == 2
+        outs = list(ex.map(echo, list(range(6))))
+        assert sorted(o.index for o in outs) == list(range(6)) and {o.value["arg"] for o in outs} == {"R"}
+        pids = {o.value["pid"] for o in outs}
+        again = list(ex.map(echo, [0, 1]))  # long-lived actors: the same processes, counters kept
+        assert {o.value["pid"] for o in again} <= pids and max(o.value["calls"] for o in again) >= 3
+        tasks = [("ok", 1), ("raise", "boom"), ("exit", 3), ("die_once", str(tmp_path / "flag"), 7),
+                 ("sleep", 60, 0)]
+        got = {o.index: o for o in ex.map(behave, tasks, timeout=8)}
+        assert got[0].value == 1 and got[1].error == "ValueError: boom"
+        assert got[2].status == "error" and got[2].attempts == 2 and "died" in got[2].error
+        assert got[3].value == 7 and got[3].attempts == 2  # retried on another actor
+        assert got[4].status == "timeout" and got[4].seconds >= 8
+        # the pool is whole again; one torch thread per actor (no timeout: a fresh actor imports torch)
+        assert [o.value for o in ex.run(behave, [("ok", "a"), ("threads",)])] == ["a", 1]
+
+
+@pytest.mark.slow
+def test_ray_scores_equal_local_and_survive_a_killed_actor(ray_cluster):
+    from zenfx.bench import _score_task, _worker_state
+
+    cfg, tasks = _bench_tasks()
+    with make_executor("local", 2, init=_worker_state, init_arg=cfg) as ex:
+        local = _scores(ex.run(_score_task, tasks))
+    with make_executor("ray", 2, init=_worker_state, init_arg=cfg) as ex:
+        assert _scores(ex.run(_score_task, tasks)) == local  # bit-identical: same seeds, one thread each
+        outcomes, killed = [], False
+        for o in ex.map(_score_task, tasks):
+            outcomes.append(o)
+            if not killed:  # kill a busy actor mid-run, as a lost node would
+                busy = next(s for s in ex._slots if s.job is not None)
+                ray_cluster.kill(busy.handle, no_restart=True)
+                killed = True
+        assert killed and any(o.attempts == 2 for o in outcomes)
+        assert _scores(outcomes) == local
+
+
+@pytest.mark.slow
+def test_audit_rows_on_ray_equal_local(ray_cluster, tmp_path):
+    from zenfx.vcnn.audit import audit_models
+
+    def rows(backend):
+        s = audit_models(AUDIT_MODELS, jobs=2, backend=backend, csv_path=str(tmp_path / f"{backend}.csv"))
+        return sorted(({k: v for k, v in r.items() if k != "seconds"} for r in s.rows), key=lambda r: r["name"])
+
+    local, ray_rows = rows("local"), rows("ray")
+    assert ray_rows == local and len(local) == len(AUDIT_MODELS)
+    assert {r["verdict"] for r in local} >= {"convertible", "not_convertible"}
+    strip = [",".join(line.split(",")[:-2]) for line in (tmp_path / "ray.csv").read_text().splitlines()]
+    strip_local = [",".join(line.split(",")[:-2]) for line in (tmp_path / "local.csv").read_text().splitlines()]
+    assert sorted(strip) == sorted(strip_local)  # the same CSV up to row order and timings
+
+
+@pytest.mark.slow
+def test_audit_cli_on_ray_json_stays_clean(ray_cluster, cli):
+    import json
+
+    code, out, _ = cli("audit", "torchvision:resnet18", "torchvision:alexnet", "--backend", "ray", "--jobs", "2",
+                       "--json")
+    assert code == 0
+    assert json.loads(out)["summary"]["by_verdict"]["convertible"] == 2
+
+
+@pytest.mark.slow
+def test_one_gpu_per_worker(ray_cluster):
+    with make_executor("ray", 2, num_gpus_per_worker=1) as ex:
+        ids = [o.value for o in ex.run(behave, [("gpu_ids",), ("gpu_ids",), ("gpu_ids",), ("gpu_ids",)])]
+        assert all(len(i) == 1 for i in ids)  # each worker sees exactly one GPU
+        assert ray_cluster.available_resources().get("GPU", 0) == 0  # two workers hold the two GPUs
+
+
+def test_tmp_is_writable():  # the die_once probe needs a writable temp dir
+    with tempfile.NamedTemporaryFile() as fh:
+        assert fh.name
+
+
+def _actor_pids(busy_only: bool) -> list[int]:
+    """Processes Ray titled after our actor class (``ray::_Actor.run`` while a task runs)."""
+    import os
+
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            title = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::_Actor" + (".run" if busy_only else "")):
+            pids.append(int(p))
+    return pids
+
+
+@pytest.mark.slow
+def test_search_history_identical_on_local_and_ray_even_with_an_actor_killed(ray_cluster, tmp_path):
+    import os
+    import signal
+    import threading
+
+    from zenfx.search import search
+
+    common = dict(resolution=32, batch_size=8, population=8, round_size=4, budget_params="200k", seed=3,
+                  num_classes=10, candidates=12, plots=False, export=False, workers=2)
+    search("zoo:cifar_resnet_basic", out=tmp_path / "local", backend="local", **common)
+    search("zoo:cifar_resnet_basic", out=tmp_path / "ray", backend="ray", **common)
+    ref = (tmp_path / "local" / "history.jsonl").read_bytes()
+    assert (tmp_path / "ray" / "history.jsonl").read_bytes() == ref
+
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_one_busy_actor() -> None:  # SIGKILL, as a crash or a lost node would, mid-task
+        while not stop.is_set() and not killed:
+            for pid in _actor_pids(busy_only=True):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            stop.wait(0.02)
+
+    t = threading.Thread(target=kill_one_busy_actor, daemon=True)
+    t.start()
+    try:
+        search("zoo:cifar_resnet_basic", out=tmp_path / "killed", backend="ray", **common)
+    finally:
+        stop.set()
+        t.join(5)
+    assert killed
+    assert (tmp_path / "killed" / "history.jsonl").read_bytes() == ref

@@ -1,0 +1,266 @@
+"""The ``ray`` backend: long-lived Ray actors, one per worker, same contract as ``local``.
+
+Each actor runs ``init(init_arg)`` once in its constructor and keeps the result (imports, a cached
+search space, a warm model) for every task it serves. A task ships ``fn`` by reference and the task
+value (a genome dict, a model name, an architecture record), never a pickled model. The driver
+keeps every actor busy and reads results as they come (``ray.wait``):
+
+- an actor that dies mid-task (``ray.kill``, a lost node, a segfault) is replaced and its task is
+  retried once on the next free actor: the result is the same because a task's result depends only
+  on the task and the init state;
+- a task past its timeout has its actor killed and replaced (Ray cannot interrupt a running actor
+  method), and is recorded as ``timeout``.
+
+Without an address a local Ray is started sized to the workers (quiet: no dashboard, errors-only
+logging, worker output not forwarded); with ``address="auto"`` or ``HOST:PORT`` the driver joins an
+existing cluster, whose nodes must have the same zenfx installed (checked when an actor starts).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from ..errors import UsageError
+from .base import ERROR, TIMEOUT, Executor, TaskOutcome, one_line, run_task, set_threads
+
+MAX_ATTEMPTS = 2  # a dead actor's task is retried once
+INSTALL_HINT = "pip install zenfx[ray]"
+
+
+def import_ray() -> Any:
+    """``ray``, or a one-line ``UsageError`` saying how to get it (exit 2)."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(f"--backend ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+def quiet_driver() -> None:
+    """Keep Ray's driver-side error channel off stdout. Ray prints raylet messages (e.g. "A worker
+    died or was killed", which every timeout causes: the actor is killed on purpose) on the driver's
+    *stdout*, where they would break ``--json``. Outcomes already carry those events; the messages
+    are dropped, or sent to stderr with ``ZENFX_RAY_VERBOSE=1``."""
+    try:
+        import ray._private.worker as w
+    except ImportError:  # pragma: no cover - a Ray without this private module
+        return
+    original = w.print_to_stdstream
+    if getattr(original, "_zenfx_quiet", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool) -> None:
+        if os.environ.get("ZENFX_RAY_VERBOSE"):
+            original(dict(data, is_err=True), ignore_prefix)
+
+    to_stderr._zenfx_quiet = True  # type: ignore[attr-defined]
+    w.print_to_stdstream = to_stderr
+
+
+class _Actor:
+    """The body of one Ray actor (wrapped with ``ray.remote`` at run time, so that importing this
+    module never imports Ray)."""
+
+    def __init__(self, init: Callable[[Any], Any] | None, init_arg: Any, threads: int) -> None:
+        set_threads(threads)
+        self.state: Any = None
+        self.init_error: str | None = None
+        if init is not None:
+            try:
+                self.state = init(init_arg)
+            except Exception as exc:  # noqa: BLE001 - reported with every task instead
+                self.init_error = f"worker init failed: {one_line(exc)}"
+        set_threads(threads)
+
+    def ready(self) -> tuple[int, str, str]:
+        import zenfx
+
+        return os.getpid(), socket.gethostname(), zenfx.__version__
+
+    def run(self, fn: Callable[[Any, Any], Any], task: Any) -> tuple[str, Any, str | None, float]:
+        if self.init_error is not None:
+            return (ERROR, None, self.init_error, 0.0)
+        return run_task(fn, self.state, task)
+
+
+class _Slot:
+    """The driver's view of one actor: starting (``ref`` is its ready call) -> idle <-> busy."""
+
+    def __init__(self, handle: Any, ref: Any) -> None:
+        self.handle, self.ref = handle, ref
+        self.ready = False
+        self.job: tuple[int, Any, int] | None = None
+        self.started = 0.0
+
+
+class RayExecutor(Executor):
+    backend = "ray"
+
+    def __init__(self, workers: int | None = None, *, address: str | None = None, num_gpus_per_worker: float = 0,
+                 init: Callable[[Any], Any] | None = None, init_arg: Any = None, threads_per_worker: int = 1,
+                 memory_limit_gb: float | None = None, start_method: str | None = None) -> None:
+        # memory_limit_gb / start_method are local-backend options: Ray manages its own workers.
+        self._ray = ray = import_ray()
+        self._owns_ray = False
+        if not ray.is_initialized():
+            self._start(ray, workers, address, num_gpus_per_worker, threads_per_worker)
+        quiet_driver()
+        if workers is None:
+            workers = max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_worker))
+        self.workers = int(workers)
+        self.threads_per_worker = threads_per_worker
+        self._init, self._init_arg = init, init_arg
+        self._remote = ray.remote(num_cpus=threads_per_worker, num_gpus=num_gpus_per_worker or 0,
+                                  max_restarts=0, max_task_retries=0)(_Actor)
+        self._slots: list[_Slot] = []
+        self._closed = False
+
+    def _start(self, ray: Any, workers: int | None, address: str | None, gpus: float, threads: int) -> None:
+        quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                     configure_logging=True)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        try:
+            if address:
+                ray.init(address=address, **quiet)
+            else:
+                n = (workers or os.cpu_count() or 1) * threads
+                extra = {"num_gpus": int(-(-(workers or 1) * gpus // 1))} if gpus else {}
+                ray.init(num_cpus=n, **extra, **quiet)
+        except ConnectionError as exc:
+            raise UsageError(f"cannot reach a Ray cluster at {address}: {one_line(exc)}",
+                             hint="start one with `ray start --head`, or drop --ray-address for a local Ray") from None
+        self._owns_ray = True
+
+    # ------------------------------------------------------------------ actors
+
+    def _spawn(self) -> _Slot:
+        handle = self._remote.remote(self._init, self._init_arg, self.threads_per_worker)
+        return _Slot(handle, handle.ready.remote())
+
+    def _grow(self, n: int) -> None:
+        while len(self._slots) < min(self.workers, n):
+            self._slots.append(self._spawn())
+
+    def _replace(self, slot: _Slot) -> None:
+        try:
+            self._ray.kill(slot.handle, no_restart=True)
+        except Exception:  # already gone
+            pass
+        fresh = self._spawn()
+        slot.handle, slot.ref, slot.ready, slot.job = fresh.handle, fresh.ref, False, None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for s in self._slots:
+            try:
+                self._ray.kill(s.handle, no_restart=True)
+            except Exception:
+                pass
+        self._slots = []
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+
+    # ------------------------------------------------------------------ map
+
+    def map(self, fn: Callable[[Any, Any], Any], tasks: Sequence[Any], *,
+            timeout: float | None = None) -> Iterator[TaskOutcome]:
+        if self._closed:
+            raise RuntimeError("executor is closed")
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self._grow(len(tasks))
+        pending: collections.deque[tuple[int, Any, int]] = collections.deque((i, t, 0) for i, t in enumerate(tasks))
+        remaining = len(tasks)
+        clean = False
+        try:
+            while remaining:
+                for s in self._slots:
+                    if s.ready and s.job is None and pending:
+                        s.job, s.started = pending.popleft(), time.perf_counter()
+                        s.ref = s.handle.run.remote(fn, s.job[1])
+                for o in self._collect(pending, timeout):
+                    remaining -= 1
+                    yield o
+            clean = True
+        finally:
+            if not clean:
+                self._abandon()
+
+    def _collect(self, pending: collections.deque, timeout: float | None) -> list[TaskOutcome]:
+        waiting = [s for s in self._slots if s.job is not None or not s.ready]
+        busy = [s for s in waiting if s.job is not None]
+        wait_for = None
+        if timeout is not None and busy:
+            wait_for = max(0.0, min(s.started + timeout for s in busy) - time.perf_counter())
+        done, _ = self._ray.wait([s.ref for s in waiting], num_returns=1, timeout=wait_for)
+        done_ids = set(done)
+        outcomes: list[TaskOutcome] = []
+        for s in waiting:
+            if s.ref in done_ids:
+                o = self._receive(s, pending)
+            elif s.job is not None and timeout is not None and time.perf_counter() - s.started > timeout:
+                index, _task, attempts = s.job
+                o = TaskOutcome(index, TIMEOUT, None, f"timeout: no result after {timeout:g} s",
+                                time.perf_counter() - s.started, attempts + 1)
+                self._replace(s)
+            else:
+                o = None
+            if o is not None:
+                outcomes.append(o)
+        return outcomes
+
+    def _receive(self, s: _Slot, pending: collections.deque) -> TaskOutcome | None:
+        ray = self._ray
+        try:
+            msg = ray.get(s.ref)
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError) as exc:
+            return self._actor_died(s, pending, exc)
+        if not s.ready:
+            s.ready = True
+            self._check_version(msg)
+            return None
+        index, _task, attempts = s.job  # type: ignore[misc]
+        s.job = None
+        status, value, error, seconds = msg
+        return TaskOutcome(index, status, value, error, seconds, attempts + 1)
+
+    def _actor_died(self, s: _Slot, pending: collections.deque, exc: BaseException) -> TaskOutcome | None:
+        job, seconds = s.job, time.perf_counter() - s.started
+        self._replace(s)
+        if job is None:
+            return None
+        index, task, attempts = job
+        if attempts + 1 < MAX_ATTEMPTS:
+            pending.appendleft((index, task, attempts + 1))
+            return None
+        return TaskOutcome(index, ERROR, None, f"WorkerDied: actor died on {attempts + 1} attempts "
+                                               f"({type(exc).__name__})", seconds, attempts + 1)
+
+    @staticmethod
+    def _check_version(msg: tuple[int, str, str]) -> None:
+        import zenfx
+
+        _pid, host, version = msg
+        if version != zenfx.__version__:
+            raise UsageError(f"a Ray worker on {host} runs zenfx {version}, this driver {zenfx.__version__}",
+                             hint="install the same zenfx on every node")
+
+    def _abandon(self) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            self.close()
+            return
+        for s in self._slots:
+            if s.job is not None:
+                self._replace(s)
