@@ -111,15 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     from zenfx import load_and_trace
     from zenfx.cost.flops import count_macs
     from zenfx.cost.latency import device_name, measure_latency
-    from zenfx.devices import parse_device
     from zenfx.cost.predictor import LatencyTable, predict_latency
+    from zenfx.devices import parse_device
 
     dev = parse_device(args.device)
     torch.set_num_threads(args.threads)
     table = LatencyTable.for_setting(dev, args.dtype, args.batch_size, args.threads, clock=args.clock,
                                       method=args.method)
     print(f"device {dev.type} ({device_name(dev)}), dtype {args.dtype}, batch {args.batch_size}, "
-          f"threads {args.threads} (pinned), clock {args.clock}, method {args.method}, resolution {args.resolution}, torch {torch.__version__}")
+          f"threads {args.threads} (pinned), clock {args.clock}, method {args.method}, "
+          f"resolution {args.resolution}, torch {torch.__version__}")
     print(f"operator table: {table.path} ({len(table)} entries at start)")
     size = (3, args.resolution, args.resolution)
     rows = []
@@ -161,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     rho = float(spearmanr(pred_v, meas_v).statistic)
     rho_macs = float(spearmanr(macs_v, meas_v).statistic)
     r_log = float(pearsonr([math.log(v) for v in pred_v], [math.log(v) for v in meas_v]).statistic)
-    mre = statistics.fmean(abs(p - m) / m for p, m in zip(pred_v, meas_v))
-    scale = statistics.median(m / p for p, m in zip(pred_v, meas_v))
-    mre_scaled = statistics.fmean(abs(scale * p - m) / m for p, m in zip(pred_v, meas_v))
+    mre = statistics.fmean(abs(p - m) / m for p, m in zip(pred_v, meas_v, strict=True))
+    scale = statistics.median(m / p for p, m in zip(pred_v, meas_v, strict=True))
+    mre_scaled = statistics.fmean(abs(scale * p - m) / m for p, m in zip(pred_v, meas_v, strict=True))
     noise = statistics.median(r["measured_iqr_ms"] / r["measured_ms"] for r in rows)
     # Generalisation: models predicted mostly (>= 50% of predicted time) from entries that other
     # models' graphs measured. Their own new operators were still timed in their own graph.
@@ -176,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         "borrowed_models": [r["model"] for r in held], "borrowed_mean_relative_error": held_mre,
         "method": args.method,
         "wall_s": wall, "table_entries": len(table), "device": dev.type, "device_name": device_name(dev),
-        "dtype": args.dtype, "clock": args.clock, "batch_size": args.batch_size, "threads": args.threads, "resolution": args.resolution,
+        "dtype": args.dtype, "clock": args.clock, "batch_size": args.batch_size, "threads": args.threads,
+        "resolution": args.resolution,
     }
     print()
     print(f"models {len(rows)} | Spearman rho {rho:.3f} (MACs alone: {rho_macs:.3f}) | Pearson r(log) {r_log:.3f}")

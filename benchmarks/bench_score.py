@@ -47,8 +47,8 @@ def _sync(dev: torch.device) -> None:
 
 def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, runs: int, repeat: int) -> dict:
     import zenfx
-    from zenfx.proxies.zen import gaussian_init_
     from zenfx.devices import parse_device, parse_dtype, require_runnable
+    from zenfx.proxies.zen import gaussian_init_
     from zenfx.scoring import materialise as materialise_copy
     from zenfx.scoring import prepare
 
@@ -131,7 +131,8 @@ def bench_one(model: str, resolution: int, batch: int, device: str, dtype: str, 
     full = repeat * z  # a default call: --repeat repeats (the one-off materialisation is in z already)
     tc = prep.timings.get("trace", 0.0) + prep.timings.get("convert", 0.0)
     return {
-        "model": model, "resolution": resolution, "batch": batch, "device": str(dev), "dtype": str(dt).replace("torch.", ""),
+        "model": model, "resolution": resolution, "batch": batch, "device": str(dev),
+        "dtype": str(dt).replace("torch.", ""),
         "threads": torch.get_num_threads(), "runs": runs,
         "floor_s": f, "zen_per_repeat_s": z, "ratio": z / f, "ratio_of_minima": min(zens) / min(floors),
         "zen_amortised_per_repeat_s": statistics.median(amort), "ratio_amortised": statistics.median(amort) / f,
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {args.device}, dtype {args.dtype}, threads {torch.get_num_threads()}, "
           f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}", flush=True)
-    hdr = (f"{'model':<10} {'res':>4} {'batch':>5} {'floor s':>9} {'zen s/rep':>9} {'ratio':>6} {'min/min':>7} {'amort.':>6} {'mat s':>7} {'fresh':>6} "
+    hdr = (f"{'model':<10} {'res':>4} {'batch':>5} {'floor s':>9} {'zen s/rep':>9} {'ratio':>6} {'min/min':>7} "
+           f"{'amort.':>6} {'mat s':>7} {'fresh':>6} "
            f"{'init s':>7} {'draw s':>7} "
            f"{'load s':>7} {'trace s':>7} {'conv s':>7} {'(t+c)/score':>11} {'(t+c)/1rep':>10} {'cold t+c':>8}")
     print(hdr)
@@ -173,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             r = bench_one(model, args.resolution, batch, args.device, args.dtype, args.runs, args.repeat)
             rows.append(r)
             short = model.rsplit(".", 1)[-1].split(":")[-1]
-            print(f"{short:<10} {r['resolution']:>4} {r['batch']:>5} {r['floor_s']:>9.4f} {r['zen_per_repeat_s']:>9.4f} "
-                  f"{r['ratio']:>6.3f} {r['ratio_of_minima']:>7.3f} {r['ratio_amortised']:>6.3f} {r['materialise_s']:>7.4f} {r['ratio_fresh']:>6.3f} {r['init_s']:>7.4f} {r['inputs_s']:>7.4f} {r['load_s']:>7.3f} {r['trace_s']:>7.3f} {r['convert_s']:>7.3f} "
+            print(f"{short:<10} {r['resolution']:>4} {r['batch']:>5} {r['floor_s']:>9.4f} "
+                  f"{r['zen_per_repeat_s']:>9.4f} {r['ratio']:>6.3f} {r['ratio_of_minima']:>7.3f} "
+                  f"{r['ratio_amortised']:>6.3f} {r['materialise_s']:>7.4f} {r['ratio_fresh']:>6.3f} "
+                  f"{r['init_s']:>7.4f} {r['inputs_s']:>7.4f} {r['load_s']:>7.3f} {r['trace_s']:>7.3f} "
+                  f"{r['convert_s']:>7.3f} "
                   f"{r['prep_over_score_default']:>11.3f} {r['prep_over_score_1']:>10.3f} "
                   f"{r['cold'].get('trace', 0.0) + r['cold'].get('convert', 0.0):>8.3f}", flush=True)
     if args.json:

@@ -52,9 +52,9 @@ def test_sdpa_functional_counted() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: B, H, L, E
             return nn.functional.scaled_dot_product_attention(x, x, x)
 
-    b, h, l, e = 2, 3, 7, 5
+    b, h, seq, e = 2, 3, 7, 5
     # real CPU weights -> FakeTensorMode -> _scaled_dot_product_flash_attention_for_cpu
-    assert count_macs(Attn(), (h, l, e), batch_size=b) == b * h * l * l * (e + e)
+    assert count_macs(Attn(), (h, seq, e), batch_size=b) == b * h * seq * seq * (e + e)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v3_large", "efficientnet_b0", "densenet121"])

@@ -10,8 +10,8 @@ from torch import nn
 
 from zenfx import trace
 from zenfx.cost.latency import measure_latency
-from zenfx.devices import parse_device, parse_dtype
 from zenfx.cost.predictor import LatencyTable, cache_dir, op_key, predict_latency
+from zenfx.devices import parse_device, parse_dtype
 from zenfx.errors import UsageError
 
 

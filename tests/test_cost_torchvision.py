@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import torchvision.models as tvm
 
-from zenfx.loading import empty_weights
 from zenfx.cost.flops import count_macs
 from zenfx.cost.params import count_params
+from zenfx.loading import empty_weights
 
 FAST = ["resnet50", "mobilenet_v3_large", "vit_b_16", "efficientnet_b0", "regnet_y_400mf", "inception_v3",
         "swin_t", "convnext_tiny"]

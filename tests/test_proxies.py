@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from zenfx.data import draw, tensor_batches
+from zenfx.errors import UsageError
 from zenfx.proxies.base import ProxyContext, get_proxy
 
 torch.set_num_threads(1)
@@ -207,8 +208,6 @@ def test_naswot_hamming_kernel_by_hand_modules_and_functional():
 
 
 def test_naswot_without_relu_is_usage_error():
-    from zenfx.errors import UsageError
-
     x, y = _data()
     with pytest.raises(UsageError):
         _run("naswot", _linear(), x, y)
@@ -223,7 +222,7 @@ def test_zico_two_batches_by_hand():
     provider = tensor_batches(x, y, batch_size=6, shuffle=False)
     g1, g2 = _grads(net, x1, y1), _grads(net, x2, y2)
     want = 0.0
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=True):
         st = np.stack([a.reshape(-1), b.reshape(-1)])
         std = st.std(0)
         mean = np.abs(st).mean(0)
@@ -269,5 +268,5 @@ def test_data_providers_npz_tensor_dataset(tmp_path):
     p = as_provider(str(path), batch_size=5)
     assert next(p(1))[0].shape[0] == 5
     assert as_provider(None, batch_size=5) is None
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError):
         npz_batches(tmp_path / "missing.npz")

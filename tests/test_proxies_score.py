@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
 import torch
 from torch import nn
 
@@ -45,7 +44,8 @@ def test_graph_override_and_user_batches():
 
 def test_cli_score_selects_new_proxies(cli, tmp_path):
     f = tmp_path / "net.py"
-    f.write_text("from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4),"
+    f.write_text("from torch import nn\n\ndef build():\n"
+                 "    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4),"
                  " nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))\n")
     code, out, err = cli("score", f"{f}:build", "--proxy", "synflow,naswot,grad_norm", "--input-size", "3,8,8",
                          "--batch-size", "4", "--repeat", "1", "--num-classes", "10", "--json")

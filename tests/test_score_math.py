@@ -163,7 +163,7 @@ def test_reference_drift_without_reset():
     drift = zenfx.score(plain(4), "zen", input_size=SIZE, batch_size=4, repeat=4, seed=0,
                         extra={"zen_reset_bn": False})
     assert drift["zen"].values[0] == res["zen"].values[0]
-    gaps = [d - r for d, r in zip(drift["zen"].values, res["zen"].values)]
+    gaps = [d - r for d, r in zip(drift["zen"].values, res["zen"].values, strict=True)]
     assert gaps[1] > 0.5 and gaps[3] > gaps[1]  # running_var creeps toward the batch variance
 
 

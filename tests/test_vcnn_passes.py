@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zenfx.errors import NotConvertibleError, NotTraceableError
-from zenfx.graph import is_batchnorm, is_residual_add, is_tensor_mul
+from zenfx.graph import is_batchnorm, is_non_relu_activation, is_residual_add, is_tensor_mul
 from zenfx.vcnn import Change, VCNNResult, to_vcnn
-from zenfx.graph import is_non_relu_activation
 
 SIZE = (3, 32, 32)
 
@@ -47,9 +46,12 @@ class Res(nn.Module):
     def __init__(self, shortcut_first: bool, projection: bool) -> None:
         super().__init__()
         self.stem = cbr(3, 8)
-        self.main = nn.Sequential(cbr(8, 16, s=2 if projection else 1), nn.Conv2d(16, 16, 3, 1, 1), nn.BatchNorm2d(16)) \
-            if projection else nn.Sequential(cbr(8, 8), nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8))
-        self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16)) if projection else nn.Identity()
+        if projection:
+            self.main = nn.Sequential(cbr(8, 16, s=2), nn.Conv2d(16, 16, 3, 1, 1), nn.BatchNorm2d(16))
+            self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        else:
+            self.main = nn.Sequential(cbr(8, 8), nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8))
+            self.proj = nn.Identity()
         self.first = shortcut_first
         self.head = Head(16 if projection else 8)
 
@@ -330,7 +332,8 @@ def test_result_serialises():
     res = to_vcnn(Res(False, True).eval(), SIZE)
     d = res.to_dict()
     assert d["verdict"] == "convertible" and d["counts"]["residual"] == 1 and d["bn_count"] == res.bn_count == 3
-    assert isinstance(res.changes[0], Change) and set(res.changes[0].to_dict()) >= {"pass", "node", "kind", "kept", "dropped", "detail"}
+    assert isinstance(res.changes[0], Change)
+    assert set(res.changes[0].to_dict()) >= {"pass", "node", "kind", "kept", "dropped", "detail"}
     assert res.raise_if_not_convertible() is res
     assert sum(1 for n in res.gm.graph.nodes if is_batchnorm(res.gm, n)) == 3
 
@@ -340,7 +343,7 @@ def test_leaf_traced_batchnorm_act_and_opaque_modules():
     pytest.importorskip("timm")
     from timm.layers import BatchNormAct2d
 
-    from zenfx.tracing import TRACER_LEAF, PathTrackingTracer, run_tracer, propagate_shapes
+    from zenfx.tracing import TRACER_LEAF, PathTrackingTracer, propagate_shapes, run_tracer
 
     class Opaque(nn.Module):  # stands in for MobileVitBlock & co: a block fx cannot see into
         def __init__(self) -> None:

@@ -17,7 +17,8 @@ Sources:
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator, Optional, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 def load_npz(path: str | os.PathLike[str], *, mean: Sequence[float] | None = None,
-             std: Sequence[float] | None = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+             std: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     if not os.path.exists(path):
         raise UsageError(f"batch file {path} does not exist")
     try:
@@ -147,7 +148,7 @@ def dataset_batches(dataset: Any, batch_size: int, *, shuffle: bool = True) -> B
     return provider
 
 
-def as_provider(data: Any, *, batch_size: int, num_classes: int | None = None) -> Optional[BatchProvider]:
+def as_provider(data: Any, *, batch_size: int, num_classes: int | None = None) -> BatchProvider | None:
     """Turn what a user hands the API into a provider: None (Gaussian), a provider, a .npz path,
     an (x, y) pair, a tensor of inputs, or a Dataset."""
     if data is None:

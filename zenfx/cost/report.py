@@ -18,7 +18,7 @@ from torch import nn
 
 from ..devices import dtype_name, parse_device, parse_dtype, require_runnable
 from ..errors import NotTraceableError, OptionError
-from ..graph import output_shape
+from ..graph import output_shape, tensor_shapes
 from ..loading import resolve_model
 from ..pipeline import TracedModel, check_batch_size, convert, input_size_of, load_and_trace, trace_loaded
 from .flops import COUNTERS, MacCount, count
@@ -119,7 +119,7 @@ def _layer_rows(module: nn.Module, gm: fx.GraphModule | None, params: ParamCount
     shapes: dict[str, Any] = {}
     if gm is not None:
         for n in gm.graph.nodes:
-            if n.op in ("placeholder", "output", "get_attr") or n.meta.get("shape") is None:
+            if n.op in ("placeholder", "output", "get_attr") or not tensor_shapes(n):
                 continue
             for key in module_prefixes(node_module_path(gm, n)):
                 shapes[key] = n.meta.get("shape")

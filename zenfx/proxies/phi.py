@@ -22,7 +22,7 @@ from torch import nn
 
 from ..graph import BN_TYPES
 from .base import ProxyContext, register_proxy
-from .zen import ZEN_RNG_OFFSET, gaussian_inputs, bn_layers, gaussian_init_
+from .zen import ZEN_RNG_OFFSET, bn_layers, gaussian_init_, gaussian_inputs
 
 PHI_PROBE_OFFSET = 0x9B1
 

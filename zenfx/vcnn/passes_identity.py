@@ -6,6 +6,8 @@ multiplies by a learnt per-channel constant, which the VCNN form leaves out).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
@@ -27,7 +29,9 @@ IDENTITY_CLASS_NAMES = {"DropPath", "StochasticDepth", "DropBlock2d", "DropBlock
                         "LayerScale2d", "DropPathScale"}
 
 
-def _extra_identity_funcs() -> set[object]:
+@functools.cache
+def _extra_identity_funcs() -> frozenset[object]:
+    """torchvision's and timm's drop-path functions (looked up on first use: importing timm costs seconds)."""
     funcs: set[object] = set()
     try:
         from torchvision.ops import stochastic_depth
@@ -41,10 +45,7 @@ def _extra_identity_funcs() -> set[object]:
         funcs |= {drop_path, drop_block_2d, drop_block_fast_2d}
     except Exception:  # pragma: no cover
         pass
-    return funcs
-
-
-_EXTRA = _extra_identity_funcs()
+    return frozenset(funcs)
 
 
 def _first_input(n: fx.Node) -> fx.Node | None:
@@ -61,7 +62,7 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
             m = node_module(gm, n)
             if isinstance(m, DROPOUT_TYPES) or type(m).__name__ in IDENTITY_CLASS_NAMES:
                 what = type(m).__name__
-        elif n.op == "call_function" and (n.target in DROPOUT_FUNCS or n.target in _EXTRA):
+        elif n.op == "call_function" and (n.target in DROPOUT_FUNCS or n.target in _extra_identity_funcs()):
             what = getattr(n.target, "__name__", str(n.target))
         elif n.op == "call_method" and n.target in DROPOUT_METHODS:
             what = f".{n.target}"
