@@ -256,3 +256,16 @@ def test_a_data_proxy_with_data_batches(tmp_path):
     rows = _rows(tmp_path / "z" / "history.jsonl")
     assert res.proxy == "zico" and res.counters["failed"] == 0
     assert all(math.isfinite(r["score"]) for r in rows if r["verdict"] in ("seed", "scored"))
+
+
+def test_latency_and_memory_budgets_are_checked_with_the_predictor(tmp_path, monkeypatch):
+    """Latency comes from the per-operator predictor (a table in ZENFX_CACHE_DIR, operators timed
+    once), memory from the traced graph; both land in the history and bound the candidates."""
+    monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path / "cache"))
+    res = search(SEED, out=tmp_path / "lat", candidates=4, workers=0, plots=False,
+                 **{**COMMON, "budget_latency": "2s", "budget_memory": "1.2MB"})
+    rows = _rows(tmp_path / "lat" / "history.jsonl")
+    done = [r for r in rows if r["verdict"] in ("seed", "scored")]
+    assert done and all(0 < r["latency"] <= 2.0 and 0 < r["memory"] <= 1_200_000 for r in done)
+    assert res.budgets["latency"] == 2.0 and res.budgets["memory"] == 1_200_000
+    assert list((tmp_path / "cache" / "latency").glob("*.json"))  # the table, reused by later runs
