@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-import tomllib
 
+import tomllib
 from conftest import REPO
 
 

@@ -30,7 +30,8 @@ def test_params_by_hand_all_conv1x1_cifar100():
     def res(ci, co):
         return ci * co * 9 + 2 * co + co * co * 9 + 2 * co + ci * co
 
-    want = 3 * 16 * 9 + 32 + 5 * cell(16) + res(16, 32) + 5 * cell(32) + res(32, 64) + 5 * cell(64) + 128 + 64 * 100 + 100
+    want = (3 * 16 * 9 + 32 + 5 * cell(16) + res(16, 32) + 5 * cell(32) + res(32, 64) + 5 * cell(64) + 128
+            + 64 * 100 + 100)
     arch = "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_1x1~1|nor_conv_1x1~2|"
     assert n_params(nb201(arch, 100)) == want
 
@@ -63,7 +64,8 @@ def test_all_none_cell_gives_zero_map_and_zero_output_features():
 
 
 @pytest.mark.parametrize("bad", ["|nor_conv_3x3~0|", "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
-                                 "|none~0|+|none~0|+|none~0|none~1|none~2|", "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"])
+                                 "|none~0|+|none~0|+|none~0|none~1|none~2|",
+                                 "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|"])
 def test_bad_arch_strings(bad):
     with pytest.raises(UsageError):
         parse_arch(bad)
