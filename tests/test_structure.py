@@ -225,6 +225,8 @@ def test_kwargs_go_the_same_way_into_every_public_function(tmp_path) -> None:
     assert zenfx.inspect_model(spec, kwargs=kw, input_size=size)["params"] == want
     assert zenfx.load_and_trace(spec, kwargs=kw, input_size=size).gm.get_submodule("0").out_channels == 6
     assert zenfx.convert_model(spec, kwargs=kw, input_size=size).output_shape == (1, 6, 6, 6)
+    assert zenfx.to_vcnn(spec, kwargs=kw, input_size=size).output_shape == (1, 6, 6, 6)
+    assert zenfx.to_vcnn(spec, kwargs=kw, resolution=8).input_size == size
 
 
 @pytest.mark.usefixtures("one_thread")

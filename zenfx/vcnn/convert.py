@@ -39,11 +39,13 @@ PASSES: list[tuple[str, PassFn]] = [
 
 
 def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, keep_norms: bool = False,
-            strict: bool = True, batch_size: int = 1, name: str | None = None) -> VCNNResult:
+            strict: bool = True, batch_size: int = 1, name: str | None = None,
+            kwargs: dict[str, Any] | None = None, resolution: int | None = None) -> VCNNResult:
     """Rewrite a model into vanilla-CNN form on a private copy; the caller's model is never touched.
 
-    ``model_or_gm``: an ``nn.Module``, a zenfx-traced ``GraphModule`` or a ``TracedModel`` (traced
-    once, by ``zenfx.pipeline.load_and_trace``; what is traced already is not traced again).
+    ``model_or_gm``: a spec string (with constructor ``kwargs``), an ``nn.Module``, a zenfx-traced
+    ``GraphModule`` or a ``TracedModel`` (traced once, by ``zenfx.pipeline.load_and_trace``; what is
+    traced already is not traced again).
     Returns a :class:`VCNNResult` whose ``gm`` outputs the pre-GAP feature map. With ``strict=True``
     a not-convertible model raises :class:`NotConvertibleError` (an untraceable one
     :class:`NotTraceableError`); with ``strict=False`` the result carries the verdict and reasons.
@@ -51,7 +53,7 @@ def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, 
     from ..pipeline import load_and_trace
 
     try:
-        tm = load_and_trace(model_or_gm, input_size=input_size, batch_size=batch_size)
+        tm = load_and_trace(model_or_gm, kwargs, input_size, batch_size=batch_size, resolution=resolution)
     except NotTraceableError as exc:
         if strict:
             raise
