@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch.fx as fx
 
@@ -36,7 +36,7 @@ class Change:
     pass_name: str
     node: str
     kind: str
-    kept: Optional[str] = None
+    kept: str | None = None
     dropped: list[str] = field(default_factory=list)
     detail: str = ""
     approximate: bool = False  # True when the rewrite changes what the network computes beyond VCNN form
@@ -62,7 +62,7 @@ def reason_category(reason: str) -> str:
 class VCNNResult:
     """The converted graph plus the conversion report."""
 
-    gm: Optional[fx.GraphModule]
+    gm: fx.GraphModule | None
     changes: list[Change] = field(default_factory=list)
     verdict: str = CONVERTIBLE
     reasons: list[str] = field(default_factory=list)
@@ -85,7 +85,7 @@ class VCNNResult:
     def convertible(self) -> bool:
         return self.verdict != NOT_CONVERTIBLE
 
-    def raise_if_not_convertible(self) -> "VCNNResult":
+    def raise_if_not_convertible(self) -> VCNNResult:
         if self.verdict == NOT_CONVERTIBLE:
             what = self.name or "model"
             first = self.reasons[0] if self.reasons else "unknown reason"
