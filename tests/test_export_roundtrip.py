@@ -231,6 +231,7 @@ SLOW = [
     ("timm_mobilenetv3_small_100", "timm:mobilenetv3_small_100", {}, 64),
     ("timm_vit_tiny", "timm:vit_tiny_patch16_224", {"img_size": 32, "depth": 2}, 32),  # cls token, pos embed
     ("timm_convnext_atto", "timm:convnext_atto", {"drop_path_rate": 0.1}, 64),
+    ("timm_nf_regnet_b0", "timm:nf_regnet_b0", {}, 64),  # ScaledStdConv2d written into the file
     ("zoo_nb201", "zoo:nb201", {}, 32),
     ("zoo_zennet_cifar_05m", "zoo:zennet_cifar_05m", {}, 32),
 ]

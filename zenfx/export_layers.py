@@ -84,6 +84,41 @@ class Conv2dSame(nn.Conv2d):
         x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 ''',
+    "StdConv2d": '''
+class StdConv2d(nn.Conv2d):
+    """A conv whose weight is standardised per output channel (zero mean, unit variance) at every call."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = False, eps: float = 1e-6) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         training=True, momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+''',
+    "ScaledStdConv2d": '''
+class ScaledStdConv2d(nn.Conv2d):
+    """A conv whose standardised weight is scaled by a learnt per-channel gain times ``scale`` (NFNets)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, scale: float = 1.0, eps: float = 1e-6,
+                 gain_init: float = 1.0) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, bias=bias)
+        self.scale = scale
+        self.eps = eps
+        self.gain_init = gain_init
+        self.gain = nn.Parameter(torch.full((out_channels, 1, 1, 1), gain_init))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         weight=(self.gain * self.scale).view(-1), training=True, momentum=0.0,
+                         eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+''',
 }
 
 # Classes (module path + name) written as a snippet, and the attribute that carries each argument.
@@ -91,6 +126,8 @@ _SNIPPET_CLASSES: dict[str, str] = {
     "timm.layers.drop.DropPath": "DropPath",
     "torchvision.ops.stochastic_depth.StochasticDepth": "StochasticDepth",
     "timm.layers.conv2d_same.Conv2dSame": "Conv2dSame",
+    "timm.layers.std_conv.StdConv2d": "StdConv2d",
+    "timm.layers.std_conv.ScaledStdConv2d": "ScaledStdConv2d",
 }
 
 # timm's norm + drop + act layers, written as the torch norm then the two children.
