@@ -4,10 +4,11 @@
 
 Flow::
 
-    spec / nn.Module / GraphModule / TracedModel / Prepared
-      -> prepare()   load (on the meta device when every proxy re-initialises all weights),
-                     trace, convert to VCNN once; timed
-      -> per proxy   the graph its ProxySpec names (original or VCNN; ``graph=`` overrides),
+    spec / nn.Module / GraphModule / TracedModel / VCNNResult / Prepared
+      -> prepare()   zenfx.pipeline's load -> trace -> convert, once (on the meta device when
+                     every proxy re-initialises all weights); timed
+      -> per proxy   score_proxy(prepared, proxy, ScoreOptions): the unit a search reuses;
+                     the graph its ProxySpec names (original or VCNN; ``graph=`` overrides),
                      materialised on the device/dtype, with GAP+Linear appended when it needs
                      logits on the VCNN graph (``with_head``)
       -> per repeat  ctx.repeat_index = r, global RNG seeded from (seed, repeat, proxy), value,
