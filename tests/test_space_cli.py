@@ -33,7 +33,8 @@ def test_space_json_and_tables():
 def test_mutate_writes_a_genome_that_every_command_reads(tmp_path):
     out = tmp_path / "g.json"
     mine = ["examples/my_backbone.py:build", "-r", "32"]
-    res = runner.invoke(app, ["mutate", *mine, "--edits", "3", "--seed", "1", "--out", str(out), "--no-score", "--json"])
+    res = runner.invoke(app, ["mutate", *mine, "--edits", "3", "--seed", "1", "--out", str(out),
+                              "--no-score", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert len(doc["new_edits"]) == 3 and doc["seed"]["params"] == 39482 and doc["seed"]["vcnn_depth"] == 5

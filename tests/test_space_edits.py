@@ -182,3 +182,35 @@ def test_vit_attention_and_convnext_permute_frozen():
     assert not any(g.free for g in cnx.groups)
     assert any("permute moves the channel dim" in r for r in _frozen(cnx).values())
     assert [b.path for b in cnx.blocks] == [f"features.{i}" for i in (1, 3, 5, 7)]  # depth stays searchable
+
+
+def _topology_facts(t):
+    return ([(x.path, x.kind, x.out_group, x.in_parts, x.group_width, x.norm_groups, x.spatial) for x in t.layers],
+            {g: (m["flags"], m["step"], bool(m["reasons"])) for g, m in t.groups.items()},
+            list(t.kernels), [(b["path"], b["container"], b["start"], b["count"]) for b in t.blocks])
+
+
+def _derived_equals_traced(spec: str, res: int, genomes: int) -> None:
+    import random
+
+    from zenfx.mutation import build_with_topology
+    from zenfx.space import analyse
+
+    seed = Genome(spec, {}, (3, res, res))
+    for i in range(genomes):
+        g = zenfx.mutate(seed, random.Random(i), edits=4, kinds=("depth", "width"), probe=False)
+        model, derived = build_with_topology(g, "meta", probe=False)
+        assert _topology_facts(derived) == _topology_facts(analyse(model, g.input_size)), [str(e) for e in g.edits]
+
+
+@pytest.mark.parametrize("spec", ["zoo:cifar_resnet20", "torchvision:mobilenet_v2"])
+def test_depth_edits_derive_the_topology_a_retrace_finds(spec):
+    _derived_equals_traced(spec, 32, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["torchvision:resnet50", "torchvision:efficientnet_b0", "timm:efficientnet_b0",
+                                  "torchvision:regnet_x_400mf", "timm:mobilenetv3_small_100", "timm:tf_efficientnet_b0",
+                                  "torchvision:mobilenet_v3_small", "timm:resnet18", "zoo:cifar_resnet_bottleneck"])
+def test_depth_edits_derive_the_topology_a_retrace_finds_every_family(spec):
+    _derived_equals_traced(spec, 64, 6)

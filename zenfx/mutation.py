@@ -51,8 +51,13 @@ def _resolve(g: Genome, device: str | None) -> nn.Module:
     return resolve_model(g.seed, dict(g.kwargs), device=device).module
 
 
-def meta_seed(g: Genome) -> nn.Module:
-    """A fresh meta-device copy of the seed model (resolved once per process and seed)."""
+def meta_seed(g: Genome, *, share: bool = False) -> nn.Module:
+    """A fresh meta-device copy of the seed model (resolved once per process and seed).
+
+    ``share=True`` (internal, read-mostly copies such as the ones ``mutate`` inspects) shares the
+    meta parameter objects with the cached seed: edits only ever *replace* parameters, so sharing
+    is safe there and skips most of the deep-copy cost. Models handed to callers never share.
+    """
     ident = seed_ident(g)
     if ident not in _META_SEEDS:
         model = _resolve(g, "meta")
@@ -64,7 +69,11 @@ def meta_seed(g: Genome) -> nn.Module:
         while len(_META_SEEDS) > 4:
             _META_SEEDS.popitem(last=False)
     _META_SEEDS.move_to_end(ident)
-    return copy.deepcopy(_META_SEEDS[ident])
+    cached = _META_SEEDS[ident]
+    if not share:
+        return copy.deepcopy(cached)
+    memo: dict[int, Any] = {id(t): t for t in [*cached.parameters(), *cached.buffers()]}
+    return copy.deepcopy(cached, memo)
 
 
 def seed_key(g: Genome) -> str:
@@ -74,12 +83,12 @@ def seed_key(g: Genome) -> str:
     return _SEED_KEYS[ident]
 
 
-def seed_topology(g: Genome, *, probe: bool = True, cache: bool = True) -> tuple[Topology, nn.Module]:
+def seed_topology(g: Genome, *, probe: bool = True, cache: bool = True) -> Topology:
     """The seed's topology (probed when ``probe``; on disk under the cache dir when ``cache``)."""
     ident = seed_ident(g)
-    model = meta_seed(g)
     topo = _SEED_TOPOS.get((ident, probe))
     if topo is None:
+        model = meta_seed(g)
         from . import space_cache
 
         key = space_cache.cache_key(g, seed_key(g), probe) if cache else None
@@ -93,27 +102,19 @@ def seed_topology(g: Genome, *, probe: bool = True, cache: bool = True) -> tuple
             if key:
                 space_cache.save(key, topo)
         _SEED_TOPOS[(ident, probe)] = topo
-    return topo, model
+    return topo
 
 
-def _depth_topology(g: Genome, probe: bool, history: tuple[tuple[str, int], ...], model: nn.Module,
-                    seed_topo: Topology) -> Topology:
+def _depth_topology(g: Genome, probe: bool, history: tuple[tuple[str, int], ...], prev: Topology,
+                    site: dict[str, Any], plan: list[tuple[str, str, str]], removed: list[str]) -> Topology:
+    """The topology after a depth edit: derived from the one before (``space_depth``), cached by history."""
     key = (seed_ident(g), probe, history)
     topo = _DEPTH_TOPOS.get(key)
     if topo is None:
-        topo = analyse(model, g.input_size)
-        # carry the probe's verdicts over to the sites that still exist under the same name
-        for gid, meta in topo.groups.items():
-            old = seed_topo.groups.get(gid)
-            if old:
-                meta["reasons"] += [r for r in old["reasons"] if r.startswith("probe") and r not in meta["reasons"]]
-        for path, reasons in topo.kernels.items():
-            reasons += [r for r in seed_topo.kernels.get(path, []) if r.startswith("probe")]
-        old_blocks = {b["path"]: b for b in seed_topo.blocks}
-        for b in topo.blocks:
-            if b["path"] in old_blocks:
-                b["reasons"] += [r for r in old_blocks[b["path"]]["reasons"] if r.startswith("probe")]
-        if len(_DEPTH_TOPOS) > 256:
+        from .space_depth import derive
+
+        topo = derive(prev, site, plan, removed)
+        if len(_DEPTH_TOPOS) > 4096:
             _DEPTH_TOPOS.pop(next(iter(_DEPTH_TOPOS)))
         _DEPTH_TOPOS[key] = topo
     return topo
@@ -235,12 +236,18 @@ def _new_key(last: str, taken: set[str]) -> str:
     return f"{stem}{num}"
 
 
-def apply_depth(model: nn.Module, site: dict[str, Any], value: int, changed: list[nn.Module]) -> None:
-    """Add copies of the run's last block after it, or remove blocks from the run's end."""
+def apply_depth(model: nn.Module, site: dict[str, Any], value: int, changed: list[nn.Module]
+                ) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Add copies of the run's last block after it, or remove blocks from the run's end.
+
+    Returns the plan ((new key, "kept" | "copy", old key) per child, in order) and the removed
+    keys, from which ``space_depth.derive`` follows the topology without re-tracing."""
     cont = model.get_submodule(site["container"]) if site["container"] else model
     items = list(cont._modules.items())
     s, n = int(site["start"]), int(site["count"])
     numeric = all(k.isdigit() for k, _ in items)
+    tagged = [(k, "kept", k, mod) for k, mod in items]
+    removed: list[str] = []
     if value > n:
         taken = {k for k, _ in items}
         new = []
@@ -248,14 +255,16 @@ def apply_depth(model: nn.Module, site: dict[str, Any], value: int, changed: lis
             block = copy.deepcopy(items[s + n - 1][1])
             key = _new_key(new[-1][0] if new else items[s + n - 1][0], taken)
             taken.add(key)
-            new.append((key, block))
+            new.append((key, "copy", items[s + n - 1][0], block))
             changed.extend(sm for sm in block.modules() if sm._parameters or sm._buffers)
-        items = items[:s + n] + new + items[s + n:]
+        tagged = tagged[:s + n] + new + tagged[s + n:]
     else:
-        items = items[:s + value] + items[s + n:]
+        removed = [k for k, _ in items[s + value:s + n]]
+        tagged = tagged[:s + value] + tagged[s + n:]
     if numeric:
-        items = [(str(i), mod) for i, (_, mod) in enumerate(items)]
-    cont._modules = OrderedDict(items)  # type: ignore[assignment]
+        tagged = [(str(i), kind, old, mod) for i, (_, kind, old, mod) in enumerate(tagged)]
+    cont._modules = OrderedDict((k, mod) for k, _, _, mod in tagged)  # type: ignore[assignment]
+    return [(k, kind, old) for k, kind, old, _ in tagged], removed
 
 
 # --------------------------------------------------------------------------- initialisation
@@ -360,8 +369,7 @@ def check_edit(i: int, e: Edit, topo: Topology, model: nn.Module, seed: str) -> 
 def replay(g: Genome, model: nn.Module, *, probe: bool = True, cache: bool = True
            ) -> tuple[nn.Module, Topology, list[nn.Module]]:
     """Apply ``g.edits`` in order to ``model`` (a fresh copy of the seed); returns the topology at the end."""
-    seed_topo, _ = seed_topology(g, probe=probe, cache=cache)
-    topo = seed_topo
+    topo = seed_topology(g, probe=probe, cache=cache)
     changed: list[nn.Module] = []
     history: tuple[tuple[str, int], ...] = ()
     for i, e in enumerate(g.edits):
@@ -371,9 +379,9 @@ def replay(g: Genome, model: nn.Module, *, probe: bool = True, cache: bool = Tru
         elif e.kind == "kernel":
             apply_kernel(model, e.target, e.value, changed)
         elif site is not None and e.value != int(site["count"]):
-            apply_depth(model, site, e.value, changed)
+            plan, removed = apply_depth(model, site, e.value, changed)
             history += ((e.target, e.value),)
-            topo = _depth_topology(g, probe, history, model, seed_topo)
+            topo = _depth_topology(g, probe, history, topo, site, plan, removed)
     if any(e.kind == "depth" for e in g.edits):
         from .space_fixups import respread_drop_path
 
@@ -388,26 +396,39 @@ def replay(g: Genome, model: nn.Module, *, probe: bool = True, cache: bool = Tru
 def build(genome: Genome | str | Any, device: str | torch.device | None = None, *, probe: bool = True,
           cache: bool = True) -> nn.Module:
     """Replay a genome on its seed: same genome -> identical state dict. ``device="meta"``: no weights."""
-    g = as_genome(genome)
+    return _build(as_genome(genome), device, probe, cache, {})
+
+
+def _build(g: Genome, device: str | torch.device | None, probe: bool, cache: bool,
+           holder: dict[str, Topology]) -> nn.Module:
     if g.seed_key and g.seed_key != seed_key(g):
         raise GenomeError(f"the seed '{g.seed}' is not the model this genome was written for "
                           "(its architecture changed since); re-create the genome")
     dev = str(device) if device is not None else "cpu"
     if dev == "meta":
-        model, _, _ = replay(g, meta_seed(g), probe=probe, cache=cache)
+        model, holder["topology"], _ = replay(g, meta_seed(g), probe=probe, cache=cache)
         return model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(g.init_seed)
         model = _resolve(g, None)
-        model, _, changed = replay(g, model, probe=probe, cache=cache)
+        model, holder["topology"], changed = replay(g, model, probe=probe, cache=cache)
         torch.manual_seed(g.init_seed + 1)
         _initialise(model, changed)
     return model.to(device) if device is not None else model
 
 
+def build_with_topology(genome: Genome | str | Any, device: str | torch.device | None = None, *,
+                        probe: bool = True, cache: bool = True) -> tuple[nn.Module, Topology]:
+    """``build`` plus the topology of the built model (for ``space.estimate_macs`` budget checks)."""
+    g = as_genome(genome)
+    holder: dict[str, Topology] = {}
+    model = _build(g, device, probe, cache, holder)
+    return model, holder["topology"]
+
+
 def current_state(g: Genome, *, probe: bool = True, cache: bool = True) -> SearchSpace:
     """The search space of the genome's model as it is after its edits (built on meta)."""
-    model, topo, _ = replay(g, meta_seed(g), probe=probe, cache=cache)
+    model, topo, _ = replay(g, meta_seed(g, share=True), probe=probe, cache=cache)
     return read_space(topo, model, g.seed, g.input_size)
 
 

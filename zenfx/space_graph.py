@@ -83,16 +83,17 @@ class Layer:
     in_parts: list[tuple[str, int]] = field(default_factory=list)  # conv/linear input, norm's own channels
     group_width: int = 0  # grouped conv (tied in/out): channels per group
     norm_groups: int = 0  # GroupNorm: num_groups
+    spatial: int = 0  # conv: output positions (H*W); linear: rows per sample. Width-independent: MACs by formula
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "cls": self.cls, "out_group": self.out_group,
                 "in_parts": [list(p) for p in self.in_parts], "group_width": self.group_width,
-                "norm_groups": self.norm_groups}
+                "norm_groups": self.norm_groups, "spatial": self.spatial}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Layer:
         return cls(d["path"], d["kind"], d["cls"], d["out_group"], [(g, int(s)) for g, s in d["in_parts"]],
-                   int(d["group_width"]), int(d["norm_groups"]))
+                   int(d["group_width"]), int(d["norm_groups"]), int(d.get("spatial", 0)))
 
 
 class GroupSet:
@@ -284,6 +285,9 @@ class ChannelAnalysis:
             self._freeze(v, f"conv '{path}' reads a tensor whose channel dim is unknown")
             self.gs.freeze(out_gid, f"conv '{path}' reads a tensor whose channel dim is unknown")
         layer = self._layer(path, "conv", type(m).__name__, out_gid, v)
+        so = _shape(node)
+        if so is not None and not layer.spatial:
+            layer.spatial = math.prod(so[2:])
         if v.pooled:
             self.gs.flag(out_gid, "squeeze")
         if m.groups > 1:
@@ -320,7 +324,10 @@ class ChannelAnalysis:
             reason = f"Linear '{path}' reads a tensor whose last dim is not its channel dim"
             self._freeze(v, reason)
             self.gs.freeze(out_gid, reason)
-        self._layer(path, "linear", type(m).__name__, out_gid, v)
+        layer = self._layer(path, "linear", type(m).__name__, out_gid, v)
+        so = _shape(node)
+        if so is not None and not layer.spatial:
+            layer.spatial = math.prod(so[1:-1])
         return Value(((out_gid, 1),), rank - 1)
 
     def _norm(self, node: fx.Node, path: str, m: Any, v: Value) -> Value:
