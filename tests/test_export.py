@@ -299,3 +299,13 @@ def test_two_inputs_are_exported_but_not_checked() -> None:
     res = export_model(TwoInputs(), input_size=(3, 4, 4))
     assert "def forward(self, x, y):" in res.source and not res.checked
     assert any("2 inputs" in n for n in res.notes)
+
+
+def test_a_class_name_that_clashes_with_the_file_is_refused() -> None:
+    from timm.layers import DropPath
+
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), DropPath(0.1))
+    with pytest.raises(NotExportableError, match="clashes"):
+        export_model(model, input_size=(3, 4, 4), class_name="DropPath")
+    with pytest.raises(NotExportableError, match="clashes"):
+        export_model(model, input_size=(3, 4, 4), class_name="torch")

@@ -419,6 +419,9 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
     uses_math = any("math." in line for line in forward) or "Conv2dSame" in snippets
     uses_operator = any("operator." in line for line in forward)
     namedtuples = {**train_body.namedtuples, **eval_body.namedtuples}
+    if class_name in _RESERVED or class_name in snippets or class_name in namedtuples:
+        raise CannotWrite(f"the class name '{class_name}' clashes with a name the file defines or imports "
+                          "(pick another with --class-name)")
     if any(n in _RESERVED or n == class_name for n in namedtuples):
         raise CannotWrite(f"an output type is named like a reserved name: {sorted(namedtuples)}")
     out = [f'"""{header}"""', "", "from __future__ import annotations", ""]
