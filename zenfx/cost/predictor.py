@@ -218,6 +218,15 @@ def _clone_tensors(obj: Any) -> Any:
     return obj
 
 
+def _op_callable(gm: nn.Module, n: fx.Node, args: tuple[Any, ...]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """What a node calls and its positional arguments (a method's ``self`` becomes the bound method)."""
+    if n.op == "call_module":
+        return gm.get_submodule(str(n.target)), args
+    if n.op == "call_method":
+        return getattr(args[0], str(n.target)), tuple(args[1:])
+    return n.target, args  # type: ignore[return-value]
+
+
 class _MeasuringInterpreter(fx.Interpreter):
     """Runs the graph for real and times, in isolation, each node whose key is missing."""
 
@@ -239,7 +248,11 @@ class _MeasuringInterpreter(fx.Interpreter):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             if storage_kind(self.module, n) == "inplace":  # type: ignore[arg-type]
                 args, kwargs = _clone_tensors(args), _clone_tensors(kwargs)
-            call = self._callable(n, args, kwargs)
+            fn, args = _op_callable(self.module, n, args)
+
+            def call() -> Any:
+                return fn(*args, **kwargs)
+
             with _flush_denormal():
                 median, _iqr, _b, _r = time_callable(call, self.device, self.threads, self.min_run_time,
                                                      warmup=2, clock=self.table.clock)
@@ -247,16 +260,6 @@ class _MeasuringInterpreter(fx.Interpreter):
             self.measured.append(key)
         return super().run_node(n)
 
-    def _callable(self, n: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[], Any]:
-        if n.op == "call_module":
-            mod = self.module.get_submodule(str(n.target))
-            return lambda: mod(*args, **kwargs)
-        if n.op == "call_method":
-            self_obj, *rest = args
-            meth = getattr(self_obj, str(n.target))
-            return lambda: meth(*rest, **kwargs)
-        target = n.target
-        return lambda: target(*args, **kwargs)  # type: ignore[operator]
 
 
 class _ContextTimingInterpreter(fx.Interpreter):
@@ -284,13 +287,7 @@ class _ContextTimingInterpreter(fx.Interpreter):
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             # resolve the callable first: the submodule lookup is bookkeeping, not the op
-            if n.op == "call_module":
-                fn: Callable[..., Any] = self.module.get_submodule(str(n.target))
-            elif n.op == "call_method":
-                fn = getattr(args[0], str(n.target))
-                args = args[1:]
-            else:
-                fn = n.target  # type: ignore[assignment]
+            fn, args = _op_callable(self.module, n, args)
             timer = self.timer
             t0 = timer()
             out = fn(*args, **kwargs)
