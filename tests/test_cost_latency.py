@@ -143,3 +143,25 @@ def test_meta_graph_predicts_from_table(tmp_path, monkeypatch) -> None:
         other = nn.Sequential(nn.Conv2d(3, 7, 1))
     with pytest.raises(UsageError, match="real weights"):
         predict_latency(trace(other, (3, 16, 16)), (3, 16, 16), threads=1)
+
+
+def test_isolated_and_context_methods_time_the_same_operators(tmp_path, monkeypatch) -> None:
+    """Both timers resolve a node's callable the same way (modules, methods, functions, in-place ops)."""
+    monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.fc = nn.Linear(8 * 8 * 8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.relu_(self.conv(x)).flatten(1)
+            return self.fc(y.mul(2.0))
+
+    got = {}
+    for method in ("isolated", "context"):
+        p = predict_latency(Net(), (3, 8, 8), 2, threads=1, method=method, save=False, min_run_time=0.005)
+        got[method] = sorted(n.key for n in p.nodes)
+        assert p.total_s > 0 and p.measured == len(p.nodes)
+    assert got["isolated"] == got["context"] and len(got["context"]) == 5
