@@ -91,8 +91,13 @@ def input_size_of(input_size: str | Sequence[int] | None, resolution: int | None
 
 
 def check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise OptionError("batch_size", f"batch_size must be at least 1, got {batch_size}")
+    """``batch_size`` as an int, refused (OptionError) unless it is a whole number >= 1."""
+    try:
+        whole = not isinstance(batch_size, bool) and int(batch_size) == batch_size
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or batch_size < 1:
+        raise OptionError("batch_size", f"batch_size must be at least 1, got {batch_size!r}")
     return int(batch_size)
 
 
@@ -119,8 +124,8 @@ def load_and_trace(spec: ModelLike, kwargs: dict[str, Any] | None = None,
     ``(batch_size, *input_size)``.
 
     ``spec`` may also be a :class:`TracedModel` or a GraphModule zenfx traced: neither is resolved
-    or traced again (``kwargs`` and ``device`` must then be unset); at another size or batch it is
-    re-shaped on a copy. ``input_size=None`` (and no ``resolution``) means the model's own default
+    or traced again (``kwargs`` must then be unset; it stays on its own device); at another size or
+    batch it is re-shaped on a copy. ``input_size=None`` (and no ``resolution``) means the model's own default
     (timm's config, torchvision's crop size, else 3x224x224; for a traced graph, its own size).
     """
     batch_size = check_batch_size(batch_size)
