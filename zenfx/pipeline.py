@@ -90,15 +90,19 @@ def input_size_of(input_size: str | Sequence[int] | None, resolution: int | None
     return tuple(int(d) for d in default)  # type: ignore[return-value]
 
 
-def check_batch_size(batch_size: int) -> int:
-    """``batch_size`` as an int, refused (OptionError) unless it is a whole number >= 1."""
+def whole_number(option: str, value: Any, minimum: int) -> int:
+    """``value`` as an int, refused (OptionError naming ``option``) unless it is a whole number >= ``minimum``."""
     try:
-        whole = not isinstance(batch_size, bool) and int(batch_size) == batch_size
+        whole = not isinstance(value, bool) and int(value) == value
     except (TypeError, ValueError):
         whole = False
-    if not whole or batch_size < 1:
-        raise OptionError("batch_size", f"batch_size must be at least 1, got {batch_size!r}")
-    return int(batch_size)
+    if not whole or value < minimum:
+        raise OptionError(option, f"{option} must be at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size: int) -> int:
+    return whole_number("batch_size", batch_size, 1)
 
 
 # --------------------------------------------------------------------------- load and trace
@@ -196,4 +200,4 @@ def inspect_model(spec: ModelLike, kwargs: dict[str, Any] | None = None,
 
 
 __all__ = ["DEFAULT_INPUT_SIZE", "TracedModel", "check_batch_size", "convert", "input_size_of", "inspect_model",
-           "load_and_trace", "reshape", "trace_loaded"]
+           "load_and_trace", "reshape", "trace_loaded", "whole_number"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -41,7 +42,7 @@ from .devices import DTYPE_NAMES, dtype_name, is_meta, parse_device, parse_dtype
 from .errors import NumericalError, OptionError, UsageError, ZenfxError
 from .graph import BN_TYPES, CONV_TYPES, output_shape
 from .loading import InputSize
-from .pipeline import TracedModel, check_batch_size, input_size_of, load_and_trace
+from .pipeline import TracedModel, check_batch_size, input_size_of, load_and_trace, whole_number
 from .pipeline import convert as convert_traced
 from .proxies.base import ProxyContext, ProxySpec, get_proxy
 from .vcnn.report import VCNNResult
@@ -103,16 +104,18 @@ class ScoreOptions:
             raise OptionError("bn_stat", f"bn_stat must be official or batch, got '{self.bn_stat}'")
         if self.graph not in (None, *GRAPHS):
             raise OptionError("graph", f"graph must be original or vcnn, got '{self.graph}'")
-        if isinstance(self.repeat, bool) or int(self.repeat) != self.repeat or self.repeat < 1:
-            raise OptionError("repeat", f"repeat must be at least 1, got {self.repeat}")
-        gamma = float(self.mixup_gamma)
+        repeat = whole_number("repeat", self.repeat, 1)
+        try:
+            gamma = float(self.mixup_gamma)
+        except (TypeError, ValueError):
+            gamma = math.nan
         if not (gamma > 0 and math.isfinite(gamma)):
-            raise OptionError("mixup_gamma", f"mixup_gamma must be a positive number, got {self.mixup_gamma}")
-        if isinstance(self.num_classes, bool) or int(self.num_classes) != self.num_classes or self.num_classes < 1:
-            raise OptionError("num_classes", f"num_classes must be at least 1, got {self.num_classes}")
-        return ScoreOptions(check_batch_size(self.batch_size), int(self.repeat), int(self.seed), bn_stat, gamma,
-                            dev, dt, int(self.num_classes), self.graph, self.batches, dict(self.extra or {}),
-                            self.progress)
+            raise OptionError("mixup_gamma", f"mixup_gamma must be a positive number, got {self.mixup_gamma!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise OptionError("seed", f"seed must be an integer, got {self.seed!r}")
+        return ScoreOptions(check_batch_size(self.batch_size), repeat, int(self.seed), bn_stat,
+                            gamma, dev, dt, whole_number("num_classes", self.num_classes, 1), self.graph,
+                            self.batches, dict(self.extra or {}), self.progress)
 
     @property
     def torch_device(self) -> torch.device:

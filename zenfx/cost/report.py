@@ -20,7 +20,7 @@ from ..devices import dtype_name, parse_device, parse_dtype, require_runnable
 from ..errors import NotTraceableError, OptionError
 from ..graph import output_shape, tensor_shapes
 from ..loading import resolve_model
-from ..pipeline import TracedModel, check_batch_size, convert, input_size_of, load_and_trace, trace_loaded
+from ..pipeline import TracedModel, check_batch_size, convert, input_size_of, load_and_trace, trace_loaded, whole_number
 from .flops import COUNTERS, MacCount, count
 from .latency import LatencyResult, measure_latency
 from .memory import ActivationMemory, activation_memory, module_prefixes, node_module_path
@@ -211,12 +211,11 @@ def _check_options(counter: str, batch_size: int, depth: int | None, dtype: str 
     if counter not in COUNTERS:
         raise OptionError("counter", f"counter '{counter}' is not one of {', '.join(COUNTERS)}")
     check_batch_size(batch_size)
-    if depth is not None and depth < 0:
-        raise OptionError("depth", f"depth must be at least 0, got {depth}")
-    if threads is not None and threads < 1:
-        raise OptionError("threads", f"threads must be at least 1, got {threads}")
-    if warmup < 0:
-        raise OptionError("warmup", f"warmup must be at least 0, got {warmup}")
+    if depth is not None:
+        whole_number("depth", depth, 0)
+    if threads is not None:
+        whole_number("threads", threads, 1)
+    whole_number("warmup", warmup, 0)
     if not min_run_time > 0:
         raise OptionError("min_run_time", f"min_run_time must be greater than 0 seconds, got {min_run_time}")
     dt = parse_dtype(dtype)
