@@ -40,12 +40,13 @@ PASSES: list[tuple[str, PassFn]] = [
 
 def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, keep_norms: bool = False,
             strict: bool = True, batch_size: int = 1, name: str | None = None,
-            kwargs: dict[str, Any] | None = None, resolution: int | None = None) -> VCNNResult:
+            kwargs: dict[str, Any] | None = None, resolution: int | None = None,
+            device: str | None = None) -> VCNNResult:
     """Rewrite a model into vanilla-CNN form on a private copy; the caller's model is never touched.
 
-    ``model_or_gm``: a spec string (with constructor ``kwargs``), an ``nn.Module``, a zenfx-traced
-    ``GraphModule`` or a ``TracedModel`` (traced once, by ``zenfx.pipeline.load_and_trace``; what is
-    traced already is not traced again).
+    ``model_or_gm``: a spec string (with constructor ``kwargs``, built on ``device``; ``"meta"``
+    costs no memory), an ``nn.Module``, a zenfx-traced ``GraphModule`` or a ``TracedModel`` (traced
+    once, by ``zenfx.pipeline.load_and_trace``; what is traced already is not traced again).
     Returns a :class:`VCNNResult` whose ``gm`` outputs the pre-GAP feature map. With ``strict=True``
     a not-convertible model raises :class:`NotConvertibleError` (an untraceable one
     :class:`NotTraceableError`); with ``strict=False`` the result carries the verdict and reasons.
@@ -53,12 +54,13 @@ def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, 
     from ..pipeline import load_and_trace
 
     try:
-        tm = load_and_trace(model_or_gm, kwargs, input_size, batch_size=batch_size, resolution=resolution)
+        tm = load_and_trace(model_or_gm, kwargs, input_size, device=device, batch_size=batch_size,
+                            resolution=resolution)
     except NotTraceableError as exc:
         if strict:
             raise
-        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"],
-                          name=name or type(model_or_gm).__name__)
+        fallback = model_or_gm if isinstance(model_or_gm, str) else type(model_or_gm).__name__
+        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"], name=name or fallback)
     return convert_traced(tm.gm, tm.input_size, name=name or tm.name, keep_norms=keep_norms, strict=strict,
                           batch_size=batch_size)
 
@@ -110,17 +112,10 @@ def _run_passes(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, l
 def convert_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
                   input_size: Sequence[int] | str | None = None, *, device: str | None = None,
                   keep_norms: bool = False, strict: bool = True, resolution: int | None = None) -> VCNNResult:
-    """Resolve a spec (as every command does), trace it and convert it: what ``zenfx convert`` runs."""
-    from ..pipeline import convert, load_and_trace
-
-    try:
-        tm = load_and_trace(spec, kwargs, input_size, device=device, resolution=resolution)
-    except NotTraceableError as exc:
-        if strict:
-            raise
-        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"],
-                          name=spec if isinstance(spec, str) else type(spec).__name__)
-    return convert(tm, keep_norms=keep_norms, strict=strict)
+    """Resolve a spec (as every command does), trace it and convert it: what ``zenfx convert`` runs
+    (``to_vcnn`` with the spec's arguments first)."""
+    return to_vcnn(spec, input_size, kwargs=kwargs, device=device, keep_norms=keep_norms, strict=strict,
+                   resolution=resolution)
 
 
 __all__ = ["PASSES", "convert_model", "convert_traced", "to_vcnn"]
