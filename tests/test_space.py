@@ -91,3 +91,38 @@ def test_genome_space_follows_edits():
     sp = zenfx.space(g1)
     assert _by_id(sp)["layer1.0.conv1"].channels == 32
     assert sp.block("layer2").count == 3 and "layer2.2.conv1" in _by_id(sp)
+
+
+class ScaledNet(nn.Module):
+    """A learnable per-channel scale read in forward (a get_attr node), like ConvNeXt's layer scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 32, 3, padding=1)
+        self.gamma = nn.Parameter(torch.ones(1, 32, 1, 1))
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv2(torch.relu(self.conv(x))) * self.gamma
+        return self.fc(x.mean((2, 3)))
+
+
+def test_parameter_read_in_forward_is_frozen_with_its_name():
+    g = _by_id(zenfx.space(ScaledNet(), input_size=(3, 16, 16)))
+    assert not g["conv2"].free and "parameter 'gamma' read in forward" in g["conv2"].reason
+    assert g["conv"].free
+
+
+def test_estimated_macs_match_the_counter_on_mutants():
+    import random
+
+    from zenfx.mutation import build_with_topology
+    from zenfx.space import estimate_macs
+
+    for spec in ("zoo:cifar_resnet20", "examples/my_backbone.py:build"):
+        seed = Genome(spec, {}, (3, 32, 32))
+        for i in range(3):
+            g = zenfx.mutate(seed, random.Random(i), edits=3)
+            model, topo = build_with_topology(g, "meta")
+            assert estimate_macs(model, topo) == zenfx.count_macs(model, g.input_size)

@@ -452,7 +452,9 @@ class ChannelAnalysis:
             if t is base:
                 continue
             if t.cdim is None:
-                self._freeze(base, f"'{name}' with an opaque tensor at node '{node.name}'")
+                why = self.gs.reasons[self.gs.find(t.parts[0][0])]
+                what = why[0].split(" at node ")[0] if why else "an opaque tensor"
+                self._freeze(base, f"'{name}' with a tensor frozen by: {what} (node '{node.name}')")
                 continue
             self._tie(base, t, f"'{name}' of tensors with different channel parts at node '{node.name}'", flag)
         return Value(base.parts, cdim)
