@@ -63,7 +63,8 @@ def search_bench_cmd(
     round_size: Annotated[int, typer.Option("--round", help="Candidates per evolution round.")] = 8,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Inputs per scoring pass.")] = 64,
     start: Annotated[str, typer.Option(
-        "--start", help="Widths the evolution starts from (shrunk to fit).")] = "64:64:64:64:64",
+        "--start",
+        help="Widths the evolution starts from (auto: the largest uniform C:C:C:C:C within budget).")] = "auto",
     seed: Annotated[int, typer.Option("--seed", help="Seed of run 0 (run r uses seed + r).")] = 0,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Worker processes (default: cores).")] = None,
     out_dir: Annotated[str, typer.Option(

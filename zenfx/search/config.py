@@ -35,6 +35,7 @@ class SearchConfig:
     kinds: tuple[str, ...] = EDIT_KINDS
     width_choices: dict[str, list[int]] | None = None
     shrink: dict[str, Any] | None = None  # how the seed was shrunk to fit (None: it fitted)
+    mutator: str | None = None  # a custom mutation operator's name (None: zenfx.mutate's graph edits)
     # run-only
     candidates: int | None = DEFAULT_CANDIDATES
     time_limit: float | None = None

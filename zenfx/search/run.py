@@ -280,8 +280,11 @@ class _Run:
         self.history: Any = None
         self.timings: Any = None
         self._keyer: Keyer | None = None
+        self.mutator: Any = None
 
     def key_of(self, g: Any) -> str:
+        if self.mutator is not None:
+            return str(self.mutator.key(g))
         if self._keyer is None:
             self._keyer = Keyer(self.start)
         return self._keyer(g)
@@ -379,6 +382,8 @@ class _Run:
         t0, c0 = time.perf_counter(), time.process_time()
 
         def mutate(parent: Any, rng: Any, n: int) -> Any:
+            if self.mutator is not None:
+                return self.mutator.mutate(parent, rng, n)
             return mutate_genome(parent, rng, edits=n, kinds=tuple(c.kinds), width_choices=c.width_choices)
 
         props = propose_round(k=k, next_id=self.rows, population=self.population, seed_genome=self.start,
@@ -418,6 +423,8 @@ class _Run:
                 row.update(stage=out["stage"], error=out["error"])
         if p.redraws:
             row["redraws"] = p.redraws
+        if self.mutator is not None and p.genome is not None:
+            row["kwargs"] = p.genome.kwargs
         verdict = row["verdict"]
         if verdict == "scored":
             self.counters.scored += 1
@@ -498,7 +505,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, seed: int = 0,
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            workers: int | None = None, backend: str = "local", ray_address: str | None = None,
-           resume: bool = False, plots: bool = True, export: bool = True,
+           resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
            progress: Callable[[SearchProgress], None] | None = None,
            notify: Callable[[str], None] | None = None) -> SearchResult:
     """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
@@ -525,6 +532,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
                        mixup_gamma=float(mixup_gamma), num_classes=int(num_classes), data=data,
                        budgets=budgets.to_dict(), population=int(population), round_size=int(round_size),
                        seed=int(seed), kinds=tuple(kinds), width_choices=width_choices,
+                       mutator=None if mutator is None else str(mutator.name),
                        candidates=None if candidates is None else int(candidates), time_limit=limit,
                        workers=_workers(workers), backend=backend, ray_address=ray_address)
     import torch
@@ -532,7 +540,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the seed is scored here exactly as a worker scores a candidate
     try:
-        run, state = _open_run(cfg, rd, resume, progress, say)
+        run, state = _open_run(cfg, rd, resume, progress, say, mutator)
         return _loop(run, state, plots, export, say)
     finally:
         torch.set_num_threads(threads)
@@ -566,8 +574,8 @@ def _workers(workers: int | None) -> int:
     return int(workers)
 
 
-def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: Callable[[str], None]
-              ) -> tuple[_Run, Any]:
+def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: Callable[[str], None],
+              mutator: Any = None) -> tuple[_Run, Any]:
     from ..runlog import atomic_write_json, read_json
 
     if resume:
@@ -584,6 +592,7 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
         cfg.shrink = old_cfg.shrink
         atomic_write_json(rd / "config.json", cfg.document())
         run = _Run(cfg, rd, progress)
+        run.mutator = mutator
         state = init_worker(run.settings())
         if (rd / "checkpoint.json").exists():
             run.restore()
@@ -609,6 +618,7 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
             + ", ".join(f"{k} {fmt_figure(k, v)}" for k, v in figs.items()))
     atomic_write_json(rd / "config.json", cfg.document())
     run = _Run(cfg, rd, progress)
+    run.mutator = mutator
     state = init_worker(run.settings())
     run.begin(state)
     return run, state
