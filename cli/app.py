@@ -12,7 +12,6 @@ first access (``from zenfx.cli.app import app`` still works).
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from zenfx.errors import EXIT_INTERRUPTED  # light: zenfx's package import pulls in no torch
 
@@ -25,7 +24,7 @@ HELP = (
     "With --json a failure prints {\"error\": ..., \"exit_code\": ...} on stdout."
 )
 
-_APP: Any = None
+_APP = None
 
 
 def _version(value: bool) -> None:
@@ -39,7 +38,7 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def build_app() -> Any:
+def build_app():  # -> typer.Typer (typer is imported inside)
     """The typer app with every ``cmd_*`` module registered (built once)."""
     global _APP
     if _APP is not None:
@@ -70,7 +69,7 @@ def build_app() -> Any:
     return app
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "app":
         return build_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -100,9 +99,32 @@ def _run(argv: list[str]) -> None:
     raise SystemExit(rv if isinstance(rv, int) else 0)
 
 
+def _second_ctrl_c_ends_at_once() -> None:
+    """The first Ctrl-C raises KeyboardInterrupt as usual (a clean exit 130 through handle_errors and
+    main). A second one, while that clean-up runs or if a library swallowed the first, ends the
+    process at once, still 130 and without a traceback: Ctrl-C twice always works."""
+    import os
+    import signal
+
+    def second(signum: int, frame: object) -> None:
+        try:
+            sys.stderr.write("interrupted\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(EXIT_INTERRUPTED)
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, second)
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, first)
+
+
 def main() -> None:
     """Console-script entry point: Ctrl-C at any moment (imports included) exits 130 without a traceback."""
     try:
+        _second_ctrl_c_ends_at_once()
         _run(sys.argv[1:])
     except KeyboardInterrupt:
         try:

@@ -11,9 +11,6 @@ new name, add it to ``_LAZY`` with the submodule that defines it.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
-__version__ = "0.1.0"
 
 from .errors import (  # light: no torch
     NotConvertibleError,
@@ -24,6 +21,10 @@ from .errors import (  # light: no torch
     UsageError,
     ZenfxError,
 )
+
+__version__ = "0.1.0"
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the console script's start-up)
 
 # public name -> submodule (relative to zenfx) that defines it
 _LAZY: dict[str, str] = {
@@ -73,7 +74,7 @@ if TYPE_CHECKING:  # static tools see the eager imports
     from .vcnn import Change, VCNNResult, audit_models, convert_model, to_vcnn
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'zenfx' has no attribute '{name}'")
