@@ -108,7 +108,11 @@ def child(backend: str, what: str, n: int) -> dict:
         res.update(nb201(backend, n))
     else:
         res.update(search(backend, n, tempfile.mkdtemp(prefix=f"bench_executor_{backend}_")))
-        res["history"] = open(os.path.join(res.pop("out"), "history.jsonl")).read()
+        out = res.pop("out")
+        res["history"] = open(os.path.join(out, "history.jsonl")).read()
+        times = [json.loads(line).get("t") for line in open(os.path.join(out, "timings.jsonl"))][1:]
+        firsts = sorted({t for t in times if t})
+        res["first_round_end_s"] = firsts[0] if firsts else None
     return res
 
 
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=24, help="search candidates (default 24)")
     ap.add_argument("--repeat", type=int, default=2, help="alternating local/ray repeats; the best of each counts")
     ap.add_argument("--skip-search", action="store_true")
+    ap.add_argument("--only", choices=("overhead", "nb201", "search"), default=None, help="one measurement only")
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--child", nargs=3, metavar=("BACKEND", "WHAT", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -139,21 +144,24 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     work = [("overhead", args.tasks), ("nb201", args.archs)] + ([] if args.skip_search else
                                                                 [("search", args.candidates)])
+    if args.only:
+        work = [w for w in work if w[0] == args.only] or [("search", args.candidates)]
     runs: dict[str, dict[str, list[dict]]] = {w: {"local": [], "ray": []} for w, _ in work}
     for _ in range(args.repeat):
         for what, n in work:
             for backend in ("local", "ray"):
                 runs[what][backend].append(_run_child(backend, what, n))
     summary: dict = {"load_at_start": os.getloadavg()[0], "repeat": args.repeat}
-    lo, ra = runs["overhead"]["local"], runs["overhead"]["ray"]
-    summary["ray_start_s"] = min(r["ray_start_s"] for r in ra)
-    summary["round_trip_ms"] = {"local": min(r["round_trip_ms"] for r in lo),
-                                "ray": min(r["round_trip_ms"] for r in ra)}
-    summary["noop_tasks_per_s_2_workers"] = {"local": max(r["noop_tasks_per_s_2_workers"] for r in lo),
-                                             "ray": max(r["noop_tasks_per_s_2_workers"] for r in ra)}
+    summary["ray_start_s"] = min(r["ray_start_s"] for w in runs.values() for r in w["ray"])
     print(f"ray start-up (best)             {summary['ray_start_s']:8.2f} s")
-    for k in ("round_trip_ms", "noop_tasks_per_s_2_workers"):
-        print(f"{k:32s} local {summary[k]['local']:9.2f}   ray {summary[k]['ray']:9.2f}")
+    if "overhead" in runs:
+        lo, ra = runs["overhead"]["local"], runs["overhead"]["ray"]
+        summary["round_trip_ms"] = {"local": min(r["round_trip_ms"] for r in lo),
+                                    "ray": min(r["round_trip_ms"] for r in ra)}
+        summary["noop_tasks_per_s_2_workers"] = {"local": max(r["noop_tasks_per_s_2_workers"] for r in lo),
+                                                 "ray": max(r["noop_tasks_per_s_2_workers"] for r in ra)}
+        for k in ("round_trip_ms", "noop_tasks_per_s_2_workers"):
+            print(f"{k:32s} local {summary[k]['local']:9.2f}   ray {summary[k]['ray']:9.2f}")
     for what, label, key in (("nb201", f"NB201 scoring, {args.archs} cells", "scores"),
                              ("search", f"search, {args.candidates} candidates", "history")):
         if what not in runs:
@@ -165,6 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:32s} local {best['local']:7.2f} s   ray {best['ray']:7.2f} s   ray/local throughput "
               f"{ratio:.2f}x   identical {key}: {same}   (all walls {walls})")
         summary[what] = {"best_wall_s": best, "walls": walls, "ray_over_local": ratio, f"identical_{key}": same}
+        if what == "search":
+            first = {b: min(r["first_round_end_s"] or 0.0 for r in runs[what][b]) for b in ("local", "ray")}
+            rest = {b: min(r["wall_s"] - (r["first_round_end_s"] or 0.0) for r in runs[what][b])
+                    for b in ("local", "ray")}
+            summary[what].update(first_round_end_s=first, after_first_round_s=rest)
+            print(f"{'  first round ends at':32s} local {first['local']:7.2f} s   ray {first['ray']:7.2f} s   "
+                  f"(workers' start: forked workers inherit the driver's imports and probed space, actors start "
+                  f"cold)")
+            print(f"{'  after the first round':32s} local {rest['local']:7.2f} s   ray {rest['ray']:7.2f} s   "
+                  f"ray/local throughput {rest['local'] / rest['ray']:.2f}x")
     summary["load_at_end"] = os.getloadavg()[0]
     if args.json_out:
         with open(args.json_out, "w") as fh:
