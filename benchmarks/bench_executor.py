@@ -62,16 +62,16 @@ def overhead(backend: str, n: int) -> dict[str, float]:
 
 
 def nb201(backend: str, archs: int) -> dict[str, float]:
-    from zenfx.bench import Arch, BenchConfig, _score_task, _worker_state
+    from zenfx.bench import Arch, BenchConfig, score_task, worker_state
     from zenfx.executor import make_executor
 
     cfg = BenchConfig("nb201", "cifar10", sample=archs, seed=0, proxies=("params", "synflow", "snip", "zen"),
                       batch_size=16, resolution=32)
     tasks = [(Arch(i, CELLS[i % len(CELLS)], 0.0), cfg.proxies) for i in range(archs)]
-    with make_executor(backend, 2, init=_worker_state, init_arg=cfg) as ex:
-        ex.run(_score_task, tasks[:2])  # warm both... at least one worker, and the imports
+    with make_executor(backend, 2, init=worker_state, init_arg=cfg) as ex:
+        ex.run(score_task, tasks[:2])  # warm both... at least one worker, and the imports
         t = time.perf_counter()
-        outs = ex.run(_score_task, tasks)
+        outs = ex.run(score_task, tasks)
         wall = time.perf_counter() - t
     assert all(o.ok for o in outs), [o.error for o in outs if not o.ok]
     return {"archs": archs, "wall_s": wall, "archs_per_s": archs / wall,

@@ -88,15 +88,15 @@ def test_ray_backend_contract(ray_cluster, tmp_path):
 
 @pytest.mark.slow
 def test_ray_scores_equal_local_and_survive_a_killed_actor(ray_cluster):
-    from zenfx.bench import _score_task, _worker_state
+    from zenfx.bench import score_task, worker_state
 
     cfg, tasks = _bench_tasks()
-    with make_executor("local", 2, init=_worker_state, init_arg=cfg) as ex:
-        local = _scores(ex.run(_score_task, tasks))
-    with make_executor("ray", 2, init=_worker_state, init_arg=cfg) as ex:
-        assert _scores(ex.run(_score_task, tasks)) == local  # bit-identical: same seeds, one thread each
+    with make_executor("local", 2, init=worker_state, init_arg=cfg) as ex:
+        local = _scores(ex.run(score_task, tasks))
+    with make_executor("ray", 2, init=worker_state, init_arg=cfg) as ex:
+        assert _scores(ex.run(score_task, tasks)) == local  # bit-identical: same seeds, one thread each
         outcomes, killed = [], False
-        for o in ex.map(_score_task, tasks):
+        for o in ex.map(score_task, tasks):
             outcomes.append(o)
             if not killed:  # kill a busy actor mid-run, as a lost node would
                 busy = next(s for s in ex._slots if s.job is not None)

@@ -41,20 +41,20 @@ def cluster():
 def test_two_nodes_same_scores_and_a_lost_node(cluster):
     import ray
 
-    from zenfx.bench import Arch, BenchConfig, _score_task, _worker_state
+    from zenfx.bench import Arch, BenchConfig, score_task, worker_state
 
     c, worker = cluster
     cfg = BenchConfig("nb201", "cifar10", sample=4, seed=5, proxies=("params", "synflow", "snip"), batch_size=4,
                       resolution=16)
     tasks = [(Arch(i, a, 0.0), cfg.proxies) for i, a in enumerate(CELLS)]
-    with make_executor("local", 2, init=_worker_state, init_arg=cfg) as ex:
-        local = _scores(ex.run(_score_task, tasks))
-    ex = make_executor("ray", 2, ray_address=c.address, init=_worker_state, init_arg=cfg)
+    with make_executor("local", 2, init=worker_state, init_arg=cfg) as ex:
+        local = _scores(ex.run(score_task, tasks))
+    ex = make_executor("ray", 2, ray_address=c.address, init=worker_state, init_arg=cfg)
     try:
         assert ray.is_initialized() and len([n for n in ray.nodes() if n["Alive"]]) == 2
-        assert _scores(ex.run(_score_task, tasks)) == local
+        assert _scores(ex.run(score_task, tasks)) == local
         outcomes, removed = [], False
-        for o in ex.map(_score_task, tasks):
+        for o in ex.map(score_task, tasks):
             outcomes.append(o)
             if not removed:
                 c.remove_node(worker)  # the worker node is lost with whatever it was running

@@ -294,12 +294,12 @@ def score_arch(cfg: BenchConfig, a: Arch, batches: Callable[[int], Iterator[Any]
     return row
 
 
-def _worker_state(cfg: BenchConfig) -> tuple[BenchConfig, Any]:
+def worker_state(cfg: BenchConfig) -> tuple[BenchConfig, Any]:
     """Per-worker state (the executor's ``init``): the config and the batch provider, built once."""
     return cfg, _provider(cfg)
 
 
-def _score_task(state: tuple[BenchConfig, Any], task: tuple[Arch, tuple[str, ...]]) -> dict[str, Any]:
+def score_task(state: tuple[BenchConfig, Any], task: tuple[Arch, tuple[str, ...]]) -> dict[str, Any]:
     """The executor's ``fn``: a task is an architecture record and the proxies it still lacks."""
     cfg, batches = state
     arch, proxies = task
@@ -486,8 +486,8 @@ def _score_all(cfg: BenchConfig, todo: list[Arch], done: dict[int, dict[str, Any
         return
     tasks = [(a, tuple(p for p in cfg.proxies if p not in done.get(a.index, {}).get("scores", {}))) for a in todo]
     workers = 0 if (jobs == 1 and backend == "local") else jobs
-    with make_executor(backend, workers, ray_address=ray_address, init=_worker_state, init_arg=cfg) as ex:
-        for k, outcome in enumerate(ex.map(_score_task, tasks), start=1):
+    with make_executor(backend, workers, ray_address=ray_address, init=worker_state, init_arg=cfg) as ex:
+        for k, outcome in enumerate(ex.map(score_task, tasks), start=1):
             arch, proxies = tasks[outcome.index]
             row = outcome.value if outcome.ok else _failed_row(arch, proxies, outcome)
             if store is not None:
@@ -521,4 +521,4 @@ def _result(cfg: BenchConfig, truth: str | os.PathLike[str], archs: Sequence[Arc
 
 __all__ = ["Arch", "BenchConfig", "BenchResult", "DEFAULT_PROXIES", "ProxyCorrelation", "ResultStore", "SPACES",
            "build", "correlate", "load_truth", "published_figures", "run_bench", "sample_archs", "score_arch",
-           "truth_column"]
+           "score_task", "truth_column", "worker_state"]

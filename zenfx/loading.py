@@ -174,7 +174,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def _build(ctor: Any, kwargs: dict[str, Any], device: str | None, *, what: str | None = None) -> nn.Module:
+def build_module(ctor: Any, kwargs: dict[str, Any], device: str | None, *, what: str | None = None) -> nn.Module:
     """Call a constructor on ``device`` (meta for a memory-free build), falling back to CPU.
 
     Whatever the constructor raises (a TypeError for a wrong argument, a ValueError or RuntimeError
@@ -253,7 +253,7 @@ def _load_torchvision(name: str, kwargs: dict[str, Any], device: str | None, spe
         raise _unknown(name, "torchvision", list(torchvision_names()))
     kw = dict(kwargs)
     kw.setdefault("weights", None)
-    model = _build(lambda **k: tvm.get_model(name, **k), kw, device, what=spec)
+    model = build_module(lambda **k: tvm.get_model(name, **k), kw, device, what=spec)
     return LoadedModel(model, name, "torchvision", spec, _torchvision_input_size(name, model), kwargs)
 
 
@@ -264,7 +264,7 @@ def _load_timm(name: str, kwargs: dict[str, Any], device: str | None, spec: str)
         raise _unknown(name, "timm", list(timm_names()))
     kw = dict(kwargs)
     kw["pretrained"] = False
-    model = _build(lambda **k: timm.create_model(name, **k), kw, device, what=spec)
+    model = build_module(lambda **k: timm.create_model(name, **k), kw, device, what=spec)
     return LoadedModel(model, name, "timm", spec, _timm_input_size(model), kwargs)
 
 
@@ -285,9 +285,9 @@ def _load_file(path: str, attr: str, kwargs: dict[str, Any], device: str | None,
         public = [n for n in dir(module) if not n.startswith("_")]
         raise _unknown(attr, path, public)
     ctor = getattr(module, attr)
-    model = _build(ctor, kwargs, device, what=spec)
+    model = build_module(ctor, kwargs, device, what=spec)
     name = f"{os.path.basename(path)}:{attr}"
-    return LoadedModel(model, name, "file", spec, _guess_input_size(model, attr), kwargs)
+    return LoadedModel(model, name, "file", spec, guess_input_size(model, attr), kwargs)
 
 
 def _import_attr(module_path: str, attr_path: str) -> Any:
@@ -330,18 +330,18 @@ def _load_python(spec: str, kwargs: dict[str, Any], device: str | None) -> Loade
         kw.setdefault("weights", None)
     elif module_name.startswith("timm.models") and inspect.isfunction(obj):
         kw["pretrained"] = False
-    model = _build(obj, kw, device, what=spec)
+    model = build_module(obj, kw, device, what=spec)
     if torchvision_ctor:
         default = _torchvision_input_size(name, model) if name in torchvision_names() else DEFAULT_INPUT_SIZE
     else:
-        default = _guess_input_size(model, name)
+        default = guess_input_size(model, name)
     source = "module" if isinstance(obj, nn.Module) else (
         "torchvision" if module_name.startswith("torchvision.") else
         "timm" if module_name.startswith("timm.") else "python")
     return LoadedModel(model, name, source, spec, default, kwargs)
 
 
-def _guess_input_size(model: nn.Module, name: str) -> InputSize:
+def guess_input_size(model: nn.Module, name: str) -> InputSize:
     if getattr(model, "pretrained_cfg", None):
         return _timm_input_size(model)
     return DEFAULT_INPUT_SIZE
@@ -403,7 +403,7 @@ def resolve_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
         if kwargs:
             raise UsageError("constructor arguments were given with an nn.Module instance")
         return LoadedModel(spec, type(spec).__name__, "module", type(spec).__name__,
-                           _guess_input_size(spec, type(spec).__name__), {})
+                           guess_input_size(spec, type(spec).__name__), {})
     if not isinstance(spec, str) or not spec.strip():
         raise UnknownModelError("empty model spec")
     spec = spec.strip()

@@ -179,9 +179,9 @@ def _channels_of(topo: Topology, model: nn.Module, gid: str) -> int:
                     return int(m.in_channels) // s  # type: ignore[arg-type]
                 if lay.kind == "linear":
                     return int(m.in_features) // s  # type: ignore[arg-type]
-                from .space import _norm_channels
+                from .space import norm_channels
 
-                return _norm_channels(m) // s
+                return norm_channels(m) // s
     return 0
 
 

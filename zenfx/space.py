@@ -486,14 +486,14 @@ def group_channels(topo: Topology, model: nn.Module) -> dict[str, int]:
             out.setdefault(lay.out_group, m.out_features)  # type: ignore[arg-type]
             cin = m.in_features
         else:
-            cin = _norm_channels(m)
+            cin = norm_channels(m)
         if len(lay.in_parts) == 1:
             g, s = lay.in_parts[0]
             out.setdefault(g, cin // s)
     return out
 
 
-def _norm_channels(m: nn.Module) -> int:
+def norm_channels(m: nn.Module) -> int:
     if isinstance(m, nn.GroupNorm):
         return m.num_channels
     if isinstance(m, nn.LayerNorm):
@@ -631,9 +631,9 @@ def space(model: Any, kwargs: dict[str, Any] | None = None, input_size: Sequence
             g.input_size = tuple(int(s) for s in input_size)  # type: ignore[assignment]
         return current_state(g, probe=probe, cache=cache)
     if isinstance(model, nn.Module):
-        from .loading import _guess_input_size
+        from .loading import guess_input_size
 
-        size = tuple(int(s) for s in (input_size or _guess_input_size(model, "")))
+        size = tuple(int(s) for s in (input_size or guess_input_size(model, "")))
         start = time.perf_counter()
         topo = analyse(model, size)
         if probe:

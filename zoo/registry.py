@@ -223,13 +223,13 @@ def get_entry(name: str) -> ZooEntry:
 def load_entry(name: str, kwargs: dict[str, Any], device: str | None, spec: str) -> Any:
     """The ``zoo:NAME`` branch of ``zenfx.loading.resolve_model``: a ``LoadedModel`` (source "zoo")
     whose default input size is the entry's."""
-    from zenfx.loading import LoadedModel, _build
+    from zenfx.loading import LoadedModel, build_module
 
     entry = get_entry(name)
     if entry.kind == "found":  # a genome replays on its own seed: zenfx.build handles the device itself
         model = entry.build(device=device, **kwargs)
     else:
-        model = _build(lambda **k: entry.build(**k), kwargs, device)
+        model = build_module(lambda **k: entry.build(**k), kwargs, device)
     return LoadedModel(model, entry.name, "zoo", spec, entry.input_size, kwargs)
 
 
