@@ -28,6 +28,8 @@ from typing import Any
 import torch.fx as fx
 from torch import nn
 
+from .graph import shape as _shape  # the one reader of the tracer's shape record
+
 INPUT_GROUP = "input"
 OPAQUE_PREFIX = "@"
 
@@ -161,15 +163,6 @@ def _name(node: fx.Node) -> str:
     if name.endswith("_") and not name.endswith("__") and name[:-1] in _UNARY | _BINARY:
         name = name[:-1]
     return name
-
-
-def _shape(node: Any) -> tuple[int, ...] | None:
-    if not isinstance(node, fx.Node):
-        return None
-    s = node.meta.get("shape")
-    if isinstance(s, tuple) and all(isinstance(d, int) for d in s):
-        return s
-    return None
 
 
 def _norm_dim(d: Any, rank: int) -> int | None:
