@@ -227,18 +227,16 @@ def _op_callable(gm: nn.Module, n: fx.Node, args: tuple[Any, ...]) -> tuple[Call
     return n.target, args  # type: ignore[return-value]
 
 
-class _MeasuringInterpreter(fx.Interpreter):
-    """Runs the graph for real and times, in isolation, each node whose key is missing."""
+_RUN = object()  # ``timed`` result meaning "now run the node normally"
 
-    def __init__(self, gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable,
-                 device: torch.device, threads: int, min_run_time: float) -> None:
+
+class _MissingOpInterpreter(fx.Interpreter):
+    """Runs the graph; each node whose table key is missing goes to ``timed`` with its arguments."""
+
+    def __init__(self, gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable) -> None:
         super().__init__(gm)
         self.keys = keys
         self.table = table
-        self.device = device
-        self.threads = threads
-        self.min_run_time = min_run_time
-        self.measured: list[str] = []
 
     def run_node(self, n: fx.Node) -> Any:
         key = self.keys.get(n)
@@ -246,23 +244,41 @@ class _MeasuringInterpreter(fx.Interpreter):
             return super().run_node(n)
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
-            if storage_kind(self.module, n) == "inplace":  # type: ignore[arg-type]
-                args, kwargs = _clone_tensors(args), _clone_tensors(kwargs)
-            fn, args = _op_callable(self.module, n, args)
+            out = self.timed(n, key, args, kwargs)
+        return super().run_node(n) if out is _RUN else out
 
-            def call() -> Any:
-                return fn(*args, **kwargs)
-
-            with _flush_denormal():
-                median, _iqr, _b, _r = time_callable(call, self.device, self.threads, self.min_run_time,
-                                                     warmup=2, clock=self.table.clock)
-            self.table.entries[key] = median
-            self.measured.append(key)
-        return super().run_node(n)
+    def timed(self, n: fx.Node, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
 
 
+class _MeasuringInterpreter(_MissingOpInterpreter):
+    """Runs the graph for real and times, in isolation, each node whose key is missing."""
 
-class _ContextTimingInterpreter(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable,
+                 device: torch.device, threads: int, min_run_time: float) -> None:
+        super().__init__(gm, keys, table)
+        self.device = device
+        self.threads = threads
+        self.min_run_time = min_run_time
+        self.measured: list[str] = []
+
+    def timed(self, n: fx.Node, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if storage_kind(self.module, n) == "inplace":  # type: ignore[arg-type]
+            args, kwargs = _clone_tensors(args), _clone_tensors(kwargs)
+        fn, args = _op_callable(self.module, n, args)
+
+        def call() -> Any:
+            return fn(*args, **kwargs)
+
+        with _flush_denormal():
+            median, _iqr, _b, _r = time_callable(call, self.device, self.threads, self.min_run_time,
+                                                 warmup=2, clock=self.table.clock)
+        self.table.entries[key] = median
+        self.measured.append(key)
+        return _RUN
+
+
+class _ContextTimingInterpreter(_MissingOpInterpreter):
     """Runs the whole graph and times each node whose key is missing *in context*.
 
     In context means where the op really runs: its weights and inputs are as cold or warm in the
@@ -274,24 +290,17 @@ class _ContextTimingInterpreter(fx.Interpreter):
 
     def __init__(self, gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable,
                  timer: Callable[[], float]) -> None:
-        super().__init__(gm)
-        self.keys = keys
-        self.table = table
+        super().__init__(gm, keys, table)
         self.timer = timer
         self.samples: dict[str, list[float]] = {}
 
-    def run_node(self, n: fx.Node) -> Any:
-        key = self.keys.get(n)
-        if key is None or key in self.table.entries:
-            return super().run_node(n)
-        with self._set_current_node(n):
-            args, kwargs = self.fetch_args_kwargs_from_env(n)
-            # resolve the callable first: the submodule lookup is bookkeeping, not the op
-            fn, args = _op_callable(self.module, n, args)
-            timer = self.timer
-            t0 = timer()
-            out = fn(*args, **kwargs)
-            t1 = timer()
+    def timed(self, n: fx.Node, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # resolve the callable first: the submodule lookup is bookkeeping, not the op
+        fn, args = _op_callable(self.module, n, args)
+        timer = self.timer
+        t0 = timer()
+        out = fn(*args, **kwargs)
+        t1 = timer()
         self.samples.setdefault(key, []).append(t1 - t0)
         return out
 
