@@ -28,6 +28,7 @@ from zenfx.mutation import build_with_topology
 from zenfx.space import estimate_macs
 
 MODELS = {"resnet50": ("torchvision:resnet50", 224, 0.02), "cifar": ("zoo:cifar_resnet20", 32, 0.10)}
+DEFAULT_CANDIDATES = {"resnet50": 4, "cifar": 12}
 
 
 def step(parent: Genome, rng: random.Random, batch: int) -> tuple[Genome, dict[str, float]]:
@@ -58,17 +59,19 @@ def run(name: str, candidates: int, batch: int, seed: int) -> dict[str, float]:
     seed_model, topo = build_with_topology(g0)
     assert estimate_macs(seed_model, topo) == zenfx.count_macs(seed_model, g0.input_size)
     warm = time.perf_counter() - t
+    print(f"{name}: {spec} @{res}, batch {batch}, seed analysis + probe / warm-up {warm:.2f} s", flush=True)
     rng = random.Random(seed)
     rows = []
     parent = g0
-    for _ in range(candidates):
+    for i in range(candidates):
         parent, row = step(parent, rng, batch)
         rows.append(row)
+        print(f"  candidate {i + 1}: {parent.edits[-1]}: mutate {row['mutate']:.4f} s, build {row['build']:.4f} s, "
+              f"budget {row['budget']:.4f} s, two forwards {row['forward2']:.3f} s", flush=True)
     over = [r["mutate"] + r["build"] + r["budget"] for r in rows]
     ratios = [o / r["forward2"] for o, r in zip(over, rows, strict=True)]
     med = {k: statistics.median(r[k] for r in rows) for k in ("mutate", "build", "budget", "forward2")}
-    print(f"{name}: {spec} @{res}, batch {batch}, {candidates} candidates "
-          f"({int(sum(r['depth'] for r in rows))} depth edits), seed analysis/warm-up {warm:.2f} s")
+    print(f"  {candidates} candidates, {int(sum(r['depth'] for r in rows))} of them depth edits", flush=True)
     print("  median s: " + ", ".join(f"{k} {v:.4f}" for k, v in med.items()))
     mean_ratio = sum(over) / sum(r["forward2"] for r in rows)
     print(f"  overhead / two forwards: total {100 * mean_ratio:.2f}%  median {100 * statistics.median(ratios):.2f}%  "
@@ -79,7 +82,7 @@ def run(name: str, candidates: int, batch: int, seed: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="resnet50,cifar", help="comma-separated: " + ",".join(MODELS))
-    ap.add_argument("--candidates", type=int, default=8)
+    ap.add_argument("--candidates", type=int, default=None, help="per model (default: resnet50 4, cifar 12)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
@@ -87,7 +90,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
     for name in args.models.split(","):
-        run(name.strip(), args.candidates, args.batch, args.seed)
+        name = name.strip()
+        run(name, args.candidates or DEFAULT_CANDIDATES[name], args.batch, args.seed)
 
 
 if __name__ == "__main__":
