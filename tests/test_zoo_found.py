@@ -74,3 +74,16 @@ def test_found_entry_refuses_bad_names_and_empty_runs(tmp_path, found_dir):
     with pytest.raises(UsageError, match="lower-case"):
         entry_from_run(run, "Bad-Name", command="x")
     assert main([str(tmp_path / "nowhere"), "x", "--command", "c"]) == 2
+
+
+@pytest.mark.parametrize("name", [e.name for e in registry.list_entries(kind="found")])
+def test_every_found_entry_rebuilds_with_its_recorded_figures(name):
+    """The committed found nets (zoo/found/): the genome replays to the recorded params and MACs."""
+    entry = registry.get_entry(name)
+    found = entry.meta["found"]
+    assert found["command"].startswith("./dev zenfx search ") and found["proxy"] == "zen"
+    assert found["score"] > found["seed_score"] and found["elapsed_s"] > 0 and found["cpu_s"] > 0
+    model = zenfx.resolve_model(f"zoo:{name}", device="meta").module
+    assert sum(p.numel() for p in model.parameters()) == found["figures"]["params"]
+    assert zenfx.count_macs(model, entry.input_size) == found["figures"]["macs"]
+    assert found["figures"]["params"] <= found["budgets"]["params"]
