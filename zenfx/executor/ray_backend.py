@@ -120,6 +120,9 @@ class RayExecutor(Executor):
                                   max_restarts=0, max_task_retries=0)(_Actor)
         self._slots: list[_Slot] = []
         self._closed = False
+        # Actors start now, not at the first map: their cold start (a fresh process importing torch and
+        # running init) overlaps with whatever the caller does before submitting work.
+        self._grow(self.workers)
 
     def _start(self, ray: Any, workers: int | None, address: str | None, gpus: float, threads: int) -> None:
         quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
