@@ -55,8 +55,10 @@ def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = Fa
         print_json({"entries": rows})
         return
     table = Table(title=f"zenfx zoo ({len(rows)} entr{'y' if len(rows) == 1 else 'ies'})")
-    for col, justify in (("spec", "left"), ("kind", "left"), ("input", "right"), ("params", "right"),
-                         ("MACs", "right"), ("Zen", "right"), ("description", "left")):
+    wide = out.width >= 120  # a narrow terminal keeps the figures readable; --json has the descriptions
+    columns = [("spec", "left"), ("kind", "left"), ("input", "right"), ("params", "right"), ("MACs", "right"),
+               ("Zen", "right")] + ([("description", "left")] if wide else [])
+    for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold",  # type: ignore[arg-type]
                          no_wrap=col != "description", ratio=1 if col == "description" else None)
     dates = set()
@@ -65,9 +67,9 @@ def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = Fa
         zen = fig.get("zen")
         if fig.get("zen_date"):
             dates.add(fig["zen_date"][:10])
-        table.add_row(row["spec"], row["kind"], "x".join(map(str, row["input_size"][1:])),
-                      _human(fig.get("params")), _human(fig.get("macs")),
-                      f"{zen:.2f}" if isinstance(zen, (int, float)) else "-", row["description"])
+        cells = [row["spec"], row["kind"], "x".join(map(str, row["input_size"][1:])), _human(fig.get("params")),
+                 _human(fig.get("macs")), f"{zen:.2f}" if isinstance(zen, (int, float)) else "-"]
+        table.add_row(*cells, *([row["description"]] if wide else []))
     out.print(table)
     note = ("Zen: official Zen-Score, `./dev zenfx score zoo:NAME` (batch 16, 4 repeats, seed 0; CPU, or a GPU "
             "for the 224-px nets)")
