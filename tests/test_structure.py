@@ -268,3 +268,27 @@ def test_dead_code_is_gone() -> None:
     for mod, name in ((zenfx.graph, "tensor_args"), (zenfx.tracing, "tracer_used"),
                       (zenfx.vcnn._util, "is_tensorish"), (zenfx.data, "is_gaussian"), (zenfx.errors, "EXIT_OK")):
         assert not hasattr(mod, name), f"{mod.__name__}.{name}"
+
+
+# --------------------------------------------------------------------------- item 15: lint
+
+
+def test_repository_is_lint_clean_under_the_pinned_ruff() -> None:
+    """pyproject's [tool.ruff] rule set (F, E, I, UP, B, C901 <= 15) finds nothing; ./dev test runs
+    the same check before pytest, so CI enforces it."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = (root / "pyproject.toml").read_text()
+    assert re.search(r'select = \["F", "E", "I", "UP", "B", "C901"\]', config), "the [tool.ruff.lint] rule set"
+    assert int(re.search(r"max-complexity = (\d+)", config).group(1)) <= 15
+    ruff = Path(sys.executable).with_name("ruff")
+    exe = str(ruff) if ruff.exists() else shutil.which("ruff")
+    if exe is None:
+        pytest.skip("ruff is not installed next to the interpreter")
+    res = subprocess.run([exe, "check", "--quiet", "."], cwd=root, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:]
+    test_branch = re.search(r"\n\s+test\)(.*?);;", (root / "dev").read_text(), re.S)
+    assert test_branch and test_branch.group(1).index('ruff" check') < test_branch.group(1).index("pytest")
