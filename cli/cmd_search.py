@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+from .executor_options import RayAddressOpt
 
 if TYPE_CHECKING:
     from zenfx.search.run import SearchProgress, SearchResult
@@ -149,6 +150,7 @@ def search_cmd(
              "this process)."
     )] = None,
     backend: Annotated[str, typer.Option("--backend", help="local (worker processes) or ray.")] = "local",
+    ray_address: RayAddressOpt = None,
     resume: Annotated[bool, typer.Option(
         "--resume",
         help="Continue the run in --out exactly (candidates, time limit and workers may "
@@ -180,7 +182,8 @@ def search_cmd(
                      latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
                      round_size=round_size, candidates=n, time_limit=time_limit, seed=seed,
                      kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
-                     backend=backend, resume=resume, plots=not no_plots, progress=live, notify=live.say)
+                     backend=backend, ray_address=ray_address, resume=resume, plots=not no_plots, progress=live,
+                     notify=live.say)
     if json:
         print_json(res.to_dict())
         return

@@ -66,6 +66,16 @@ def test_missing_ray_is_a_one_line_usage_error(monkeypatch, cli, tmp_path):
     assert code == 2 and "pip install zenfx[ray]" in err
 
 
+def test_unreachable_cluster_is_a_quick_one_line_error(cli):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already up in this process")
+    with pytest.raises(UsageError, match=r"cannot reach a Ray cluster at 127\.0\.0\.1:1"):
+        make_executor("ray", 1, ray_address="127.0.0.1:1")  # Ray alone would retry for minutes
+    code, _, err = cli("audit", "torchvision:resnet18", "--backend", "ray", "--ray-address", "127.0.0.1:1")
+    assert code == 2 and "cannot reach" in err and not ray.is_initialized()
+
+
 @pytest.mark.slow
 def test_ray_backend_contract(ray_cluster, tmp_path):
     with make_executor("ray", 2, init=init_state, init_arg="R") as ex:

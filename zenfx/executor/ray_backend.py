@@ -63,6 +63,18 @@ def quiet_driver() -> None:
     w.print_to_stdstream = to_stderr
 
 
+def _check_reachable(address: str) -> None:
+    """A quick TCP connect to HOST:PORT: Ray itself retries an unreachable address for minutes."""
+    host, _, port = address.rpartition(":")
+    if address.startswith("ray://") or not host or not port.isdigit():
+        return  # a Ray client URL or something Ray parses itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}",
+                         hint="start one with `ray start --head`, or drop --ray-address for a local Ray") from None
+
+
 class _Actor:
     """The body of one Ray actor (wrapped with ``ray.remote`` at run time, so that importing this
     module never imports Ray)."""
@@ -128,6 +140,8 @@ class RayExecutor(Executor):
         quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
                      configure_logging=True)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if address and address != "auto":
+            _check_reachable(address)
         try:
             if address:
                 ray.init(address=address, **quiet)
