@@ -5,6 +5,10 @@ size and its official Zen-Score, each with the exact command that measured it, t
 versions. Refresh after changing an entry (it takes minutes for the large ImageNet nets on CPU):
 
     ./dev python -m zenfx.zoo.figures [PATTERN ...]     # all entries, or those matching
+    ./dev python -m zenfx.zoo.figures --device cuda --file OUT.json 'zennet_imagenet*'
+
+The ImageNet-size nets (up to 22 GMACs) take hours per score on a shared 2-core CPU, so their
+Zen-Scores were measured on a GPU with ``--device cuda``; the stored command says so.
 """
 
 from __future__ import annotations
@@ -22,23 +26,24 @@ from typing import Any
 FIGURES_FILE = Path(__file__).resolve().parent / "figures.json"
 
 
-def load() -> dict[str, dict[str, Any]]:
+def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
     """The stored figures by entry name ({} when the file is missing or unreadable)."""
     try:
-        return dict(json.loads(FIGURES_FILE.read_text()).get("entries", {}))
+        return dict(json.loads((path or FIGURES_FILE).read_text()).get("entries", {}))
     except (OSError, ValueError):
         return {}
 
 
-def _save(entries: dict[str, dict[str, Any]]) -> None:
+def _save(entries: dict[str, dict[str, Any]], path: Path | None = None) -> None:
+    path = path or FIGURES_FILE
     doc = {"about": "measured by `python -m zenfx.zoo.figures`; every figure carries its command", "entries": entries}
-    fd, tmp = tempfile.mkstemp(dir=FIGURES_FILE.parent, suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=1, sort_keys=True)
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, FIGURES_FILE)
+    os.replace(tmp, path)
 
 
 def _now() -> str:
@@ -58,36 +63,51 @@ def cost(name: str) -> dict[str, Any]:
             "cost_command": f"zenfx report {entry.spec}", "cost_date": _now()}
 
 
-def zen(name: str, timeout: float = 3600) -> dict[str, Any]:
+def zen(name: str, timeout: float = 3600, device: str = "cpu") -> dict[str, Any]:
     """The official Zen-Score by the CLI itself, with its defaults (batch 16, 4 repeats, seed 0)."""
     exe = Path(sys.executable).with_name("zenfx")
-    argv = [str(exe), "score", f"zoo:{name}", "--json"]
+    extra = [] if device == "cpu" else ["--device", device]
+    argv = [str(exe), "score", f"zoo:{name}", "--json", *extra]
+    command = " ".join(["./dev zenfx score", f"zoo:{name}", *extra])
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        return {"zen_error": (proc.stderr.strip().splitlines() or ["?"])[-1],
-                "zen_command": f"./dev zenfx score zoo:{name}"}
+        return {"zen_error": (proc.stderr.strip().splitlines() or ["?"])[-1], "zen_command": command}
     data = json.loads(proc.stdout)
     z = data["scores"]["zen"]
     import torch
 
     return {"zen": z["value"], "zen_ci95": z.get("ci95"), "zen_repeat": z.get("repeat"),
             "zen_batch_size": data.get("batch_size"), "zen_bn_stat": data.get("bn_stat"),
-            "zen_command": f"./dev zenfx score zoo:{name}", "zen_date": _now(), "zen_wall_s": round(wall, 1),
-            "zen_device": data.get("device", "cpu"), "torch": torch.__version__.split("+")[0]}
+            "zen_command": command, "zen_date": _now(), "zen_wall_s": round(wall, 1),
+            "zen_device": _device_name(data.get("device", "cpu")), "torch": torch.__version__.split("+")[0]}
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(0)})"
+    return device
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from zenfx.zoo.registry import list_entries
 
-    patterns = list(argv if argv is not None else sys.argv[1:]) or [None]
-    names = list(dict.fromkeys(e.name for p in patterns for e in list_entries(p)))
+    parser = argparse.ArgumentParser(prog="python -m zenfx.zoo.figures", description=__doc__.split("\n")[0])
+    parser.add_argument("patterns", nargs="*", help="entry names or patterns (default: all)")
+    parser.add_argument("--device", default="cpu", help="device for the Zen-Score (cpu, cuda)")
+    parser.add_argument("--file", type=Path, default=FIGURES_FILE, help="figures file to update")
+    args = parser.parse_args(argv)
+    names = list(dict.fromkeys(e.name for p in (args.patterns or [None]) for e in list_entries(p)))
     for name in names:
-        row = {**cost(name), **zen(name)}
-        entries = load()
+        row = {**cost(name), **zen(name, device=args.device)}
+        entries = load(args.file)
         entries[name] = row
-        _save(entries)
+        _save(entries, args.file)
         print(f"{name}: params {row['params']:,} macs {row['macs']:,} zen {row.get('zen', row.get('zen_error'))} "
               f"({row.get('zen_wall_s', '?')} s)", flush=True)
     return 0
