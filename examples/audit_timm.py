@@ -4,7 +4,7 @@ The Zen-Score is defined on vanilla CNNs. zenfx rewrites a traced model into tha
 adds keep the main branch, SE gates and attention are stripped, activations become ReLU) and says
 why when it cannot (for instance branches merged by a concat, or no convolution at all).
 
-    ./dev python examples/audit_timm.py                          # every timm model: about an hour on 2 cores
+    ./dev python examples/audit_timm.py                          # every timm model (a long run)
     ./dev python examples/audit_timm.py 'efficientnet*'          # one family
     ZENFX_EXAMPLE_FAST=1 ./dev python examples/audit_timm.py     # a handful of models (the test)
 

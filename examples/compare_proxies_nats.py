@@ -4,7 +4,7 @@ NATS-Bench's size search space has 32,768 networks (five widths in {8..64}) whos
 accuracy after training is published. A good proxy ranks a sample of them in the same order as
 that accuracy, without training anything: Kendall's tau and Spearman's rho measure the agreement.
 
-    ./dev python examples/compare_proxies_nats.py [TRUTH_DIR]       # 50 networks, 5 proxies (minutes)
+    ./dev python examples/compare_proxies_nats.py [TRUTH_DIR]       # 50 networks, 5 proxies
     ZENFX_EXAMPLE_FAST=1 ./dev python examples/compare_proxies_nats.py   # 6 networks, 2 proxies (the test)
 
 TRUTH_DIR holds natsbench_sss.csv (columns index, channels, cifar100_test); default: ../shared/data

@@ -5,7 +5,7 @@ zenfx mutates its widths, kernels and depth on the real graph (the search scores
 vanilla-CNN form with the Zen-Score), and hands back a genome that rebuilds the network from your
 own classes. The export is a standalone torch-only .py file plus its weights.
 
-    ./dev python examples/evolve_my_backbone.py [RUN_DIR]          # 300 candidates (minutes)
+    ./dev python examples/evolve_my_backbone.py [RUN_DIR]          # 300 candidates
     ZENFX_EXAMPLE_FAST=1 ./dev python examples/evolve_my_backbone.py [RUN_DIR]   # 6 candidates (the test)
 
 The same from the shell:

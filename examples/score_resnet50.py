@@ -1,6 +1,6 @@
 """Score torchvision's ResNet-50 with the Zen-Score and read the result.
 
-    ./dev python examples/score_resnet50.py            # 224x224, batch 16, 4 repeats (~1 min on a laptop CPU)
+    ./dev python examples/score_resnet50.py            # 224x224, batch 16, 4 repeats
     ZENFX_EXAMPLE_FAST=1 ./dev python examples/score_resnet50.py   # 64x64, one small repeat (the test)
 
 The same in one command: ./dev zenfx score torchvision.models.resnet50
