@@ -258,7 +258,9 @@ class LocalExecutor(Executor):
         if job is None:
             run.init_deaths += 0 if was_ready else 1
             if run.init_deaths >= MAX_INIT_DEATHS:
-                raise RuntimeError(f"workers die while starting (exit code {code})")
+                method = self._ctx.get_start_method()
+                raise RuntimeError(f"workers die while starting (exit code {code}); with the {method} start "
+                                   "method a script must guard its entry point with `if __name__ == '__main__':`")
             return None
         index, task, attempts = job
         if attempts + 1 < MAX_ATTEMPTS:
