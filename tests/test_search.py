@@ -251,7 +251,9 @@ def test_a_data_proxy_with_data_batches(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "batch.npz", x=rng.standard_normal((16, 3, 32, 32)).astype("float32"),
              y=rng.integers(0, 10, 16))
-    res = search(SEED, out=tmp_path / "z", candidates=4, workers=0, plots=False, proxy="zico",
+    # a worker process: this process must not have run a backward pass before the fork (autograd's
+    # threads do not survive one), so the seed is scored on a worker too
+    res = search(SEED, out=tmp_path / "z", candidates=4, workers=1, plots=False, proxy="zico",
                  data=str(tmp_path / "batch.npz"), **COMMON)
     rows = _rows(tmp_path / "z" / "history.jsonl")
     assert res.proxy == "zico" and res.counters["failed"] == 0

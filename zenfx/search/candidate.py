@@ -115,7 +115,7 @@ def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
 
 def evaluate_task(state: WorkerState, task: dict[str, Any]) -> dict[str, Any]:
     """The executor's ``fn``: evaluate one candidate; never raises for a candidate's own failure."""
-    return evaluate(state, task["genome"], score=task.get("score", True))
+    return evaluate(state, task["genome"], score=task.get("score", True), stop_early=task.get("stop_early", True))
 
 
 class _Stage:

@@ -45,6 +45,7 @@ from .config import (
 from .evolution import Counters, Member, Population, Proposal, propose_round, rng_from_json, rng_state_to_json
 
 CHECKPOINT_FORMAT = "zenfx-search-checkpoint"
+NO_GRAD_PROXIES = ("zen", "params", "flops")  # forked workers are safe: no backward pass in them
 FILES = ("config.json", "history.jsonl", "timings.jsonl", "checkpoint.json", "best.json", "best.py",
          "summary.json", "plots")
 
@@ -281,6 +282,7 @@ class _Run:
         self.timings: Any = None
         self._keyer: Keyer | None = None
         self.mutator: Any = None
+        self.pending_seed = False  # a fresh run: the seed is scored by the first worker
 
     def key_of(self, g: Any) -> str:
         if self.mutator is not None:
@@ -345,11 +347,14 @@ class _Run:
         self.seen = {r["key"] for r in rows if r.get("key")}
 
     # ---- seed
-    def begin(self, state: Any) -> None:
+    def begin(self, evaluate_seed: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Score the seed (id 0) and write the first checkpoint. ``evaluate_seed`` runs it where the
+        candidates run: in a worker, so this process never runs a backward pass before workers
+        are forked (autograd's threads do not survive a fork: zico in a forked worker would fail)."""
         import random
 
         self.rng = random.Random(self.cfg.seed)
-        out = evaluate(state, self.start.to_dict(), score=True, stop_early=False)
+        out = evaluate_seed(self.start.to_dict())
         if out["status"] != "scored":
             why = out["error"] or f"over budget ({out['rejected_by']})"
             raise UsageError(f"the seed cannot be scored ({out['stage'] or 'budget'}): {why}")
@@ -361,6 +366,7 @@ class _Run:
         self._append({"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
                       "score": out["score"], **_flat(out["figures"])}, out, 0.0)
         self.checkpoint()
+        self.pending_seed = False
 
     def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float) -> None:
         self.history.append(row)
@@ -600,7 +606,7 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
         else:  # killed before the seed's checkpoint: start over in the same folder
             for name in ("history.jsonl", "timings.jsonl"):
                 (rd / name).unlink(missing_ok=True)
-            run.begin(state)
+            run.pending_seed = True
         return run, state
     if rd.has_run():
         raise UsageError(f"{rd.path} already holds a search",
@@ -620,7 +626,7 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
     run = _Run(cfg, rd, progress)
     run.mutator = mutator
     state = init_worker(run.settings())
-    run.begin(state)
+    run.pending_seed = True
     return run, state
 
 
@@ -628,14 +634,31 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
     from ..executor import make_executor
 
     cfg = run.cfg
-    stopped = run.done()
+    stopped = None if run.pending_seed else run.done()
     if stopped is None:
+        opts: dict[str, Any] = {}
+        if cfg.backend == "local" and cfg.proxy not in NO_GRAD_PROXIES and "ZENFX_START_METHOD" not in os.environ:
+            # autograd's worker threads do not survive a fork: if this process ran a backward pass
+            # (a user's script, a test session), a forked worker's backward fails. Workers of a
+            # proxy that needs gradients start from a fresh forkserver instead.
+            opts["start_method"] = "forkserver"
         with make_executor(cfg.backend, cfg.workers, ray_address=cfg.ray_address, init=init_worker,
-                           init_arg=run.settings().to_dict(), threads_per_worker=1) as ex:
+                           init_arg=run.settings().to_dict(), threads_per_worker=1, **opts) as ex:
+            if run.pending_seed:
+                run.begin(lambda genome: _evaluate_one(ex, genome))
+            stopped = run.done()
             while stopped is None:
                 run.round(ex)
                 stopped = run.done()
     return finish(run, stopped, plots=plots, export=export, say=say)
+
+
+def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
+    """The seed, with every figure (no early stop), on a worker."""
+    outcome = list(ex.map(evaluate_task, [{"genome": genome, "stop_early": False}]))[0]
+    if not outcome.ok:
+        raise UsageError(f"the seed cannot be scored: {outcome.error}")
+    return outcome.value
 
 
 def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
