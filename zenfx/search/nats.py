@@ -30,6 +30,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import os
 import random
 import statistics
 from collections.abc import Callable, Sequence
@@ -292,7 +293,10 @@ def _random_search(proxy: str, archs: list[str], params: dict[str, int], budget:
     settings = EvalSettings(proxy=proxy, batch_size=batch_size, seed=seed, num_classes=NUM_CLASSES,
                             budgets=Budgets().to_dict(), seed_genome=None, threads=1)
     scores: dict[str, float] = {}
-    with make_executor("local", workers, init=init_worker, init_arg=settings.to_dict()) as ex:
+    from .run import NO_GRAD_PROXIES
+
+    opts = {} if proxy in NO_GRAD_PROXIES or os.environ.get("ZENFX_START_METHOD") else {"start_method": "forkserver"}
+    with make_executor("local", workers, init=init_worker, init_arg=settings.to_dict(), **opts) as ex:
         for o in ex.map(evaluate_task, [{"genome": _nats_genome(a).to_dict()} for a in fit]):
             if o.ok and o.value.get("status") == "scored":
                 scores[fit[o.index]] = float(o.value["score"])
