@@ -97,3 +97,12 @@ def test_pareto_front_and_progress_replay():
     c = progress_curves(rows, population=2)
     assert c["best"] == [3, 3, 4, 4, 5]
     assert c["median"] == [3, 2, 3.5, 3.5, 4.5]
+
+
+def test_cli_defaults_agree_with_the_library():
+    from cli import cmd_search
+    from zenfx.search import config
+
+    assert (cmd_search.DEFAULT_POPULATION, cmd_search.DEFAULT_CANDIDATES, cmd_search.DEFAULT_ROUND,
+            cmd_search.DEFAULT_BATCH) == (config.DEFAULT_POPULATION, config.DEFAULT_CANDIDATES, config.DEFAULT_ROUND,
+                                          config.DEFAULT_BATCH)
