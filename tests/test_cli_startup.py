@@ -84,6 +84,7 @@ def test_cli_defaults_match_the_library():
 def test_lazy_package_exports_everything_it_lists():
     import zenfx
 
+    assert set(zenfx._LAZY) <= set(zenfx.__all__)  # a lazy name is a public name
     for name in zenfx.__all__:
         assert getattr(zenfx, name) is not None, name
 
