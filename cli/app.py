@@ -75,10 +75,37 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _import_torch_shielded() -> None:
+    """Import torch with Ctrl-C deferred until the import is over.
+
+    A SIGINT that lands while torch's C++ extension initialises can surface inside pybind11 and abort
+    the process (``terminate called ... error_already_set``, exit -6) instead of raising
+    KeyboardInterrupt; deferring it to the end of the import turns it into the usual clean 130.
+    Every command but ``--help`` needs torch anyway, so this costs nothing there."""
+    import signal
+
+    if "torch" in sys.modules or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return
+    hits: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: hits.append(signum))
+    try:
+        import torch  # noqa: F401
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hits:
+        raise KeyboardInterrupt
+
+
+def _wants_help(argv: list[str]) -> bool:
+    return not argv or any(a in ("--help", "-h", "--version") for a in argv)
+
+
 def _run(argv: list[str]) -> None:
     """Run the app; under ``--json`` even a click usage error (bad option, missing argument) prints
     the JSON error document on stdout."""
     app = build_app()
+    if not _wants_help(argv):
+        _import_torch_shielded()
     if "--json" not in argv:
         app()
         return
