@@ -155,6 +155,9 @@ def main() -> None:
         _run(sys.argv[1:])
     except KeyboardInterrupt:
         try:
+            if "--json" in sys.argv[1:]:  # interrupted before a command could print its document
+                sys.stdout.write(f'{{"error": "interrupted", "exit_code": {EXIT_INTERRUPTED}}}\n')
+                sys.stdout.flush()
             sys.stderr.write("interrupted\n")
         finally:
             raise SystemExit(EXIT_INTERRUPTED) from None

@@ -132,11 +132,12 @@ def test_ctrl_c_exits_130_without_traceback(zenfx_exe, marker, after):
     assert "interrupted" in err
 
 
-def test_ctrl_c_with_json_prints_the_error_document(zenfx_exe):
+@pytest.mark.parametrize("after", [0.0, 2.0])  # 0: inside torch's import (deferred Ctrl-C), 2: later
+def test_ctrl_c_with_json_prints_the_error_document(zenfx_exe, after):
     proc = subprocess.Popen([zenfx_exe, "score", "torchvision.models.resnet50", "-n", "100", "-b", "4", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_until_loaded(proc, "libtorch")
-    time.sleep(2.0)
+    time.sleep(after)
     out, err = _ctrl_c(proc)
     assert proc.returncode == 130 and "Traceback" not in err
     assert json.loads(out) == {"error": "interrupted", "exit_code": 130}
