@@ -20,7 +20,6 @@ import io
 import keyword
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from .errors import UsageError
 from .export_codegen import Emitted, emit
 from .export_layers import CannotWrite, NotExportableError
 from .export_trace import trace_for_export
+from .runlog import atomic_write_bytes
 
 ALLOWED_IMPORTS = {"__future__", "collections", "math", "operator", "torch", "torch.nn", "torch.nn.functional"}
 
@@ -287,18 +287,7 @@ def _file_mode(path: Path) -> int:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would make the export private
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data, mode=_file_mode(path))  # mkstemp's 0600 would make the export private
 
 
 def _header(src: _Source, class_name: str, weights_name: str | None, input_size: tuple[int, int, int] | None) -> str:

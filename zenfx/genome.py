@@ -16,12 +16,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .runlog import atomic_write_text
 
 FORMAT = "zenfx-genome"
 FORMAT_VERSION = 1
@@ -169,22 +169,6 @@ class Genome:
         except json.JSONDecodeError as exc:
             raise GenomeError(f"genome file '{path}' is not valid JSON (line {exc.lineno}: {exc.msg})") from None
         return cls.from_dict(data, where=f"genome file '{path}'")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def as_genome(obj: Any) -> Genome:

@@ -243,15 +243,37 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
     """Write ``obj`` as JSON so that readers see the old file or the new one, never a torn one."""
     p = Path(path)
     _check_writable_file(p, "file")
+    data = (json.dumps(obj, indent=indent) + "\n").encode("utf-8")  # before the temp file: a bad obj leaves none
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as exc:
         raise UsageError(f"cannot write {p}: {exc.strerror or exc}") from None
+    _replace_with(p, fd, tmp, data)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old file or the new one, never a torn
+    one; ``mode`` sets the new file's permissions (mkstemp makes it 0600). File-system errors
+    propagate as OSError: callers that face users word them."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    _replace_with(p, fd, tmp, data, mode)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _replace_with(p: Path, fd: int, tmp: str, data: bytes, mode: int | None = None) -> None:
+    """Fill the temp file ``tmp`` (open as ``fd``) with ``data``, fsync it, rename it over ``p`` and
+    sync the folder; the temp file is removed on any failure."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=indent)
-            fh.write("\n")
+        if mode is not None:
+            os.chmod(tmp, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -286,4 +308,4 @@ def read_json(path: str | os.PathLike[str], what: str = "file") -> Any:
         raise UsageError(f"{what} {p} is {state} (invalid JSON at line {exc.lineno}, column {exc.colno})") from None
 
 
-__all__ = ["CsvLog", "JsonlLog", "atomic_write_json", "read_json"]
+__all__ = ["CsvLog", "JsonlLog", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "read_json"]

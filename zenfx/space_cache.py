@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .genome import Genome, atomic_write_text
+from .genome import Genome
+from .runlog import atomic_write_text
 from .space import Topology
 
 CACHE_FORMAT = 1

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from zenfx.runlog import atomic_write_text
 
 FIGURES_FILE = Path(__file__).resolve().parent / "figures.json"
 
@@ -37,13 +37,7 @@ def load(path: Path | None = None) -> dict[str, dict[str, Any]]:
 def _save(entries: dict[str, dict[str, Any]], path: Path | None = None) -> None:
     path = path or FIGURES_FILE
     doc = {"about": "measured by `python -m zenfx.zoo.figures`; every figure carries its command", "entries": entries}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=1, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def _now() -> str:

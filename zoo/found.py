@@ -15,11 +15,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from zenfx.errors import UsageError
+from zenfx.runlog import atomic_write_text
 
 from . import registry
 from .registry import FOUND_FORMAT, refresh
@@ -67,11 +67,7 @@ def entry_from_run(run_dir: str | os.PathLike[str], name: str, *, command: str, 
     out_dir = found_dir or registry.FOUND_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.json"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, target)
+    atomic_write_text(target, json.dumps(doc, indent=1) + "\n")
     refresh()
     return target
 

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from torch import nn
 from ..devices import dtype_name, is_meta, parse_device, parse_dtype
 from ..errors import UsageError
 from ..graph import shape, tensor_shapes
+from ..runlog import atomic_write_text
 from .latency import check_clock, device_name, make_input, pinned_threads, resolve_runnable, time_callable
 from .memory import node_module_path, storage_kind, sum_by_module
 
@@ -130,10 +130,7 @@ class LatencyTable:
             "torch": torch.__version__,
             "entries": dict(sorted(merged.items())),
         }
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=0)
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(doc, indent=0))
 
     def __len__(self) -> int:
         return len(self.entries)
