@@ -10,13 +10,19 @@ same small workloads, measured in one run (ratios, so a loaded machine hurts bot
 2. NB201 scoring: a batch of NAS-Bench-201 cells scored with params/synflow/snip/zen (the
    ``zenfx bench proxies`` task), two workers, wall time per backend, warm workers;
 3. a small search: ``zenfx.search.search`` on zoo:cifar_resnet_basic at 32x32 (the test suite's
-   settings), two workers, wall time per backend including the workers' start.
+   settings), two workers, wall time per backend including the workers' start, with Ray in two
+   states: *private* (started by the run, as ``zenfx search --backend ray`` without an address
+   does: its workers are still importing torch when the search begins) and *running* (a Ray whose
+   idle workers have finished pre-importing, like a cluster ``ray start`` brought up earlier and a
+   search joins with ``--ray-address auto``).
 
 Goal (issue 12): Ray at least 0.9x the local pool's throughput. Every measurement runs in a fresh
 process, local and ray alternating, ``--repeat`` times; the best wall time of each backend counts
-(the least disturbed by other load on a shared machine). Ray's start-up is measured apart and not
-in the workload times; a search's time does include starting its workers (actors import torch,
-forked local workers inherit it), which is part of what a user waits for.
+(the least disturbed by other load on a shared machine). Ray is started the way zenfx starts it
+(``zenfx.executor.ray_backend.start_ray``: idle workers pre-import torch, zenfx and the seed's
+libraries); its start-up is measured apart and not in the workload times; a search's time does
+include starting its actors (placed on Ray's idle workers; forked local workers inherit the
+driver's state), which is part of what a user waits for.
 """
 
 from __future__ import annotations
@@ -87,6 +93,36 @@ def search(backend: str, candidates: int, out: str) -> dict[str, float]:
     return {"candidates": candidates, "wall_s": wall, "candidates_per_s": candidates / wall, "out": out}
 
 
+def ray_workers_cpu() -> float:
+    """CPU seconds used so far by the raylet's Python worker processes (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, float, bytes]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(")") + 2:].split()
+        procs[int(pid)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / tick, cmd)
+    raylets = {p for p, (_, _, cmd) in procs.items() if b"raylet/raylet" in cmd}
+    return sum(cpu for parent, cpu, _ in procs.values() if parent in raylets)
+
+
+def wait_for_idle_workers(poll: float = 0.5, timeout: float = 120.0) -> float:
+    """Block until Ray's idle workers stop using CPU (their pre-imports are done); seconds waited."""
+    t, last = time.perf_counter(), -1.0
+    while time.perf_counter() - t < timeout:
+        time.sleep(poll)
+        now = ray_workers_cpu()
+        if now > 0 and now == last:
+            break
+        last = now
+    return time.perf_counter() - t
+
+
 def child(backend: str, what: str, n: int) -> dict:
     """One measurement in a fresh process: no state carries over between backends or repeats."""
     import torch
@@ -94,19 +130,26 @@ def child(backend: str, what: str, n: int) -> dict:
     torch.set_num_threads(1)
     res: dict = {"backend": backend, "what": what}
     if backend == "ray":
-        import ray
+        from zenfx.executor.ray_backend import start_ray
 
-        from zenfx.executor.ray_backend import quiet_driver
+        preload: list[str] = []
+        if what.startswith("search"):
+            import torchvision  # noqa: F401 - what resolving the seed imports before a search starts Ray
 
+            import zenfx.zoo.registry  # noqa: F401
+            from zenfx.search.run import worker_preload
+
+            preload = worker_preload()
         t = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        quiet_driver()
+        start_ray(2, preload=preload)
         res["ray_start_s"] = time.perf_counter() - t
+        if what == "search_running":
+            res["ray_warm_s"] = wait_for_idle_workers()
     if what == "overhead":
         res.update(overhead(backend, n))
     elif what == "nb201":
         res.update(nb201(backend, n))
-    else:
+    else:  # search, search_running
         res.update(search(backend, n, tempfile.mkdtemp(prefix=f"bench_executor_{backend}_")))
         out = res.pop("out")
         res["history"] = open(os.path.join(out, "history.jsonl")).read()
@@ -147,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         work = [w for w in work if w[0] == args.only] or [("search", args.candidates)]
     runs: dict[str, dict[str, list[dict]]] = {w: {"local": [], "ray": []} for w, _ in work}
+    if any(w == "search" for w, _ in work):
+        runs["search_running"] = {"local": runs["search"]["local"], "ray": []}  # local has no such state
     for _ in range(args.repeat):
         for what, n in work:
             for backend in ("local", "ray"):
                 runs[what][backend].append(_run_child(backend, what, n))
+            if what == "search":
+                runs["search_running"]["ray"].append(_run_child("ray", "search_running", n))
     summary: dict = {"load_at_start": os.getloadavg()[0], "repeat": args.repeat}
     summary["ray_start_s"] = min(r["ray_start_s"] for w in runs.values() for r in w["ray"])
     print(f"ray start-up (best)             {summary['ray_start_s']:8.2f} s")
@@ -162,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
                                                  "ray": max(r["noop_tasks_per_s_2_workers"] for r in ra)}
         for k in ("round_trip_ms", "noop_tasks_per_s_2_workers"):
             print(f"{k:32s} local {summary[k]['local']:9.2f}   ray {summary[k]['ray']:9.2f}")
+    if "search_running" in runs:
+        summary["ray_warm_s"] = min(r["ray_warm_s"] for r in runs["search_running"]["ray"])
+        print(f"ray workers' pre-imports done   {summary['ray_warm_s']:8.2f} s after start-up (the 'running' Ray)")
     for what, label, key in (("nb201", f"NB201 scoring, {args.archs} cells", "scores"),
-                             ("search", f"search, {args.candidates} candidates", "history")):
+                             ("search", f"search, {args.candidates} cand., private Ray", "history"),
+                             ("search_running", f"search, {args.candidates} cand., running Ray", "history")):
         if what not in runs:
             continue
         best = {b: min(r["wall_s"] for r in runs[what][b]) for b in ("local", "ray")}
@@ -173,14 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:32s} local {best['local']:7.2f} s   ray {best['ray']:7.2f} s   ray/local throughput "
               f"{ratio:.2f}x   identical {key}: {same}   (all walls {walls})")
         summary[what] = {"best_wall_s": best, "walls": walls, "ray_over_local": ratio, f"identical_{key}": same}
-        if what == "search":
+        if what.startswith("search"):
             first = {b: min(r["first_round_end_s"] or 0.0 for r in runs[what][b]) for b in ("local", "ray")}
             rest = {b: min(r["wall_s"] - (r["first_round_end_s"] or 0.0) for r in runs[what][b])
                     for b in ("local", "ray")}
             summary[what].update(first_round_end_s=first, after_first_round_s=rest)
             print(f"{'  first round ends at':32s} local {first['local']:7.2f} s   ray {first['ray']:7.2f} s   "
-                  f"(workers' start: forked workers inherit the driver's imports and probed space, actors start "
-                  f"cold)")
+                  f"(workers' start: forked workers inherit the driver's state, actors start in Ray's workers)")
             print(f"{'  after the first round':32s} local {rest['local']:7.2f} s   ray {rest['ray']:7.2f} s   "
                   f"ray/local throughput {rest['local'] / rest['ray']:.2f}x")
     summary["load_at_end"] = os.getloadavg()[0]

@@ -151,6 +151,11 @@ def search_cmd(
     )] = None,
     backend: Annotated[str, typer.Option("--backend", help="local (worker processes) or ray.")] = "local",
     ray_address: RayAddressOpt = None,
+    device: Annotated[str, typer.Option(
+        "--device",
+        help="Where candidates are scored: cpu or cuda[:N]. With --backend ray each worker "
+             "reserves one GPU of the cluster."
+    )] = "cpu",
     resume: Annotated[bool, typer.Option(
         "--resume",
         help="Continue the run in --out exactly (candidates, time limit and workers may "
@@ -182,7 +187,8 @@ def search_cmd(
                      latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
                      round_size=round_size, candidates=n, time_limit=time_limit, seed=seed,
                      kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
-                     backend=backend, ray_address=ray_address, resume=resume, plots=not no_plots, progress=live,
+                     backend=backend, ray_address=ray_address, device=device, resume=resume, plots=not no_plots,
+                     progress=live,
                      notify=live.say)
     if json:
         print_json(res.to_dict())

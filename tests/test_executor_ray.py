@@ -148,6 +148,29 @@ def test_one_gpu_per_worker(ray_cluster):
         ids = [o.value for o in ex.run(behave, [("gpu_ids",), ("gpu_ids",), ("gpu_ids",), ("gpu_ids",)])]
         assert all(len(i) == 1 for i in ids)  # each worker sees exactly one GPU
         assert ray_cluster.available_resources().get("GPU", 0) == 0  # two workers hold the two GPUs
+    with make_executor("ray", 3, num_gpus_per_worker=1) as ex:  # a third actor would wait for ever
+        assert (ex.requested, ex.workers) == (3, 2)
+    with pytest.raises(UsageError, match="has 2 GPUs"):
+        make_executor("ray", 1, num_gpus_per_worker=4)
+
+
+@pytest.mark.slow
+def test_search_on_cuda_gives_each_ray_worker_a_gpu_and_checks_it_there(ray_cluster, tmp_path):
+    """The module's Ray declares 2 GPUs this machine does not have. `--device cuda` on Ray: the
+    driver does not check CUDA itself (the GPUs are the workers'), 2 of the 3 workers asked for
+    start (one GPU each), and the workers' own device check stops the run with one line."""
+    import torch
+
+    from zenfx.search import search
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the workers' check would pass")
+    said: list[str] = []
+    with pytest.raises(UsageError, match=r"seed cannot be scored: worker init failed: .*CUDA is not available"):
+        search("zoo:cifar_resnet_basic", out=tmp_path / "g", backend="ray", workers=3, device="cuda", candidates=4,
+               resolution=32, batch_size=8, population=8, round_size=4, num_classes=10, plots=False,
+               notify=said.append)
+    assert any("2 of 3 workers started" in m for m in said), said
 
 
 def _actor_pids(busy_only: bool) -> list[int]:

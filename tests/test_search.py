@@ -271,3 +271,64 @@ def test_latency_and_memory_budgets_are_checked_with_the_predictor(tmp_path, mon
     assert done and all(0 < r["latency"] <= 2.0 and 0 < r["memory"] <= 1_200_000 for r in done)
     assert res.budgets["latency"] == 2.0 and res.budgets["memory"] == 1_200_000
     assert list((tmp_path / "cache" / "latency").glob("*.json"))  # the table, reused by later runs
+
+
+def test_device_cuda_without_a_gpu_is_a_one_line_error(tmp_path):
+    """On the local backend the scoring device is checked here, before any work (this CI has no GPU)."""
+    import torch
+
+    from cli.app import app
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = CliRunner().invoke(app, ["search", *CLI_COMMON, "--out", str(tmp_path / "g"), "--candidates", "4",
+                                 "--device", "cuda"])
+    assert r.exit_code == 2 and "CUDA is not available" in r.output and "--device" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "g").exists()
+    r = CliRunner().invoke(app, ["search", *CLI_COMMON, "--out", str(tmp_path / "g"), "--device", "tpu"])
+    assert r.exit_code == 2 and "not a device" in r.output
+
+
+def test_executor_options_ask_ray_for_a_gpu_per_worker_when_scoring_on_cuda():
+    from zenfx.search.config import SearchConfig
+    from zenfx.search.run import executor_options
+
+    def opts(**kw):
+        return executor_options(SearchConfig(seed_genome={}, **kw))
+
+    assert opts(backend="ray", device="cuda") == {"num_gpus_per_worker": 1}
+    assert opts(backend="ray", device="cuda:1") == {"num_gpus_per_worker": 1}
+    assert opts(backend="ray", device="cpu") == {}
+    # CUDA does not survive a fork, nor do autograd's threads: fresh workers for both
+    assert opts(backend="local", device="cuda")["start_method"] == "forkserver"
+    assert opts(backend="local", device="cpu", proxy="zico")["start_method"] == "forkserver"
+    assert opts(backend="local", device="cpu", proxy="zen") == {}
+
+
+def test_resume_on_another_device_is_refused(reference_run):
+    """GPU float sums differ from the CPU's: the device is part of the run's identity."""
+    out, _ = reference_run
+    with pytest.raises(UsageError, match="cannot resume .*device"):
+        search(SEED, out=out, candidates=16, workers=0, resume=True, backend="ray", device="cuda", **COMMON)
+
+
+def test_the_worker_warm_up_leaves_every_result_unchanged():
+    """init_scoring_worker evaluates the seed once before the first task; a worker without that
+    warm-up gives the same figures and scores for a run of mutated candidates."""
+    import random
+
+    from zenfx.genome import Genome
+    from zenfx.mutation import mutate
+    from zenfx.search.candidate import EvalSettings, evaluate, init_scoring_worker, init_worker
+
+    g0 = Genome(seed=SEED, kwargs={"num_classes": 10}, input_size=(3, 32, 32))
+    st = EvalSettings(proxy="zen", batch_size=8, budgets={"params": 10**9}, seed_genome=g0.to_dict())
+    warm, cold = init_scoring_worker(st), init_worker(st)
+    assert warm.templates and not cold.templates
+    rng = random.Random(4)
+    genomes = [g0]
+    for _ in range(6):
+        genomes.append(mutate(rng.choice(genomes), rng, 2))
+    for g in genomes:
+        a, b = evaluate(warm, g.to_dict()), evaluate(cold, g.to_dict())
+        assert (a["status"], a["score"], a["figures"]) == (b["status"], b["score"], b["figures"])

@@ -23,8 +23,11 @@ DTYPE_NAMES: dict[torch.dtype, str] = {torch.float32: "float32", torch.float16: 
 
 
 def parse_device(device: str | torch.device | None, *, allow_meta: bool = False,
-                 option: str = "device") -> torch.device:
-    """``cpu`` (also for None), ``cuda`` / ``cuda:N`` when present, ``meta`` when ``allow_meta``."""
+                 option: str = "device", here: bool = True) -> torch.device:
+    """``cpu`` (also for None), ``cuda`` / ``cuda:N`` when present, ``meta`` when ``allow_meta``.
+
+    ``here=False`` checks the spelling only: the device is on another machine (a Ray worker's
+    GPU, which the driver running this need not have)."""
     if device is None:
         return torch.device("cpu")
     known = "cpu, cuda[:N] or meta" if allow_meta else "cpu or cuda[:N]"
@@ -33,6 +36,8 @@ def parse_device(device: str | torch.device | None, *, allow_meta: bool = False,
     except (RuntimeError, TypeError):
         raise OptionError(option, f"{option} '{device}' is not a device ({known})") from None
     if dev.type == "cuda":
+        if not here:
+            return dev
         if not torch.cuda.is_available():
             raise OptionError(option, f"{option} '{device}': CUDA is not available on this machine",
                               hint="use cpu")

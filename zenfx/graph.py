@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -189,10 +190,21 @@ ACT_FUNCS = {F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.relu6, F.mish, F.leak
 ACT_METHODS = {"sigmoid", "sigmoid_", "tanh", "tanh_", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "mish"}
 
 
-@functools.cache
+def loaded(package: str) -> bool:
+    """Whether ``package`` is imported in this process. A model can hold a library's layers or call
+    its functions only once the library is imported, so a lookup of those (timm's activations and
+    drop-paths, torchvision's stochastic depth) never needs to import it: timm alone costs ~1 s
+    (it pulls huggingface_hub, httpx, yaml...) of a worker's start."""
+    return package in sys.modules
+
+
 def timm_activation_funcs() -> frozenset[object]:
-    """timm's functional activations, when fx keeps them as leaf functions (looked up on first use:
-    importing timm costs seconds, and this module sits under the CLI)."""
+    """timm's functional activations, when fx keeps them as leaf functions; none before timm is imported."""
+    return _timm_activation_funcs() if loaded("timm") else frozenset()
+
+
+@functools.cache
+def _timm_activation_funcs() -> frozenset[object]:
     out: set[object] = set()
     try:
         from timm.layers import activations as ta

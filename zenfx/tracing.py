@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,9 +33,12 @@ _OUR_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def timm_registries() -> tuple[set[type], set[Callable[..., Any]]]:
-    """timm's own lists of modules/functions that must stay opaque to fx."""
+    """timm's own lists of modules/functions that must stay opaque to fx (empty before timm is
+    imported: no model can hold them then, see ``graph.loaded``)."""
     leaf: set[type] = set()
     funcs: set[Callable[..., Any]] = set()
+    if "timm" not in sys.modules:
+        return leaf, funcs
     try:
         from timm.layers import _fx as timm_fx  # timm >= 0.9
 

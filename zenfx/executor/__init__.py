@@ -19,7 +19,7 @@ per-worker state across ``map`` calls without globals; the search needs all thre
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import Executor, TaskOutcome, one_line
@@ -29,13 +29,16 @@ BACKENDS = ("inline", "local", "ray")
 
 def make_executor(backend: str = "local", workers: int | None = None, *, ray_address: str | None = None,
                   num_gpus_per_worker: float = 0, init: Callable[[Any], Any] | None = None,
-                  init_arg: Any = None, threads_per_worker: int = 1, **options: Any) -> Executor:
+                  init_arg: Any = None, threads_per_worker: int = 1, preload: Sequence[str] = (),
+                  **options: Any) -> Executor:
     """An executor of ``backend`` with ``workers`` workers (None: the machine's CPU count).
 
     ``workers=0`` or ``backend="inline"`` runs everything in this process. ``init(init_arg)`` runs
     once per worker and its return value is the ``state`` every ``fn(state, task)`` receives.
     ``ray_address`` (ray only): ``"auto"`` or ``HOST:PORT`` of a running cluster; None starts a
-    local Ray sized to ``workers``. ``num_gpus_per_worker`` (ray only) reserves GPUs per actor.
+    local Ray sized to ``workers``. ``num_gpus_per_worker`` (ray only) reserves GPUs per actor (no
+    more actors start than the cluster's GPUs hold; none at all is a ``UsageError``). ``preload``
+    (ray only, for a Ray this starts): modules its idle workers import before actors land on them.
     Extra ``options`` go to the backend (local: ``start_method``, ``memory_limit_gb``).
     """
     from ..errors import UsageError
@@ -61,7 +64,7 @@ def make_executor(backend: str = "local", workers: int | None = None, *, ray_add
     if workers == 0:
         raise UsageError("the ray backend needs at least one worker")
     return RayExecutor(workers, address=ray_address, num_gpus_per_worker=num_gpus_per_worker, init=init,
-                       init_arg=init_arg, threads_per_worker=threads_per_worker, **options)
+                       init_arg=init_arg, threads_per_worker=threads_per_worker, preload=preload, **options)
 
 
 __all__ = ["BACKENDS", "Executor", "TaskOutcome", "make_executor", "one_line"]

@@ -19,6 +19,7 @@ existing cluster, whose nodes must have the same zenfx installed (checked when a
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import socket
@@ -75,6 +76,73 @@ def _check_reachable(address: str) -> None:
                          hint="start one with `ray start --head`, or drop --ray-address for a local Ray") from None
 
 
+# Imported by every worker process of a Ray this module starts, before any actor lands on it: Ray
+# starts one idle worker per CPU when the driver connects, and an actor is placed on an idle worker,
+# so a worker's cold start (torch alone is ~1.5 CPU-s) overlaps the driver's own set-up instead of
+# following it. Callers add what their tasks import (the seed's model package, for a search).
+PRELOAD = ("torch", "zenfx.executor.base")
+
+
+def start_ray(workers: int | None = None, address: str | None = None, *, threads_per_worker: int = 1,
+              preload: Sequence[str] = ()) -> bool:
+    """Join the cluster at ``address`` ("auto" or HOST:PORT), or start a private local Ray sized to
+    ``workers`` x ``threads_per_worker`` CPUs (quiet: no dashboard, errors only, worker output not
+    forwarded) whose idle workers pre-import ``PRELOAD`` + ``preload``. GPUs are Ray's own count
+    of this machine's. Returns False when Ray was already running here (nothing started)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                 configure_logging=True)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address and address != "auto":
+        _check_reachable(address)
+    try:
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            modules = list(dict.fromkeys([*PRELOAD, *preload]))
+            ray.init(num_cpus=(workers or os.cpu_count() or 1) * threads_per_worker,
+                     _system_config={"preload_python_modules": modules}, **quiet)
+    except ConnectionError as exc:
+        raise UsageError(f"cannot reach a Ray cluster at {address}: {one_line(exc)}",
+                         hint="start one with `ray start --head`, or drop --ray-address for a local Ray") from None
+    quiet_driver()
+    return True
+
+
+@contextlib.contextmanager
+def ray_session(workers: int | None = None, address: str | None = None, *, threads_per_worker: int = 1,
+                preload: Sequence[str] = ()) -> Iterator[None]:
+    """Ray running for the block (see ``start_ray``), shut down at its end when this started it. A
+    command enters it before its own set-up so that Ray's workers warm up meanwhile; executors made
+    inside find Ray running and leave it be."""
+    started = start_ray(workers, address, threads_per_worker=threads_per_worker, preload=preload)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+def gpu_workers(workers: int, gpus_per_worker: float) -> int:
+    """How many of ``workers`` the cluster's GPUs can hold at ``gpus_per_worker`` each: a Ray actor
+    asking for a GPU nobody has waits for ever, so the executor starts no more than fit and a
+    cluster without GPUs is a one-line error."""
+    import ray
+
+    total = float(ray.cluster_resources().get("GPU", 0))
+    fit = int(total // gpus_per_worker + 1e-9)
+    if fit < 1:
+        raise UsageError(f"--device cuda asks each Ray worker for {gpus_per_worker:g} GPU, and the Ray cluster has "
+                         f"{total:g} GPUs",
+                         hint="start the Ray nodes with GPUs (`ray start --num-gpus N`), or score on cpu")
+    return min(workers, fit)
+
+
 class _Actor:
     """The body of one Ray actor (wrapped with ``ray.remote`` at run time, so that importing this
     module never imports Ray)."""
@@ -116,16 +184,16 @@ class RayExecutor(Executor):
 
     def __init__(self, workers: int | None = None, *, address: str | None = None, num_gpus_per_worker: float = 0,
                  init: Callable[[Any], Any] | None = None, init_arg: Any = None, threads_per_worker: int = 1,
-                 memory_limit_gb: float | None = None, start_method: str | None = None) -> None:
+                 memory_limit_gb: float | None = None, start_method: str | None = None,
+                 preload: Sequence[str] = ()) -> None:
         # memory_limit_gb / start_method are local-backend options: Ray manages its own workers.
         self._ray = ray = import_ray()
-        self._owns_ray = False
-        if not ray.is_initialized():
-            self._start(ray, workers, address, num_gpus_per_worker, threads_per_worker)
+        self._owns_ray = start_ray(workers, address, threads_per_worker=threads_per_worker, preload=preload)
         quiet_driver()
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_worker))
-        self.workers = int(workers)
+        self.requested = int(workers)
+        self.workers = gpu_workers(int(workers), num_gpus_per_worker) if num_gpus_per_worker else int(workers)
         self.threads_per_worker = threads_per_worker
         self._init, self._init_arg = init, init_arg
         self._remote = ray.remote(num_cpus=threads_per_worker, num_gpus=num_gpus_per_worker or 0,
@@ -135,24 +203,6 @@ class RayExecutor(Executor):
         # Actors start now, not at the first map: their cold start (a fresh process importing torch and
         # running init) overlaps with whatever the caller does before submitting work.
         self._grow(self.workers)
-
-    def _start(self, ray: Any, workers: int | None, address: str | None, gpus: float, threads: int) -> None:
-        quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                     configure_logging=True)
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if address and address != "auto":
-            _check_reachable(address)
-        try:
-            if address:
-                ray.init(address=address, **quiet)
-            else:
-                n = (workers or os.cpu_count() or 1) * threads
-                extra = {"num_gpus": int(-(-(workers or 1) * gpus // 1))} if gpus else {}
-                ray.init(num_cpus=n, **extra, **quiet)
-        except ConnectionError as exc:
-            raise UsageError(f"cannot reach a Ray cluster at {address}: {one_line(exc)}",
-                             hint="start one with `ray start --head`, or drop --ray-address for a local Ray") from None
-        self._owns_ray = True
 
     # ------------------------------------------------------------------ actors
 

@@ -50,6 +50,7 @@ class EvalSettings:
     budgets: dict[str, Any] = field(default_factory=dict)
     seed_genome: dict[str, Any] | None = None  # warmed up in init_worker
     threads: int = 1
+    device: str = "cpu"  # where candidates are scored (figures and budgets never need a device)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -110,6 +111,25 @@ def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
         except Exception:  # noqa: BLE001 - the candidate that needs it reports the failure
             pass
     state.init_seconds = time.perf_counter() - t0
+    return state
+
+
+def init_scoring_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
+    """A worker's ``init`` (the executor's): ``init_worker``, then the scoring device checked where
+    the worker runs (a Ray worker's GPU need not exist on the driver's machine), then the seed
+    evaluated once and thrown away. That first evaluation pays the one-off costs (torch.fx's lazy
+    imports, the first trace and conversion, a CUDA context: ~1 s on a CPU) while the worker
+    starts, not inside the first candidate's time, and leaves the seed's topology graphs cached; a
+    candidate's result is the same with or without it (tests/test_search.py)."""
+    s = settings if isinstance(settings, EvalSettings) else EvalSettings(**settings)
+    from ..devices import parse_device
+
+    parse_device(s.device)
+    state = init_worker(s)
+    if s.seed_genome is not None:
+        t0 = time.perf_counter()
+        evaluate(state, s.seed_genome, stop_early=False)
+        state.init_seconds += time.perf_counter() - t0
     return state
 
 
@@ -256,21 +276,13 @@ class _Evaluation:
         prep = self.prep()
         self.stage.enter("score")
         s = self.state.settings
-        try:
-            from ..scoring import ScoreOptions, score_proxy
-        except ImportError:  # an older zenfx.scoring without the per-candidate entry point
-            from ..scoring import score
+        from ..scoring import ScoreOptions, score_proxy
 
-            res = score(prep, [self.state.spec], batch_size=s.batch_size, repeat=1, seed=s.seed,
-                        bn_stat=s.bn_stat, mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
-                        batches=self.state.batches)
-            ps = res.scores[self.state.spec.name]
-        else:
-            if self.state.options is None:
-                self.state.options = ScoreOptions(batch_size=s.batch_size, repeat=1, seed=s.seed, bn_stat=s.bn_stat,
-                                                  mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
-                                                  batches=self.state.batches).checked()
-            ps = score_proxy(prep, self.state.spec, self.state.options)
+        if self.state.options is None:
+            self.state.options = ScoreOptions(batch_size=s.batch_size, repeat=1, seed=s.seed, bn_stat=s.bn_stat,
+                                              mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
+                                              device=s.device, batches=self.state.batches).checked()
+        ps = score_proxy(prep, self.state.spec, self.state.options)
         return float(ps.value), float(ps.seconds)
 
 
@@ -369,4 +381,5 @@ def predicted_latency(state: WorkerState, gm: Any, genome: Any, input_size: tupl
         return predict_latency(real, input_size, measure_missing=True, **kw).total_s
 
 
-__all__ = ["EvalSettings", "WorkerState", "evaluate", "evaluate_task", "init_worker", "predicted_latency"]
+__all__ = ["EvalSettings", "WorkerState", "evaluate", "evaluate_task", "init_scoring_worker", "init_worker",
+           "predicted_latency"]

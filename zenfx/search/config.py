@@ -36,6 +36,7 @@ class SearchConfig:
     width_choices: dict[str, list[int]] | None = None
     shrink: dict[str, Any] | None = None  # how the seed was shrunk to fit (None: it fitted)
     mutator: str | None = None  # a custom mutation operator's name (None: zenfx.mutate's graph edits)
+    device: str = "cpu"  # scoring device: part of the identity (a GPU's float sums differ from a CPU's)
     # run-only
     candidates: int | None = DEFAULT_CANDIDATES
     time_limit: float | None = None

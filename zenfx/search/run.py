@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import UsageError
 from .budget import Budgets, fmt_figure
-from .candidate import EvalSettings, evaluate, evaluate_task, init_worker
+from .candidate import EvalSettings, evaluate, evaluate_task, init_scoring_worker, init_worker
 from .config import (
     DEFAULT_BATCH,
     DEFAULT_CANDIDATES,
@@ -305,7 +305,7 @@ class _Run:
         c = self.cfg
         return EvalSettings(proxy=c.proxy, batch_size=c.batch_size, seed=c.seed, bn_stat=c.bn_stat,
                             mixup_gamma=c.mixup_gamma, num_classes=c.num_classes, data=c.data, budgets=c.budgets,
-                            seed_genome=self.start.to_dict(), threads=1)
+                            seed_genome=self.start.to_dict(), threads=1, device=c.device)
 
     # ---- checkpoint
     def checkpoint(self) -> None:
@@ -511,7 +511,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, seed: int = 0,
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            workers: int | None = None, backend: str = "local", ray_address: str | None = None,
-           resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
+           device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
            progress: Callable[[SearchProgress], None] | None = None,
            notify: Callable[[str], None] | None = None) -> SearchResult:
     """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
@@ -521,7 +521,8 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     proposals (scored, rejected and failed alike); ``time_limit`` ('2h', '30m', seconds) stops the
     run at the end of the round that crosses it. Same ``seed`` and ``round_size`` -> same
     history.jsonl for any ``workers``. ``resume=True`` continues the run in ``out`` exactly; other
-    settings than candidates / time limit / workers are refused.
+    settings than candidates / time limit / workers are refused. ``device`` scores candidates there
+    ("cuda": on the Ray backend each worker reserves one GPU of the cluster).
     """
     say = notify or (lambda _msg: None)
     budgets = Budgets.parse(params=budget_params, macs=budget_macs, latency=budget_latency, memory=budget_memory,
@@ -531,6 +532,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     limit = parse_duration(time_limit)
     if candidates is None and limit is None:
         raise UsageError("a search needs an end: --candidates N and/or --time-limit")
+    dev = _device(device, backend)
     rd = RunDir(out)
     genome = seed_genome(model, kwargs, input_size, resolution)
     cfg = SearchConfig(seed_genome=genome.to_dict(), seed_spec=str(model) if isinstance(model, str) else genome.seed,
@@ -540,16 +542,47 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
                        seed=int(seed), kinds=tuple(kinds), width_choices=width_choices,
                        mutator=None if mutator is None else str(mutator.name),
                        candidates=None if candidates is None else int(candidates), time_limit=limit,
-                       workers=_workers(workers), backend=backend, ray_address=ray_address)
+                       workers=_workers(workers), backend=backend, ray_address=ray_address, device=dev)
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the seed is scored here exactly as a worker scores a candidate
     try:
-        run, state = _open_run(cfg, rd, resume, progress, say, mutator)
-        return _loop(run, state, plots, export, say)
+        with _ray_if_asked(cfg):
+            run, state = _open_run(cfg, rd, resume, progress, say, mutator)
+            return _loop(run, state, plots, export, say)
     finally:
         torch.set_num_threads(threads)
+
+
+def _device(device: str | None, backend: str) -> str:
+    """The scoring device, canonical ("cuda:1"), checked on this machine unless Ray workers (maybe
+    on other machines) will score."""
+    from ..devices import parse_device
+
+    return str(parse_device(device, option="--device", here=str(backend).strip().lower() != "ray"))
+
+
+def _ray_if_asked(cfg: SearchConfig) -> Any:
+    """Ray running for the whole search when it runs on Ray, started *before* the driver's own
+    set-up (the seed's checks and shrink): Ray's workers import torch, zenfx and the seed's model
+    library meanwhile, so the actors the executor places on them later start warm."""
+    import contextlib
+
+    if str(cfg.backend).strip().lower() != "ray":
+        return contextlib.nullcontext()
+    from ..executor.ray_backend import ray_session
+
+    return ray_session(max(1, cfg.workers), cfg.ray_address, preload=worker_preload())
+
+
+def worker_preload() -> list[str]:
+    """What a search's Ray workers import before their actors start: the candidate code and the
+    model libraries the seed needed here (it was resolved in this process just before)."""
+    import sys
+
+    libraries = [m for m in ("torchvision", "timm", "zenfx.zoo.registry") if m in sys.modules]
+    return ["zenfx.search.candidate", "zenfx.scoring", "zenfx.vcnn.convert", "zenfx.cost.memory", *libraries]
 
 
 def _check_args(proxy: str, population: int, round_size: int, candidates: int | None, batch_size: int,
@@ -636,14 +669,10 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
     cfg = run.cfg
     stopped = None if run.pending_seed else run.done()
     if stopped is None:
-        opts: dict[str, Any] = {}
-        if cfg.backend == "local" and cfg.proxy not in NO_GRAD_PROXIES and "ZENFX_START_METHOD" not in os.environ:
-            # autograd's worker threads do not survive a fork: if this process ran a backward pass
-            # (a user's script, a test session), a forked worker's backward fails. Workers of a
-            # proxy that needs gradients start from a fresh forkserver instead.
-            opts["start_method"] = "forkserver"
-        with make_executor(cfg.backend, cfg.workers, ray_address=cfg.ray_address, init=init_worker,
-                           init_arg=run.settings().to_dict(), threads_per_worker=1, **opts) as ex:
+        with make_executor(cfg.backend, cfg.workers, ray_address=cfg.ray_address, init=init_scoring_worker,
+                           init_arg=run.settings().to_dict(), threads_per_worker=1, **executor_options(cfg)) as ex:
+            if getattr(ex, "requested", ex.workers) > ex.workers:
+                say(f"{ex.workers} of {cfg.workers} workers started: the Ray cluster's GPUs hold one each")
             if run.pending_seed:
                 run.begin(lambda genome: _evaluate_one(ex, genome))
             stopped = run.done()
@@ -651,6 +680,22 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
                 run.round(ex)
                 stopped = run.done()
     return finish(run, stopped, plots=plots, export=export, say=say)
+
+
+def executor_options(cfg: SearchConfig) -> dict[str, Any]:
+    """What the executor needs beyond workers and init: a GPU per Ray worker when scoring on CUDA;
+    fresh (forkserver) local workers when a fork is unsafe."""
+    opts: dict[str, Any] = {}
+    backend = str(cfg.backend).strip().lower()
+    cuda = str(cfg.device).startswith("cuda")
+    if backend == "ray" and cuda:
+        opts["num_gpus_per_worker"] = 1
+    if backend == "local" and "ZENFX_START_METHOD" not in os.environ and (cuda or cfg.proxy not in NO_GRAD_PROXIES):
+        # autograd's worker threads do not survive a fork: if this process ran a backward pass (a
+        # user's script, a test session), a forked worker's backward fails; CUDA does not survive a
+        # fork either. Those workers start from a fresh forkserver instead.
+        opts["start_method"] = "forkserver"
+    return opts
 
 
 def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..graph import data_inputs, input_dependent, is_mul, node_module
+from ..graph import data_inputs, input_dependent, is_mul, loaded, node_module
 from ._util import PassContext, finish, record, replace_with
 from .report import Change
 
@@ -29,22 +29,28 @@ IDENTITY_CLASS_NAMES = {"DropPath", "StochasticDepth", "DropBlock2d", "DropBlock
                         "LayerScale2d", "DropPathScale"}
 
 
-@functools.cache
 def _extra_identity_funcs() -> frozenset[object]:
-    """torchvision's and timm's drop-path functions (looked up on first use: importing timm costs seconds)."""
+    """torchvision's and timm's drop-path functions, of the libraries imported so far (``graph.loaded``)."""
+    return _drop_funcs(loaded("torchvision"), loaded("timm"))
+
+
+@functools.cache
+def _drop_funcs(torchvision: bool, timm: bool) -> frozenset[object]:
     funcs: set[object] = set()
-    try:
-        from torchvision.ops import stochastic_depth
+    if torchvision:
+        try:
+            from torchvision.ops import stochastic_depth
 
-        funcs.add(stochastic_depth)
-    except Exception:  # pragma: no cover
-        pass
-    try:
-        from timm.layers import drop_block_2d, drop_block_fast_2d, drop_path
+            funcs.add(stochastic_depth)
+        except Exception:  # pragma: no cover
+            pass
+    if timm:
+        try:
+            from timm.layers import drop_block_2d, drop_block_fast_2d, drop_path
 
-        funcs |= {drop_path, drop_block_2d, drop_block_fast_2d}
-    except Exception:  # pragma: no cover
-        pass
+            funcs |= {drop_path, drop_block_2d, drop_block_fast_2d}
+        except Exception:  # pragma: no cover
+            pass
     return frozenset(funcs)
 
 
