@@ -129,17 +129,17 @@ def child(backend: str, what: str, n: int) -> dict:
 
     torch.set_num_threads(1)
     res: dict = {"backend": backend, "what": what}
+    if what.startswith("search"):
+        # Both backends: what resolving the seed imports, which a search does before it starts Ray
+        # (so Ray's workers can pre-import it too), kept out of both timings alike.
+        import torchvision  # noqa: F401
+
+        import zenfx.zoo.registry  # noqa: F401
     if backend == "ray":
         from zenfx.executor.ray_backend import start_ray
+        from zenfx.search.run import worker_preload
 
-        preload: list[str] = []
-        if what.startswith("search"):
-            import torchvision  # noqa: F401 - what resolving the seed imports before a search starts Ray
-
-            import zenfx.zoo.registry  # noqa: F401
-            from zenfx.search.run import worker_preload
-
-            preload = worker_preload()
+        preload = worker_preload() if what.startswith("search") else []
         t = time.perf_counter()
         start_ray(2, preload=preload)
         res["ray_start_s"] = time.perf_counter() - t

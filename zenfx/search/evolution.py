@@ -15,6 +15,10 @@ zenfx's changes:
 * **dedup**: a child whose structure key was already proposed (scored, rejected or failed) is
   redrawn, up to ``MAX_REDRAWS`` times, so no structure is ever scored twice.
 * **seeded**: one ``random.Random`` drives parent choice and mutation; its state is checkpointed.
+* **small populations**: the seed stays the parent while the population holds at most
+  ``min(10, P - 1)`` members (the reference: 10). With P <= 10 the reference's rule never lets a
+  member be a parent, so every child is the seed plus one edit and the search cannot go further
+  (measured with P = 8: 1,605 redraws and 25 duplicates in 96 proposals). Identical for P > 10.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SEED_PARENT_UNTIL = 10  # the parent is the seed while the population has at most this many members
+SEED_PARENT_UNTIL = 10  # the parent is the seed while the population has at most this many members (P > 10)
+
+
+def seed_is_parent(members: int, population_size: int) -> bool:
+    """Whether the next parent is the seed: while the population holds at most min(10, P - 1) members."""
+    return members <= min(SEED_PARENT_UNTIL, population_size - 1)
 MAX_REDRAWS = 50
 
 
@@ -144,7 +153,7 @@ def propose_round(*, k: int, next_id: int, population: Population, seed_genome: 
         redraws = 0
         prop: Proposal | None = None
         while prop is None:
-            if len(snapshot) <= SEED_PARENT_UNTIL:
+            if seed_is_parent(len(snapshot), population.size):
                 parent_id, parent, n = 0, seed_genome, 1
             else:
                 m = snapshot[rng.randrange(len(snapshot))]
@@ -179,4 +188,4 @@ def finite(x: Any) -> bool:
 
 
 __all__ = ["Counters", "MAX_REDRAWS", "Member", "Population", "Proposal", "SEED_PARENT_UNTIL", "finite",
-           "one_line", "propose_round", "rng_from_json", "rng_state_to_json"]
+           "one_line", "propose_round", "rng_from_json", "rng_state_to_json", "seed_is_parent"]
