@@ -225,3 +225,24 @@ def test_search_history_identical_on_local_and_ray_even_with_an_actor_killed(ray
         t.join(5)
     assert killed
     assert (tmp_path / "killed" / "history.jsonl").read_bytes() == ref
+
+
+def test_a_refused_auth_token_is_told_apart_from_an_unreachable_cluster():
+    """Ray 2.60's `ray start` requires a token; a driver without it gets a ConnectionError whose
+    cause chain holds an AuthenticationError (seen on a real head node, docs/cluster.md)."""
+    from zenfx.executor.ray_backend import _auth_refused
+
+    class AuthenticationError(Exception):
+        pass
+
+    try:
+        try:
+            try:
+                raise AuthenticationError("RPC error: InvalidAuthToken: Authentication token is missing")
+            except AuthenticationError as inner:
+                raise RuntimeError("Failed to connect to GCS") from inner
+        except RuntimeError as mid:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from mid
+    except ConnectionError as exc:
+        assert _auth_refused(exc)
+    assert not _auth_refused(ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379"))

@@ -105,10 +105,26 @@ def start_ray(workers: int | None = None, address: str | None = None, *, threads
             ray.init(num_cpus=(workers or os.cpu_count() or 1) * threads_per_worker,
                      _system_config={"preload_python_modules": modules}, **quiet)
     except ConnectionError as exc:
+        if _auth_refused(exc):
+            raise UsageError(f"the Ray cluster at {address} refused this driver: its auth token is missing or "
+                             "different here",
+                             hint="run with RAY_AUTH_MODE=token and the head node's token in RAY_AUTH_TOKEN or "
+                                  "~/.ray/auth_token (docs/cluster.md)") from None
         raise UsageError(f"cannot reach a Ray cluster at {address}: {one_line(exc)}",
                          hint="start one with `ray start --head`, or drop --ray-address for a local Ray") from None
     quiet_driver()
     return True
+
+
+def _auth_refused(exc: BaseException | None) -> bool:
+    """Ray >= 2.5x clusters started with `ray start` require a token; a driver without it gets a
+    ConnectionError whose cause chain holds an AuthenticationError."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if type(exc).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 @contextlib.contextmanager
