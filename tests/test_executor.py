@@ -129,3 +129,18 @@ def test_ctrl_c_stops_workers_without_tracebacks(tmp_path):
     time.sleep(0.2)
     for pid in pids:  # the workers are gone (reaped by the driver, not zombies left running)
         assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+
+
+def _vm_gib() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmSize:")) / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_a_task_over_the_memory_cap_fails_alone_and_the_worker_goes_on():
+    """The audit's guard on a shared machine: MemoryError in the task's own outcome, no OOM killer."""
+    cap = _vm_gib() + 1.0  # a forked worker maps what this process maps; 1 GiB more is the room
+    with make_executor("local", 1, memory_limit_gb=cap) as ex:
+        outs = ex.run(behave, [("alloc", 2.0), ("alloc", 0.25), ("ok", 7)])
+    assert outs[0].status == "error" and outs[0].error.startswith("MemoryError")
+    assert outs[1].ok and outs[1].value == 2**28 and outs[2].value == 7

@@ -246,3 +246,13 @@ def test_a_refused_auth_token_is_told_apart_from_an_unreachable_cluster():
     except ConnectionError as exc:
         assert _auth_refused(exc)
     assert not _auth_refused(ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379"))
+
+
+@pytest.mark.slow
+def test_a_ray_worker_has_the_memory_cap_on_top_of_rays_own_mappings(ray_cluster):
+    """An actor maps Ray's object store (GiBs of address space) before any task: its cap counts on
+    top of that, so 1 GiB lets a 0.25 GiB task run and fails a 2 GiB one with MemoryError."""
+    with make_executor("ray", 1, memory_limit_gb=1.0) as ex:
+        outs = ex.run(behave, [("alloc", 2.0), ("alloc", 0.25), ("ok", 7)])
+    assert outs[0].status == "error" and outs[0].error.startswith("MemoryError")
+    assert outs[1].ok and outs[1].value == 2**28 and outs[2].value == 7

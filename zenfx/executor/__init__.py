@@ -39,7 +39,8 @@ def make_executor(backend: str = "local", workers: int | None = None, *, ray_add
     local Ray sized to ``workers``. ``num_gpus_per_worker`` (ray only) reserves GPUs per actor (no
     more actors start than the cluster's GPUs hold; none at all is a ``UsageError``). ``preload``
     (ray only, for a Ray this starts): modules its idle workers import before actors land on them.
-    Extra ``options`` go to the backend (local: ``start_method``, ``memory_limit_gb``).
+    Extra ``options`` go to the backend (``memory_limit_gb``: each worker's address-space cap, on
+    top of Ray's own mappings for an actor; local only: ``start_method``).
     """
     from ..errors import UsageError
 

@@ -54,6 +54,27 @@ def run_task(fn: Callable[[Any, Any], Any], state: Any, task: Any) -> tuple[str,
     return OK, value, None, time.perf_counter() - t0
 
 
+def limit_address_space(gb: float, *, above_current: bool = False) -> None:
+    """Cap this process's address space at ``gb`` GiB (``above_current``: that much more than it
+    maps now): a task that would exhaust the machine's memory fails with MemoryError in its own
+    outcome instead of waking the kernel's OOM killer on a shared machine. A Ray worker maps Ray's
+    object store before it runs anything (~8 GiB of address space on a 24 GiB machine), so its cap
+    is counted on top of that."""
+    try:
+        import resource
+
+        cap = int(gb * 2**30)
+        if above_current:
+            with open("/proc/self/status") as fh:
+                vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+            cap += vm
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard == resource.RLIM_INFINITY or hard > cap:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except Exception:  # pragma: no cover - a platform without RLIMIT_AS or /proc
+        pass
+
+
 def set_threads(n: int) -> None:
     """One torch thread per worker by default: N workers x M threads on N cores only thrash."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -24,24 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .base import ERROR, TIMEOUT, Executor, TaskOutcome, one_line, run_task, set_threads
+from .base import ERROR, TIMEOUT, Executor, TaskOutcome, limit_address_space, one_line, run_task, set_threads
 
 MAX_ATTEMPTS = 2  # a dead worker's task is retried once
 MAX_INIT_DEATHS = 3  # workers that die before saying "ready", in a row, before giving up
-
-
-def _limit_address_space(gb: float) -> None:
-    """Cap this process's address space: a task that would exhaust the machine's memory fails with
-    MemoryError in its own outcome instead of waking the kernel's OOM killer on a shared machine."""
-    try:
-        import resource
-
-        cap = int(gb * 2**30)
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard == resource.RLIM_INFINITY or hard > cap:
-            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except Exception:  # pragma: no cover - platform without RLIMIT_AS
-        pass
 
 
 def _worker_main(conn: Connection, init: Callable[[Any], Any] | None, init_arg: Any, threads: int,
@@ -49,7 +35,7 @@ def _worker_main(conn: Connection, init: Callable[[Any], Any] | None, init_arg: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_threads(threads)
     if memory_limit_gb:
-        _limit_address_space(memory_limit_gb)
+        limit_address_space(memory_limit_gb)
     state: Any = None
     init_error: str | None = None
     if init is not None:

@@ -59,6 +59,8 @@ def behave(state: Any, task: Any) -> Any:
         import ray
 
         return [str(g) for g in ray.get_gpu_ids()]
+    if kind == "alloc":  # task[1] GiB at once: MemoryError under a worker's address-space cap
+        return len(bytearray(int(task[1] * 2**30)))
     if kind == "unpicklable":
         return lambda: None
     raise ValueError(f"unknown probe task {task!r}")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import UsageError
-from .base import ERROR, TIMEOUT, Executor, TaskOutcome, one_line, run_task, set_threads
+from .base import ERROR, TIMEOUT, Executor, TaskOutcome, limit_address_space, one_line, run_task, set_threads
 
 MAX_ATTEMPTS = 2  # a dead actor's task is retried once
 INSTALL_HINT = "pip install zenfx[ray]"
@@ -163,8 +163,11 @@ class _Actor:
     """The body of one Ray actor (wrapped with ``ray.remote`` at run time, so that importing this
     module never imports Ray)."""
 
-    def __init__(self, init: Callable[[Any], Any] | None, init_arg: Any, threads: int) -> None:
+    def __init__(self, init: Callable[[Any], Any] | None, init_arg: Any, threads: int,
+                 memory_limit_gb: float | None = None) -> None:
         set_threads(threads)
+        if memory_limit_gb:
+            limit_address_space(memory_limit_gb, above_current=True)
         self.state: Any = None
         self.init_error: str | None = None
         if init is not None:
@@ -202,7 +205,8 @@ class RayExecutor(Executor):
                  init: Callable[[Any], Any] | None = None, init_arg: Any = None, threads_per_worker: int = 1,
                  memory_limit_gb: float | None = None, start_method: str | None = None,
                  preload: Sequence[str] = ()) -> None:
-        # memory_limit_gb / start_method are local-backend options: Ray manages its own workers.
+        # start_method is a local-backend option: Ray starts its own workers. memory_limit_gb caps each
+        # actor's address space on top of what Ray itself maps into it.
         self._ray = ray = import_ray()
         self._owns_ray = start_ray(workers, address, threads_per_worker=threads_per_worker, preload=preload)
         quiet_driver()
@@ -212,6 +216,7 @@ class RayExecutor(Executor):
         self.workers = gpu_workers(int(workers), num_gpus_per_worker) if num_gpus_per_worker else int(workers)
         self.threads_per_worker = threads_per_worker
         self._init, self._init_arg = init, init_arg
+        self._memory_limit_gb = memory_limit_gb
         self._remote = ray.remote(num_cpus=threads_per_worker, num_gpus=num_gpus_per_worker or 0,
                                   max_restarts=0, max_task_retries=0)(_Actor)
         self._slots: list[_Slot] = []
@@ -223,7 +228,7 @@ class RayExecutor(Executor):
     # ------------------------------------------------------------------ actors
 
     def _spawn(self) -> _Slot:
-        handle = self._remote.remote(self._init, self._init_arg, self.threads_per_worker)
+        handle = self._remote.remote(self._init, self._init_arg, self.threads_per_worker, self._memory_limit_gb)
         return _Slot(handle, handle.ready.remote())
 
     def _grow(self, n: int) -> None:

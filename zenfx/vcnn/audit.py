@@ -265,7 +265,7 @@ def audit_models(targets: Sequence[str] = SOURCES, *, filter_glob: str | None = 
     try:
         if tasks:
             workers = 0 if jobs <= 0 else min(jobs, len(tasks))
-            options = {"memory_limit_gb": WORKER_ADDRESS_SPACE_GB or None} if backend == "local" else {}
+            options = {"memory_limit_gb": WORKER_ADDRESS_SPACE_GB or None}
             with make_executor(backend, workers, ray_address=ray_address, init=_worker_state,
                                init_arg=(device, input_size), **options) as ex:
                 for outcome in ex.map(_audit_task, tasks, timeout=timeout if jobs > 0 else None):
