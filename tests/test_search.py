@@ -332,3 +332,31 @@ def test_the_worker_warm_up_leaves_every_result_unchanged():
     for g in genomes:
         a, b = evaluate(warm, g.to_dict()), evaluate(cold, g.to_dict())
         assert (a["status"], a["score"], a["figures"]) == (b["status"], b["score"], b["figures"])
+
+
+def test_a_worker_adopts_the_shipped_seed_space_instead_of_probing(tmp_path, monkeypatch):
+    """What a search ships to Ray actors: the driver's probed topology, keyed like the disk cache. A
+    worker with an empty cache adopts it (no probe), and refuses one made for another seed."""
+    import zenfx.mutation as mutation
+    import zenfx.space_probe as space_probe
+    from zenfx.genome import Genome
+
+    g = Genome(seed=SEED, kwargs={"num_classes": 10}, input_size=(3, 32, 32))
+    doc = mutation.seed_space_document(g)
+    assert doc["topology"] and len(json.dumps(doc)) < 100_000
+    probed = mutation.current_state(g)
+
+    def no_probe(*a, **k):
+        raise AssertionError("probed although the space was shipped")
+
+    monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(mutation, "_SEED_TOPOS", {})
+    monkeypatch.setattr(space_probe, "probe_topology", no_probe)
+    other = Genome(seed=SEED, kwargs={"num_classes": 100}, input_size=(3, 32, 32))
+    assert not mutation.adopt_seed_space(other, doc)  # another seed's key
+    assert mutation.adopt_seed_space(g, doc)
+    adopted = mutation.current_state(g)
+    assert adopted.counts() == probed.counts() and adopted.size_log10() == probed.size_log10()
+    assert [(x.id, x.channels, x.min, x.max, x.step) for x in adopted.groups] == \
+        [(x.id, x.channels, x.min, x.max, x.step) for x in probed.groups]
+    assert (tmp_path / "empty-cache" / "space").is_dir()  # and this machine's cache now holds it

@@ -107,6 +107,32 @@ def seed_topology(g: Genome, *, probe: bool = True, cache: bool = True) -> Topol
     return topo
 
 
+def seed_space_document(g: Genome) -> dict[str, Any]:
+    """The seed's probed topology as JSON, with its cache key: what a search ships to its workers so
+    a worker on another machine (no disk cache there) need not probe the seed again."""
+    from . import space_cache
+
+    return {"key": space_cache.cache_key(g, seed_key(g), True), "topology": seed_topology(g).to_dict()}
+
+
+def adopt_seed_space(g: Genome, doc: dict[str, Any] | None) -> bool:
+    """Use a shipped ``seed_space_document`` as this process's probed seed topology (and its disk
+    cache), if it was made for the same seed, zenfx version and analysis code (the cache key says
+    so); otherwise ignore it and probe as usual. Returns whether it was adopted."""
+    from . import space_cache
+
+    if not doc or (seed_ident(g), True) in _SEED_TOPOS:
+        return False
+    key = space_cache.cache_key(g, seed_key(g), True)
+    if doc.get("key") != key:
+        return False
+    topo = Topology.from_dict(doc["topology"])
+    _SEED_TOPOS[(seed_ident(g), True)] = topo
+    if space_cache.load(key) is None:
+        space_cache.save(key, topo)
+    return True
+
+
 def _depth_topology(g: Genome, probe: bool, history: tuple[tuple[str, int], ...], prev: Topology,
                     site: dict[str, Any], plan: list[tuple[str, str, str]], removed: list[str]) -> Topology:
     """The topology after a depth edit: derived from the one before (``space_depth``), cached by history."""

@@ -49,6 +49,7 @@ class EvalSettings:
     data: str | None = None
     budgets: dict[str, Any] = field(default_factory=dict)
     seed_genome: dict[str, Any] | None = None  # warmed up in init_worker
+    seed_space: dict[str, Any] | None = None  # mutation.seed_space_document: a worker adopts it instead of probing
     threads: int = 1
     device: str = "cpu"  # where candidates are scored (figures and budgets never need a device)
 
@@ -107,7 +108,11 @@ def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
 
         g = Genome.from_dict(s.seed_genome)
         try:
-            current_state(g)  # probe once per worker; cached for every later mutate / build
+            if s.seed_space is not None:
+                from ..mutation import adopt_seed_space
+
+                adopt_seed_space(g, s.seed_space)
+            current_state(g)  # probe once per worker (unless adopted); cached for every later mutate / build
         except Exception:  # noqa: BLE001 - the candidate that needs it reports the failure
             pass
     state.init_seconds = time.perf_counter() - t0

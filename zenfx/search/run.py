@@ -669,8 +669,11 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
     cfg = run.cfg
     stopped = None if run.pending_seed else run.done()
     if stopped is None:
+        init_arg = run.settings().to_dict()
+        if str(cfg.backend).strip().lower() == "ray":  # actors on other machines have no disk cache of the space
+            init_arg["seed_space"] = _seed_space(run.start)
         with make_executor(cfg.backend, cfg.workers, ray_address=cfg.ray_address, init=init_scoring_worker,
-                           init_arg=run.settings().to_dict(), threads_per_worker=1, **executor_options(cfg)) as ex:
+                           init_arg=init_arg, threads_per_worker=1, **executor_options(cfg)) as ex:
             if getattr(ex, "requested", ex.workers) > ex.workers:
                 say(f"{ex.workers} of {cfg.workers} workers started: the Ray cluster's GPUs hold one each")
             if run.pending_seed:
@@ -680,6 +683,17 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
                 run.round(ex)
                 stopped = run.done()
     return finish(run, stopped, plots=plots, export=export, say=say)
+
+
+def _seed_space(genome: Any) -> dict[str, Any] | None:
+    """The seed's probed space (this process has it already), for workers to adopt instead of
+    probing the seed again (seconds for an ImageNet model); None if it cannot be had."""
+    from ..mutation import seed_space_document
+
+    try:
+        return seed_space_document(genome)
+    except Exception:  # noqa: BLE001 - the workers probe for themselves
+        return None
 
 
 def executor_options(cfg: SearchConfig) -> dict[str, Any]:
