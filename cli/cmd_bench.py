@@ -114,6 +114,8 @@ def proxies_cmd(
     jobs: JobsOpt = 1,
     backend: BackendOpt = "local",
     ray_address: RayAddressOpt = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="Where cells are scored: cpu or cuda[:N] (--backend ray: one GPU per worker).")] = "cpu",
     threads: ThreadsOpt = 1,
     out_dir: OutOpt = None,
     resume: ResumeOpt = False,
@@ -129,7 +131,7 @@ def proxies_cmd(
     torch.set_num_threads(max(1, threads))
     names = tuple(p.strip() for p in proxies.split(",") if p.strip())
     cfg = BenchConfig(space=space.strip().lower(), dataset=dataset.strip().lower(), sample=sample, seed=seed,
-                      proxies=names, batch_size=batch_size, data=data, resolution=resolution)
+                      proxies=names, batch_size=batch_size, data=data, resolution=resolution, device=device)
     if report_only and not out_dir:
         from zenfx.errors import UsageError
 

@@ -96,7 +96,7 @@ def test_nats_sss_small_run_api(tmp_path):
 @needs_truth
 @pytest.mark.parametrize("bad", [["--space", "nb101"], ["--space", "nats-sss", "--dataset", "cifar10"],
                                  ["--truth", "/nonexistent/folder"], ["--proxies", "nosuchproxy"],
-                                 ["--sample", "0"]])
+                                 ["--sample", "0"], ["--device", "tpu"]])
 def test_bad_options_exit_2(cli, bad):
     args = {"--space": "nb201", "--truth": str(TRUTH), "--dataset": "cifar10", "--sample": "2", "--proxies": "params"}
     for k, v in zip(bad[::2], bad[1::2], strict=True):
@@ -119,3 +119,23 @@ def test_jobs_pool_gives_the_same_scores(tmp_path):
         for p in sa[k]:
             assert sa[k][p] == pytest.approx(sb[k][p], rel=1e-6)
     assert len(a.correlations) == len(b.correlations) == 3
+
+
+@needs_truth
+def test_device_cuda_without_a_gpu_exits_2_before_scoring(cli, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, _, err = cli("bench", "proxies", "--space", "nb201", "--truth", str(TRUTH), "--sample", "2", "--proxies",
+                       "params", "--device", "cuda", "--out", str(tmp_path / "g"))
+    assert code == 2 and "CUDA is not available" in err and "Traceback" not in err
+    assert not (tmp_path / "g" / "scores.jsonl").exists()
+
+
+def test_the_device_is_part_of_a_gpu_runs_key_only():
+    """Old CPU output folders keep their key (and stay resumable); a GPU run's scores differ in the
+    last bits from a CPU run's, so it keeps its own."""
+    base = dict(space="nb201", dataset="cifar10", sample=4)
+    assert "device" not in BenchConfig(**base).key()
+    assert BenchConfig(**base, device="cuda:0").key()["device"] == "cuda:0"

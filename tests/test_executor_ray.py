@@ -256,3 +256,22 @@ def test_a_ray_worker_has_the_memory_cap_on_top_of_rays_own_mappings(ray_cluster
         outs = ex.run(behave, [("alloc", 2.0), ("alloc", 0.25), ("ok", 7)])
     assert outs[0].status == "error" and outs[0].error.startswith("MemoryError")
     assert outs[1].ok and outs[1].value == 2**28 and outs[2].value == 7
+
+
+
+@pytest.mark.slow
+def test_bench_on_cuda_checks_the_device_on_each_ray_worker(ray_cluster, tmp_path):
+    """`bench proxies --device cuda --backend ray`: a GPU per actor (the module's Ray declares two
+    this machine lacks), the device checked on the worker, one line when it is not there."""
+    from pathlib import Path
+
+    import torch
+
+    from zenfx.bench import BenchConfig, run_bench
+
+    truth = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if torch.cuda.is_available() or not (truth / "nasbench201.csv").is_file():
+        pytest.skip("needs a machine without a GPU and the NB201 ground truth")
+    cfg = BenchConfig("nb201", "cifar10", sample=2, proxies=("params",), batch_size=4, device="cuda")
+    with pytest.raises(UsageError, match=r"workers cannot score: worker init failed: .*CUDA is not available"):
+        run_bench(cfg, truth, out=tmp_path / "b", jobs=2, backend="ray")

@@ -75,6 +75,7 @@ class BenchConfig:
     resolution: int | None = None  # None: the dataset's own (32 for CIFAR, 16 for ImageNet16-120)
     data: str | None = None  # .npz batch file; None: Gaussian inputs + random labels
     fast_flops: bool = True  # flops by Conv/Linear hooks (== count_macs here) instead of FlopCounterMode
+    device: str = "cpu"  # where the cells are scored (cuda: one GPU per Ray worker)
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -83,8 +84,11 @@ class BenchConfig:
 
     def key(self) -> dict[str, Any]:
         """What must match for results in an output folder to be reused."""
-        return {"space": self.space, "dataset": self.dataset, "seed": self.seed, "batch_size": self.batch_size,
-                "resolution": self.resolution, "data": self.data}
+        key = {"space": self.space, "dataset": self.dataset, "seed": self.seed, "batch_size": self.batch_size,
+               "resolution": self.resolution, "data": self.data}
+        if self.device != "cpu":  # GPU sums differ in the last bits; CPU runs keep their old key
+            key["device"] = self.device
+        return key
 
 
 @dataclass
@@ -240,9 +244,10 @@ def conv_linear_macs(net: nn.Module, input_size: Sequence[int]) -> int:
             total[0] += out.numel() * (m.in_channels // m.groups) * k
 
     hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    dev = next((p.device for p in net.parameters()), torch.device("cpu"))
     try:
         with torch.no_grad():
-            net(torch.zeros((1, *input_size)))
+            net(torch.zeros((1, *input_size), device=dev))
     finally:
         for h in hs:
             h.remove()
@@ -262,14 +267,17 @@ def score_arch(cfg: BenchConfig, a: Arch, batches: Callable[[int], Iterator[Any]
     nc = NUM_CLASSES[cfg.dataset]
     s = arch_seed(cfg.seed, a.index)
     torch.manual_seed(s)
-    template = build(cfg.space, a.arch, nc)
+    template = build(cfg.space, a.arch, nc)  # weights drawn on the CPU: the same cell on any device
+    dev = torch.device(cfg.device)
+    if dev.type != "cpu":
+        template = template.to(dev)
     scores: dict[str, float | None] = {}
     seconds: dict[str, float] = {}
     errors: dict[str, str] = {}
     for name in cfg.proxies:
         spec = get_proxy(name)
         ctx = ProxyContext(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=s,
-                           num_classes=nc, batches=batches)
+                           num_classes=nc, batches=batches, device=dev)
         t = time.perf_counter()
         try:
             with torch.random.fork_rng():
@@ -295,7 +303,11 @@ def score_arch(cfg: BenchConfig, a: Arch, batches: Callable[[int], Iterator[Any]
 
 
 def worker_state(cfg: BenchConfig) -> tuple[BenchConfig, Any]:
-    """Per-worker state (the executor's ``init``): the config and the batch provider, built once."""
+    """Per-worker state (the executor's ``init``): the config and the batch provider, built once; the
+    scoring device checked where the worker runs (a Ray worker's GPU need not be the driver's)."""
+    from .devices import parse_device
+
+    parse_device(cfg.device)
     return cfg, _provider(cfg)
 
 
@@ -434,7 +446,7 @@ def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.
     processes, or ``ray`` actors at ``ray_address``) score in parallel; ``jobs=1`` on the local
     backend scores in this process."""
     t0 = time.perf_counter()
-    _check_config(cfg, jobs)
+    _check_config(cfg, jobs, backend)
     archs = sample_archs(load_truth(cfg.space, cfg.dataset, truth), cfg.sample, cfg.seed)
     store = ResultStore(out, cfg, resume=resume, report_only=report_only) if out is not None else None
     try:
@@ -449,7 +461,7 @@ def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.
             store.close()
 
 
-def _check_config(cfg: BenchConfig, jobs: int) -> None:
+def _check_config(cfg: BenchConfig, jobs: int, backend: str = "local") -> None:
     check_space(cfg.space, cfg.dataset)
     cfg.proxies = tuple(dict.fromkeys(get_proxy(p).name for p in cfg.proxies))
     if not cfg.proxies:
@@ -458,6 +470,9 @@ def _check_config(cfg: BenchConfig, jobs: int) -> None:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if cfg.batch_size < 2:
         raise UsageError("--batch-size must be at least 2 (naswot and jacob_cov compare inputs)")
+    from .devices import parse_device
+
+    cfg.device = str(parse_device(cfg.device, option="--device", here=backend != "ray"))
     if cfg.resolution is not None and cfg.resolution < 8:
         raise UsageError(f"--resolution must be at least 8 (two stride-2 stages), got {cfg.resolution}")
     cfg.resolution = cfg.input_size[1]
@@ -486,9 +501,17 @@ def _score_all(cfg: BenchConfig, todo: list[Arch], done: dict[int, dict[str, Any
         return
     tasks = [(a, tuple(p for p in cfg.proxies if p not in done.get(a.index, {}).get("scores", {}))) for a in todo]
     workers = 0 if (jobs == 1 and backend == "local") else jobs
-    with make_executor(backend, workers, ray_address=ray_address, init=worker_state, init_arg=cfg) as ex:
+    cuda = cfg.device.startswith("cuda")
+    opts: dict[str, Any] = {}
+    if cuda and backend == "ray":
+        opts["num_gpus_per_worker"] = 1
+    elif cuda and workers:
+        opts["start_method"] = "forkserver"  # CUDA does not survive a fork
+    with make_executor(backend, workers, ray_address=ray_address, init=worker_state, init_arg=cfg, **opts) as ex:
         for k, outcome in enumerate(ex.map(score_task, tasks), start=1):
             arch, proxies = tasks[outcome.index]
+            if not outcome.ok and (outcome.error or "").startswith("worker init failed"):
+                raise UsageError(f"the workers cannot score: {outcome.error}")
             row = outcome.value if outcome.ok else _failed_row(arch, proxies, outcome)
             if store is not None:
                 store.append(row)
