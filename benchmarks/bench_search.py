@@ -30,10 +30,12 @@ from pathlib import Path
 
 def run(workers: int, args: argparse.Namespace, root: Path) -> dict:
     import zenfx
+    from zenfx.mutation import forget_genomes
 
     out = root / f"w{workers}"
     if out.exists():
         shutil.rmtree(out)
+    forget_genomes()  # the second run must not find the first one's genomes already analysed
     t0 = time.perf_counter()
     res = zenfx.search(args.seed_model, out=out, resolution=32, batch_size=64, budget_params="1M",
                        num_classes=10, population=args.population, round_size=args.round, candidates=args.candidates,

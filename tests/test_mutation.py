@@ -107,3 +107,47 @@ def test_genome_file_is_a_model_spec(tmp_path):
     loaded = zenfx.resolve_model(str(path))
     assert loaded.source == "genome" and loaded.default_input_size == (3, 32, 32)
     assert _params(loaded.module) == _params(zenfx.build(g))
+
+
+@pytest.mark.parametrize("spec, size", [("zoo:cifar_resnet_basic", (3, 32, 32)),
+                                        ("torchvision:mobilenet_v2", (3, 64, 64)),
+                                        pytest.param("timm:efficientnet_b0", (3, 64, 64), marks=pytest.mark.slow)])
+def test_a_derived_state_equals_a_replay(spec, size, monkeypatch):
+    """mutate() derives the space after a width or kernel edit from its parent's remembered space
+    instead of replaying the genome; along random chains of edits (depth edits included, which
+    replay), every remembered space equals a replay's: values, limits, roles and ratios, freedom."""
+    import random
+
+    from zenfx import mutation
+
+    def view(sp):
+        return ([g.to_dict() for g in sp.groups], [k.to_dict() for k in sp.kernels],
+                [(b.path, b.count, b.min, b.max, b.free) for b in sp.blocks])
+
+    mutation.forget_genomes()
+    made: list[bool] = []
+    real = mutation._derived
+
+    def spy(*args):
+        out = real(*args)
+        made.append(out is not None)
+        return out
+
+    monkeypatch.setattr(mutation, "_derived", spy)
+    rng = random.Random(7)
+    g0 = Genome(seed=spec, input_size=size)
+    pool, derived = [g0], 0
+    for _ in range(24):
+        child = mutation.mutate(rng.choice(pool), rng, rng.choice((1, 2)))
+        pool.append(child)
+    for g in pool:
+        g = mutation.with_seed_key(g)
+        for n in range(len(g.edits) + 1):
+            prefix = g.with_edits(list(g.edits[:n]))
+            prefix.seed_key = g.seed_key
+            remembered = mutation._STATES.get(mutation._state_key(prefix, prefix.edits, True, True))
+            if remembered is None:
+                continue
+            derived += 1
+            assert view(remembered[0]) == view(mutation.current_state(prefix)), (spec, prefix.edits)
+    assert derived >= 24 and sum(made) >= 10  # most width/kernel children were derived, not replayed

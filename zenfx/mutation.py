@@ -26,18 +26,38 @@ import torch
 from torch import nn
 
 from .genome import EDIT_KINDS, Edit, Genome, GenomeError, as_genome, structure_key
-from .space import KERNEL_CHOICES, WIDTH_RATIOS, SearchSpace, Topology, analyse, depth_limits, group_limits, read_space
+from .space import (
+    KERNEL_CHOICES,
+    WIDTH_RATIOS,
+    SearchSpace,
+    Topology,
+    analyse,
+    depth_limits,
+    group_channels,
+    group_limits,
+    kernel_sizes,
+    read_space,
+    space_of_values,
+)
 from .space_graph import OPAQUE_PREFIX, Layer
 
 _META_SEEDS: OrderedDict[str, nn.Module] = OrderedDict()
 _SEED_TOPOS: dict[tuple[str, bool], Topology] = {}
 _DEPTH_TOPOS: dict[tuple[str, bool, tuple[tuple[str, int], ...]], Topology] = {}
 _SEED_KEYS: dict[str, str] = {}
-_STATES: OrderedDict[tuple[Any, ...], SearchSpace] = OrderedDict()
+_STATES: OrderedDict[tuple[Any, ...], tuple[SearchSpace, dict[str, int], dict[str, int]]] = OrderedDict()
 STATE_CACHE_SIZE = 1024
 
 
 # --------------------------------------------------------------------------- seeds
+
+
+def forget_genomes() -> None:
+    """Drop what this process remembers per genome (spaces, depth-edited topologies), keeping the
+    seeds' own analysis: a benchmark running several searches in one process starts each one the
+    way a fresh search process would (only the seed warm)."""
+    _STATES.clear()
+    _DEPTH_TOPOS.clear()
 
 
 def seed_ident(g: Genome) -> str:
@@ -465,17 +485,54 @@ def _state(g: Genome, probe: bool, cache: bool) -> SearchSpace:
 
     A search draws many children of the same parents (every child of the seed while the population
     is small, then of each member again and again); replaying a parent on a meta copy of the seed
-    costs ~10 ms of the driver's time per draw, a dict lookup does not."""
-    key = (seed_ident(g), g.seed_key, probe, cache, tuple((e.kind, e.target, e.value) for e in g.edits))
-    sp = _STATES.get(key)
-    if sp is None:
-        sp = current_state(g, probe=probe, cache=cache)
-        _STATES[key] = sp
+    costs ~10 ms of the driver's time per draw, a dict lookup does not. A width or kernel edit on a
+    remembered genome is derived from it without a replay (``_derived``)."""
+    key = _state_key(g, g.edits, probe, cache)
+    hit = _STATES.get(key)
+    if hit is None:
+        hit = _derived(g, probe, cache) or _replayed(g, probe, cache)
+        _STATES[key] = hit
         while len(_STATES) > STATE_CACHE_SIZE:
             _STATES.popitem(last=False)
     else:
         _STATES.move_to_end(key)
-    return sp
+    return hit[0]
+
+
+def _state_key(g: Genome, edits: Sequence[Edit], probe: bool, cache: bool) -> tuple[Any, ...]:
+    return (seed_ident(g), g.seed_key, probe, cache, tuple((e.kind, e.target, e.value) for e in edits))
+
+
+def _replayed(g: Genome, probe: bool, cache: bool) -> tuple[SearchSpace, dict[str, int], dict[str, int]]:
+    model, topo, _ = replay(g, meta_seed(g, share=True), probe=probe, cache=cache)
+    chans, kernels = group_channels(topo, model), kernel_sizes(topo, model)
+    return space_of_values(topo, chans, kernels, g.seed, g.input_size), chans, kernels
+
+
+def _derived(g: Genome, probe: bool, cache: bool) -> tuple[SearchSpace, dict[str, int], dict[str, int]] | None:
+    """The state after a last width or kernel edit, from the remembered state before it: a width edit
+    resizes exactly its group's layers and a kernel edit one conv, with the topology unchanged, so
+    the space is the parent's values with that one value replaced (tested equal to a replay). None
+    (replay instead) for depth edits, an unknown parent, or an edit the parent's space does not
+    allow (the replay then raises the usual error)."""
+    if not g.edits or g.edits[-1].kind not in ("width", "kernel"):
+        return None
+    parent = _STATES.get(_state_key(g, g.edits[:-1], probe, cache))
+    if parent is None:
+        return None
+    sp, chans, kernels = parent
+    e = g.edits[-1]
+    if e.kind == "width":
+        grp = sp.group(e.target)
+        if grp is None or not grp.free or e.value % grp.step or not grp.min <= e.value <= grp.max:
+            return None
+        chans = {**chans, e.target: int(e.value)}
+    else:
+        site = sp.kernel(e.target)
+        if site is None or not site.free or e.value not in site.choices:
+            return None
+        kernels = {**kernels, e.target: int(e.value)}
+    return space_of_values(sp.topology, chans, kernels, g.seed, g.input_size), chans, kernels
 
 
 # --------------------------------------------------------------------------- mutate / shrink

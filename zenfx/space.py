@@ -581,7 +581,18 @@ def depth_limits(site: dict[str, Any]) -> tuple[int, int]:
 
 def read_space(topo: Topology, model: nn.Module, name: str, input_size: Sequence[int]) -> SearchSpace:
     """The SearchSpace of ``model`` under ``topo``: current values, steps and ranges."""
-    chans = group_channels(topo, model)
+    return space_of_values(topo, group_channels(topo, model), kernel_sizes(topo, model), name, input_size)
+
+
+def kernel_sizes(topo: Topology, model: nn.Module) -> dict[str, int]:
+    """The current kernel of every kernel site."""
+    return {path: int(model.get_submodule(path).kernel_size[0]) for path in topo.kernels}  # type: ignore[index]
+
+
+def space_of_values(topo: Topology, chans: dict[str, int], kernels: dict[str, int], name: str,
+                    input_size: Sequence[int]) -> SearchSpace:
+    """``read_space`` from the values alone (each group's channels, each site's kernel): all it
+    reads from a model, so a width or kernel edit can be applied to a space without one."""
     groups = []
     for gid, meta in sorted(topo.groups.items(), key=lambda kv: kv[1]["order"]):
         c = chans.get(gid, 0)
@@ -594,17 +605,15 @@ def read_space(topo: Topology, model: nn.Module, name: str, input_size: Sequence
             reasons.append(f"{c} channels are not a multiple of the step {step}")
         groups.append(ChannelGroup(gid, c, step, lo, hi, role, not reasons, _reason(reasons),
                                    _members(gid, topo), ratio))
-    kernels = []
-    for path, reasons in topo.kernels.items():
-        k = int(model.get_submodule(path).kernel_size[0])
-        kernels.append(KernelSite(path, k, list(KERNEL_CHOICES), not reasons, _reason(reasons)))
+    sites = [KernelSite(path, int(kernels[path]), list(KERNEL_CHOICES), not reasons, _reason(reasons))
+             for path, reasons in topo.kernels.items()]
     blocks = []
     for b in topo.blocks:
         n = int(b["count"])
         lo, hi = depth_limits(b)
         blocks.append(DepthSite(b["path"], b["container"], int(b["start"]), n, lo, hi,
                                 not b["reasons"], _reason(b["reasons"])))
-    return SearchSpace(name, tuple(int(s) for s in input_size), groups, kernels, blocks, topo)  # type: ignore[arg-type]
+    return SearchSpace(name, tuple(int(s) for s in input_size), groups, sites, blocks, topo)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- public entry point
