@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import time
@@ -10,6 +11,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 OK, ERROR, TIMEOUT = "ok", "error", "timeout"
+MAX_ATTEMPTS = 2  # a dead worker's task is retried once
+
+Job = tuple[int, Any, int]  # (index in the map call, task, attempts so far)
 
 
 @dataclass
@@ -117,3 +121,87 @@ class Executor:
             self.close()
         except Exception:
             pass
+
+
+class MapRun:
+    """The state of one ``map`` call on a pool: tasks not yet handed out (a dead worker's task goes
+    back to the front), how many outcomes are still due, and the outcome rules every backend shares."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any], tasks: list[Any], timeout: float | None) -> None:
+        self.fn, self.timeout = fn, timeout
+        self.pending: collections.deque[Job] = collections.deque((i, t, 0) for i, t in enumerate(tasks))
+        self.remaining = len(tasks)
+        self.init_deaths = 0  # workers that died before saying "ready", in a row (local backend)
+
+    @staticmethod
+    def result(job: Job, msg: tuple[str, Any, str | None, float]) -> TaskOutcome:
+        """A worker's reply ``(status, value, error, seconds)`` to ``job``."""
+        status, value, error, seconds = msg
+        return TaskOutcome(job[0], status, value, error, seconds, job[2] + 1)
+
+    def overran(self, job: Job, seconds: float) -> TaskOutcome:
+        """``job`` ran past the timeout (its worker is being replaced)."""
+        return TaskOutcome(job[0], TIMEOUT, None, f"timeout: no result after {self.timeout:g} s", seconds, job[2] + 1)
+
+    def worker_died(self, job: Job, seconds: float, how: str) -> TaskOutcome | None:
+        """``job``'s worker died: queued again once (the result depends only on the task and the init
+        state, so a retry elsewhere gives the same value), then an ``error`` naming ``how``."""
+        index, task, attempts = job
+        if attempts + 1 < MAX_ATTEMPTS:
+            self.pending.appendleft((index, task, attempts + 1))
+            return None
+        return TaskOutcome(index, ERROR, None, f"WorkerDied: {how} on {attempts + 1} attempts", seconds, attempts + 1)
+
+
+class PoolExecutor(Executor):
+    """``map`` over a pool of workers (processes, Ray actors): keep every ready worker busy, turn
+    what comes back into outcomes, replace a worker whose task is abandoned. A backend says how its
+    pool grows (``_grow``), hands out tasks (``_feed``), waits for and reads events (``_collect``)
+    and restarts a busy worker (``_in_flight``, ``_restart``)."""
+
+    _closed = False
+
+    def map(self, fn: Callable[[Any, Any], Any], tasks: Sequence[Any], *,
+            timeout: float | None = None) -> Iterator[TaskOutcome]:
+        if self._closed:
+            raise RuntimeError("executor is closed")
+        tasks = list(tasks)
+        if not tasks:
+            return
+        self._grow(len(tasks))
+        run = MapRun(fn, tasks, timeout)
+        clean = False
+        try:
+            while run.remaining:
+                self._feed(run)
+                for o in self._collect(run):  # a list, not a generator: the pool is consistent between yields
+                    run.remaining -= 1
+                    yield o
+            clean = True
+        finally:
+            if not clean:
+                self._abandon()
+
+    def _abandon(self) -> None:
+        """Ctrl-C, an error in the caller's loop, or the caller stopped iterating: work in flight is
+        lost, so those workers are replaced (on Ctrl-C everything stops)."""
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            self.close()
+            return
+        for w in self._in_flight():
+            self._restart(w)
+
+    def _grow(self, n: int) -> None:
+        raise NotImplementedError
+
+    def _feed(self, run: MapRun) -> None:
+        raise NotImplementedError
+
+    def _collect(self, run: MapRun) -> list[TaskOutcome]:
+        raise NotImplementedError
+
+    def _in_flight(self) -> list[Any]:
+        raise NotImplementedError
+
+    def _restart(self, worker: Any) -> None:
+        raise NotImplementedError

@@ -14,19 +14,17 @@ the next free worker before recording it as an ``error``.
 
 from __future__ import annotations
 
-import collections
 import multiprocessing as mp
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .base import ERROR, TIMEOUT, Executor, TaskOutcome, limit_address_space, one_line, run_task, set_threads
+from .base import ERROR, Job, MapRun, PoolExecutor, TaskOutcome, limit_address_space, one_line, run_task, set_threads
 
-MAX_ATTEMPTS = 2  # a dead worker's task is retried once
 MAX_INIT_DEATHS = 3  # workers that die before saying "ready", in a row, before giving up
 
 
@@ -84,7 +82,7 @@ class _Worker:
 
     def __init__(self, owner: LocalExecutor) -> None:
         self.owner = owner
-        self.job: tuple[int, Any, int] | None = None  # (index, task, attempts so far)
+        self.job: Job | None = None
         self.started = 0.0
         self.ready = False
         self.spawn()
@@ -100,7 +98,7 @@ class _Worker:
         self.ready = False
         self.job = None
 
-    def submit(self, fn: Callable[[Any, Any], Any], job: tuple[int, Any, int]) -> None:
+    def submit(self, fn: Callable[[Any, Any], Any], job: Job) -> None:
         self.job, self.started = job, time.perf_counter()
         self.conn.send((fn, job[1]))
 
@@ -133,7 +131,7 @@ class _Worker:
             self.conn.close()
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(PoolExecutor):
     backend = "local"
 
     def __init__(self, workers: int | None = None, *, init: Callable[[Any], Any] | None = None,
@@ -163,35 +161,21 @@ class LocalExecutor(Executor):
             w.stop()
         self._pool = []
 
-    # ------------------------------------------------------------------ map
+    # ------------------------------------------------------------------ map (PoolExecutor's hooks)
 
-    def map(self, fn: Callable[[Any, Any], Any], tasks: Sequence[Any], *,
-            timeout: float | None = None) -> Iterator[TaskOutcome]:
-        if self._closed:
-            raise RuntimeError("executor is closed")
-        tasks = list(tasks)
-        if not tasks:
-            return
-        self._grow(len(tasks))
-        run = _Run(fn, tasks, timeout)
-        clean = False
-        try:
-            while run.remaining:
-                self._feed(run)
-                yield from self._collect(run)
-            clean = True
-        finally:
-            if not clean:
-                self._abandon()
+    def _in_flight(self) -> list[_Worker]:
+        return [w for w in self._pool if w.job is not None]
 
-    def _feed(self, run: _Run) -> None:
+    def _restart(self, worker: _Worker) -> None:
+        worker.restart()
+
+    def _feed(self, run: MapRun) -> None:
         for w in self._pool:
             if w.ready and w.job is None and run.pending:
                 w.submit(run.fn, run.pending.popleft())
 
-    def _collect(self, run: _Run) -> list[TaskOutcome]:
-        """Wait for the next event (a result, a death, a worker ready, a deadline) and turn it into
-        outcomes; a returned list (not a generator) keeps the pool consistent between yields."""
+    def _collect(self, run: MapRun) -> list[TaskOutcome]:
+        """Wait for the next event (a result, a death, a worker ready, a deadline) and turn it into outcomes."""
         waiting = [w for w in self._pool if w.job is not None or not w.ready]
         busy = [w for w in waiting if w.job is not None]
         wait_for = None
@@ -205,20 +189,17 @@ class LocalExecutor(Executor):
             else:
                 o = self._check_deadline(w, run)
             if o is not None:
-                run.remaining -= 1
                 outcomes.append(o)
         return outcomes
 
-    def _check_deadline(self, w: _Worker, run: _Run) -> TaskOutcome | None:
+    def _check_deadline(self, w: _Worker, run: MapRun) -> TaskOutcome | None:
         if w.job is None or run.timeout is None or time.perf_counter() - w.started <= run.timeout:
             return None
-        index, _task, attempts = w.job
-        seconds = time.perf_counter() - w.started
+        job, seconds = w.job, time.perf_counter() - w.started
         w.restart()
-        return TaskOutcome(index, TIMEOUT, None, f"timeout: no result after {run.timeout:g} s", seconds,
-                           attempts + 1)
+        return run.overran(job, seconds)
 
-    def _receive(self, w: _Worker, run: _Run) -> TaskOutcome | None:
+    def _receive(self, w: _Worker, run: MapRun) -> TaskOutcome | None:
         try:
             msg = w.conn.recv() if w.conn.poll() else None
         except (EOFError, OSError):
@@ -229,12 +210,10 @@ class LocalExecutor(Executor):
             w.ready = True
             run.init_deaths = 0
             return None
-        index, _task, attempts = w.job  # type: ignore[misc]
-        w.job = None
-        status, value, error, seconds = msg
-        return TaskOutcome(index, status, value, error, seconds, attempts + 1)
+        job, w.job = w.job, None
+        return run.result(job, msg)  # type: ignore[arg-type]
 
-    def _replace_dead(self, w: _Worker, run: _Run) -> TaskOutcome | None:
+    def _replace_dead(self, w: _Worker, run: MapRun) -> TaskOutcome | None:
         """Replace a dead worker; its task is retried once, then recorded as an error."""
         w.proc.join(1)
         code = w.proc.exitcode
@@ -248,30 +227,4 @@ class LocalExecutor(Executor):
                 raise RuntimeError(f"workers die while starting (exit code {code}); with the {method} start "
                                    "method a script must guard its entry point with `if __name__ == '__main__':`")
             return None
-        index, task, attempts = job
-        if attempts + 1 < MAX_ATTEMPTS:
-            run.pending.appendleft((index, task, attempts + 1))
-            return None
-        return TaskOutcome(index, ERROR, None, f"WorkerDied: worker died (exit code {code}) on {attempts + 1} attempts",
-                           seconds, attempts + 1)
-
-    def _abandon(self) -> None:
-        """Ctrl-C, an error in the caller's loop, or the caller stopped iterating: work in flight is
-        lost, so those workers are replaced (on Ctrl-C everything stops)."""
-        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-            self.close()
-            return
-        for w in self._pool:
-            if w.job is not None:
-                w.restart()
-
-
-class _Run:
-    """The state of one ``map`` call."""
-
-    def __init__(self, fn: Callable[[Any, Any], Any], tasks: list[Any], timeout: float | None) -> None:
-        self.fn, self.timeout = fn, timeout
-        self.pending: collections.deque[tuple[int, Any, int]] = collections.deque(
-            (i, t, 0) for i, t in enumerate(tasks))
-        self.remaining = len(tasks)
-        self.init_deaths = 0
+        return run.worker_died(job, seconds, f"worker died (exit code {code})")

@@ -18,7 +18,6 @@ existing cluster, whose nodes must have the same zenfx installed (checked when a
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -28,9 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import UsageError
-from .base import ERROR, TIMEOUT, Executor, TaskOutcome, limit_address_space, one_line, run_task, set_threads
+from .base import ERROR, Job, MapRun, PoolExecutor, TaskOutcome, limit_address_space, one_line, run_task, set_threads
 
-MAX_ATTEMPTS = 2  # a dead actor's task is retried once
 INSTALL_HINT = "pip install zenfx[ray]"
 
 
@@ -194,11 +192,11 @@ class _Slot:
     def __init__(self, handle: Any, ref: Any) -> None:
         self.handle, self.ref = handle, ref
         self.ready = False
-        self.job: tuple[int, Any, int] | None = None
+        self.job: Job | None = None
         self.started = 0.0
 
 
-class RayExecutor(Executor):
+class RayExecutor(PoolExecutor):
     backend = "ray"
 
     def __init__(self, workers: int | None = None, *, address: str | None = None, num_gpus_per_worker: float = 0,
@@ -256,49 +254,34 @@ class RayExecutor(Executor):
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
 
-    # ------------------------------------------------------------------ map
+    # ------------------------------------------------------------------ map (PoolExecutor's hooks)
 
-    def map(self, fn: Callable[[Any, Any], Any], tasks: Sequence[Any], *,
-            timeout: float | None = None) -> Iterator[TaskOutcome]:
-        if self._closed:
-            raise RuntimeError("executor is closed")
-        tasks = list(tasks)
-        if not tasks:
-            return
-        self._grow(len(tasks))
-        pending: collections.deque[tuple[int, Any, int]] = collections.deque((i, t, 0) for i, t in enumerate(tasks))
-        remaining = len(tasks)
-        clean = False
-        try:
-            while remaining:
-                for s in self._slots:
-                    if s.ready and s.job is None and pending:
-                        s.job, s.started = pending.popleft(), time.perf_counter()
-                        s.ref = s.handle.run.remote(fn, s.job[1])
-                for o in self._collect(pending, timeout):
-                    remaining -= 1
-                    yield o
-            clean = True
-        finally:
-            if not clean:
-                self._abandon()
+    def _feed(self, run: MapRun) -> None:
+        for s in self._slots:
+            if s.ready and s.job is None and run.pending:
+                s.job, s.started = run.pending.popleft(), time.perf_counter()
+                s.ref = s.handle.run.remote(run.fn, s.job[1])
 
-    def _collect(self, pending: collections.deque, timeout: float | None) -> list[TaskOutcome]:
+    def _in_flight(self) -> list[_Slot]:
+        return [s for s in self._slots if s.job is not None]
+
+    def _restart(self, worker: _Slot) -> None:
+        self._replace(worker)
+
+    def _collect(self, run: MapRun) -> list[TaskOutcome]:
         waiting = [s for s in self._slots if s.job is not None or not s.ready]
         busy = [s for s in waiting if s.job is not None]
         wait_for = None
-        if timeout is not None and busy:
-            wait_for = max(0.0, min(s.started + timeout for s in busy) - time.perf_counter())
+        if run.timeout is not None and busy:
+            wait_for = max(0.0, min(s.started + run.timeout for s in busy) - time.perf_counter())
         done, _ = self._ray.wait([s.ref for s in waiting], num_returns=1, timeout=wait_for)
         done_ids = set(done)
         outcomes: list[TaskOutcome] = []
         for s in waiting:
             if s.ref in done_ids:
-                o = self._receive(s, pending)
-            elif s.job is not None and timeout is not None and time.perf_counter() - s.started > timeout:
-                index, _task, attempts = s.job
-                o = TaskOutcome(index, TIMEOUT, None, f"timeout: no result after {timeout:g} s",
-                                time.perf_counter() - s.started, attempts + 1)
+                o = self._receive(s, run)
+            elif s.job is not None and run.timeout is not None and time.perf_counter() - s.started > run.timeout:
+                o = run.overran(s.job, time.perf_counter() - s.started)
                 self._replace(s)
             else:
                 o = None
@@ -306,33 +289,21 @@ class RayExecutor(Executor):
                 outcomes.append(o)
         return outcomes
 
-    def _receive(self, s: _Slot, pending: collections.deque) -> TaskOutcome | None:
+    def _receive(self, s: _Slot, run: MapRun) -> TaskOutcome | None:
         ray = self._ray
         try:
             msg = ray.get(s.ref)
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.ObjectLostError) as exc:
-            return self._actor_died(s, pending, exc)
+            job, seconds = s.job, time.perf_counter() - s.started
+            self._replace(s)
+            return None if job is None else run.worker_died(job, seconds, f"actor died ({type(exc).__name__})")
         if not s.ready:
             s.ready = True
             self._check_version(msg)
             return None
-        index, _task, attempts = s.job  # type: ignore[misc]
-        s.job = None
-        status, value, error, seconds = msg
-        return TaskOutcome(index, status, value, error, seconds, attempts + 1)
-
-    def _actor_died(self, s: _Slot, pending: collections.deque, exc: BaseException) -> TaskOutcome | None:
-        job, seconds = s.job, time.perf_counter() - s.started
-        self._replace(s)
-        if job is None:
-            return None
-        index, task, attempts = job
-        if attempts + 1 < MAX_ATTEMPTS:
-            pending.appendleft((index, task, attempts + 1))
-            return None
-        return TaskOutcome(index, ERROR, None, f"WorkerDied: actor died on {attempts + 1} attempts "
-                                               f"({type(exc).__name__})", seconds, attempts + 1)
+        job, s.job = s.job, None
+        return run.result(job, msg)  # type: ignore[arg-type]
 
     @staticmethod
     def _check_version(msg: tuple[int, str, str]) -> None:
@@ -342,13 +313,3 @@ class RayExecutor(Executor):
         if version != zenfx.__version__:
             raise UsageError(f"a Ray worker on {host} runs zenfx {version}, this driver {zenfx.__version__}",
                              hint="install the same zenfx on every node")
-
-    def _abandon(self) -> None:
-        import sys
-
-        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-            self.close()
-            return
-        for s in self._slots:
-            if s.job is not None:
-                self._replace(s)
