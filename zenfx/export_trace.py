@@ -23,17 +23,15 @@ from torch import nn
 
 from .errors import NotTraceableError
 from .export_layers import LayerSpec, NotExportableError, layer_spec
-from .tracing import default_arguments, drop_bound_placeholders, user_frame
+from .tracing import PathTrackingTracer, default_arguments, drop_bound_placeholders, user_frame
 
 
-class ExportTracer(fx.Tracer):
+class ExportTracer(PathTrackingTracer):
     """Leaves are writable torch layers; remembers the module path it is in for error messages."""
 
     def __init__(self, specs: dict[int, LayerSpec | None]) -> None:
         super().__init__()
         self.specs = specs  # id(module) -> spec (None: inline), shared between the two traces
-        self.path_stack: list[tuple[str, str]] = []
-        self.failed_at: tuple[str, str] | None = None
         self.constants: dict[str, torch.Tensor] = {}
 
     def spec(self, m: nn.Module) -> LayerSpec | None:
@@ -45,25 +43,16 @@ class ExportTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return self.spec(m) is not None
 
-    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...],
+    def module_call(self, m: nn.Module, path: str, forward: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> Any:
-        path = self.path_of_module(m)
-        self.path_stack.append((path, type(m).__name__))
-        try:
-            spec = self.spec(m)
-            if spec is not None and spec.kind == "norm_act":
-                y = self.create_proxy("call_module", path, args, kwargs)
-                for child in spec.children:
-                    sub = getattr(m, child)
-                    y = self.call_module(sub, sub.forward, (y,), {})
-                return y
-            return super().call_module(m, forward, args, kwargs)
-        except Exception:
-            if self.failed_at is None:
-                self.failed_at = self.path_stack[-1]
-            raise
-        finally:
-            self.path_stack.pop()
+        spec = self.spec(m)
+        if spec is not None and spec.kind == "norm_act":  # the torch norm, then its drop and act children
+            y = self.create_proxy("call_module", path, args, kwargs)
+            for child in spec.children:
+                sub = getattr(m, child)
+                y = self.call_module(sub, sub.forward, (y,), {})
+            return y
+        return super().module_call(m, path, forward, args, kwargs)
 
 
 @dataclass

@@ -68,13 +68,19 @@ class PathTrackingTracer(fx.Tracer):
         path = self.path_of_module(m)
         self.path_stack.append((path, type(m).__name__))
         try:
-            return super().call_module(m, forward, args, kwargs)
+            return self.module_call(m, path, forward, args, kwargs)
         except Exception:
             if self.failed_at is None:
                 self.failed_at = self.path_stack[-1]
             raise
         finally:
             self.path_stack.pop()
+
+
+    def module_call(self, m: nn.Module, path: str, forward: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        """What calling ``m`` records, inside the path bookkeeping (a subclass may record otherwise)."""
+        return super().call_module(m, forward, args, kwargs)
 
 
 def user_frame(exc: BaseException) -> str | None:
