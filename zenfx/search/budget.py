@@ -61,12 +61,19 @@ _HINTS = {
 }
 
 
+def _given_number(text: Any, what: str) -> float | None:
+    """A budget given as a number (the Python API) rather than text: checked positive and finite."""
+    if not isinstance(text, (int, float)) or isinstance(text, bool):
+        return None
+    if not (math.isfinite(text) and text > 0):
+        raise BudgetError(f"--budget-{what} {text} must be a positive number", hint=_HINTS[what])
+    return float(text)
+
+
 def parse_count(text: str | int | float, what: str = "params") -> int:
     """``'1M'`` -> 1_000_000; ``'400M'`` -> 400_000_000; plain numbers pass through."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if not (math.isfinite(text) and text > 0):
-            raise BudgetError(f"--budget-{what} {text} must be a positive number", hint=_HINTS[what])
-        return int(text)
+    if (n := _given_number(text, what)) is not None:
+        return int(n)
     raw = str(text).strip()
     if re.search(r"flop", raw, re.I):
         raise BudgetError(f"--budget-{what} '{text}': budgets count MACs, not FLOPs", hint=_HINTS["macs"])
@@ -76,10 +83,8 @@ def parse_count(text: str | int | float, what: str = "params") -> int:
 
 def parse_latency(text: str | float) -> float:
     """``'0.5ms'`` -> 0.0005 (seconds). A bare number is refused: ms or s is too easy to confuse."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if not (math.isfinite(text) and text > 0):
-            raise BudgetError(f"--budget-latency {text} must be a positive number", hint=_HINTS["latency"])
-        return float(text)
+    if (n := _given_number(text, "latency")) is not None:
+        return n
     value, unit = _number(str(text), "latency", r"(s|ms|us|µs|μs|ns)?")
     if not unit:
         raise BudgetError(f"--budget-latency '{text}' needs a unit", hint=_HINTS["latency"])
@@ -88,10 +93,8 @@ def parse_latency(text: str | float) -> float:
 
 def parse_memory(text: str | int | float) -> int:
     """``'64MB'`` -> 64_000_000 bytes; ``'64MiB'`` -> 67_108_864."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if not (math.isfinite(text) and text > 0):
-            raise BudgetError(f"--budget-memory {text} must be a positive number", hint=_HINTS["memory"])
-        return int(text)
+    if (n := _given_number(text, "memory")) is not None:
+        return int(n)
     value, unit = _number(str(text), "memory", r"([kKmMgGtT]?[iI]?[bB])?")
     if not unit:
         raise BudgetError(f"--budget-memory '{text}' needs a unit", hint=_HINTS["memory"])
