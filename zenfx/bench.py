@@ -472,7 +472,7 @@ def _check_config(cfg: BenchConfig, jobs: int, backend: str = "local") -> None:
         raise UsageError("--batch-size must be at least 2 (naswot and jacob_cov compare inputs)")
     from .devices import parse_device
 
-    cfg.device = str(parse_device(cfg.device, option="--device", here=backend != "ray"))
+    cfg.device = str(parse_device(cfg.device, here=backend != "ray"))
     if cfg.resolution is not None and cfg.resolution < 8:
         raise UsageError(f"--resolution must be at least 8 (two stride-2 stages), got {cfg.resolution}")
     cfg.resolution = cfg.input_size[1]

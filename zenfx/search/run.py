@@ -560,7 +560,7 @@ def _device(device: str | None, backend: str) -> str:
     on other machines) will score."""
     from ..devices import parse_device
 
-    return str(parse_device(device, option="--device", here=str(backend).strip().lower() != "ray"))
+    return str(parse_device(device, here=str(backend).strip().lower() != "ray"))
 
 
 def _ray_if_asked(cfg: SearchConfig) -> Any:
