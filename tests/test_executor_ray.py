@@ -275,3 +275,25 @@ def test_bench_on_cuda_checks_the_device_on_each_ray_worker(ray_cluster, tmp_pat
     cfg = BenchConfig("nb201", "cifar10", sample=2, proxies=("params",), batch_size=4, device="cuda")
     with pytest.raises(UsageError, match=r"workers cannot score: worker init failed: .*CUDA is not available"):
         run_bench(cfg, truth, out=tmp_path / "b", jobs=2, backend="ray")
+
+
+@pytest.mark.slow
+def test_cli_search_on_a_ray_it_starts_itself(zenfx_exe, tmp_path):
+    """`zenfx search --backend ray` without an address: the command starts a private Ray before its
+    own set-up (workers pre-importing torch, zenfx, torchvision), runs, stops it, and gives the
+    local backend's history; --json stays one clean document on stdout."""
+    import json
+    import subprocess
+
+    common = ["search", "zoo:cifar_resnet_basic", "-r", "32", "-b", "8", "-P", "8", "--round", "4",
+              "--budget-params", "200k", "--seed", "3", "--num-classes", "10", "--candidates", "8", "--workers", "2",
+              "--no-plots", "--json"]
+    runs = {}
+    for backend in ("local", "ray"):
+        out = tmp_path / backend
+        proc = subprocess.run([zenfx_exe, *common, "--backend", backend, "--out", str(out)], capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads(proc.stdout)["counters"]["proposed"] == 8
+        runs[backend] = (out / "history.jsonl").read_bytes()
+    assert runs["ray"] == runs["local"]
