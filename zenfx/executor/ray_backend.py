@@ -211,7 +211,12 @@ class RayExecutor(PoolExecutor):
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // threads_per_worker))
         self.requested = int(workers)
-        self.workers = gpu_workers(int(workers), num_gpus_per_worker) if num_gpus_per_worker else int(workers)
+        try:
+            self.workers = gpu_workers(int(workers), num_gpus_per_worker) if num_gpus_per_worker else int(workers)
+        except UsageError:
+            if self._owns_ray:
+                ray.shutdown()
+            raise
         self.threads_per_worker = threads_per_worker
         self._init, self._init_arg = init, init_arg
         self._memory_limit_gb = memory_limit_gb
