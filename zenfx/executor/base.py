@@ -133,6 +133,18 @@ class MapRun:
         self.remaining = len(tasks)
         self.init_deaths = 0  # workers that died before saying "ready", in a row (local backend)
 
+    def wait_for(self, busy: Sequence[Any]) -> float | None:
+        """Seconds until the nearest deadline among ``busy`` workers (each with ``.started``); None
+        when there is no timeout or nobody is busy (wait for the next event, however long)."""
+        if self.timeout is None or not busy:
+            return None
+        return max(0.0, min(w.started + self.timeout for w in busy) - time.perf_counter())
+
+    def overdue(self, worker: Any) -> bool:
+        """Whether ``worker`` (``.job``, ``.started``) has run its task past the timeout."""
+        return (worker.job is not None and self.timeout is not None
+                and time.perf_counter() - worker.started > self.timeout)
+
     @staticmethod
     def result(job: Job, msg: tuple[str, Any, str | None, float]) -> TaskOutcome:
         """A worker's reply ``(status, value, error, seconds)`` to ``job``."""

@@ -177,10 +177,7 @@ class LocalExecutor(PoolExecutor):
     def _collect(self, run: MapRun) -> list[TaskOutcome]:
         """Wait for the next event (a result, a death, a worker ready, a deadline) and turn it into outcomes."""
         waiting = [w for w in self._pool if w.job is not None or not w.ready]
-        busy = [w for w in waiting if w.job is not None]
-        wait_for = None
-        if run.timeout is not None and busy:
-            wait_for = max(0.0, min(w.started + run.timeout for w in busy) - time.perf_counter())
+        wait_for = run.wait_for([w for w in waiting if w.job is not None])
         ready = set(wait([w.conn for w in waiting] + [w.proc.sentinel for w in waiting], timeout=wait_for))
         outcomes: list[TaskOutcome] = []
         for w in waiting:
@@ -193,7 +190,7 @@ class LocalExecutor(PoolExecutor):
         return outcomes
 
     def _check_deadline(self, w: _Worker, run: MapRun) -> TaskOutcome | None:
-        if w.job is None or run.timeout is None or time.perf_counter() - w.started <= run.timeout:
+        if not run.overdue(w):
             return None
         job, seconds = w.job, time.perf_counter() - w.started
         w.restart()

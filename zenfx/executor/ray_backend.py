@@ -275,17 +275,14 @@ class RayExecutor(PoolExecutor):
 
     def _collect(self, run: MapRun) -> list[TaskOutcome]:
         waiting = [s for s in self._slots if s.job is not None or not s.ready]
-        busy = [s for s in waiting if s.job is not None]
-        wait_for = None
-        if run.timeout is not None and busy:
-            wait_for = max(0.0, min(s.started + run.timeout for s in busy) - time.perf_counter())
+        wait_for = run.wait_for([s for s in waiting if s.job is not None])
         done, _ = self._ray.wait([s.ref for s in waiting], num_returns=1, timeout=wait_for)
         done_ids = set(done)
         outcomes: list[TaskOutcome] = []
         for s in waiting:
             if s.ref in done_ids:
                 o = self._receive(s, run)
-            elif s.job is not None and run.timeout is not None and time.perf_counter() - s.started > run.timeout:
+            elif run.overdue(s):
                 o = run.overran(s.job, time.perf_counter() - s.started)
                 self._replace(s)
             else:
