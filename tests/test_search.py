@@ -28,6 +28,19 @@ CLI_COMMON = [SEED, "-r", "32", "-b", "8", "-P", "8", "--round", "4", "--budget-
               "--num-classes", "10"]
 
 
+def _family(g0, *, seed: int, size: int) -> list:
+    """``g0`` and ``size`` descendants, each two edits from a random earlier member (seeded)."""
+    import random
+
+    from zenfx.mutation import mutate
+
+    rng = random.Random(seed)
+    genomes = [g0]
+    for _ in range(size):
+        genomes.append(mutate(rng.choice(genomes), rng, 2))
+    return genomes
+
+
 def _rows(path: Path) -> list[dict]:
     return [r for r in (json.loads(x) for x in path.read_text().splitlines()) if "zenfx_log" not in r]
 
@@ -202,20 +215,15 @@ def test_cli_json_prints_the_summary(tmp_path):
 def test_reused_topology_graphs_score_exactly_like_a_fresh_trace():
     """Width/kernel candidates reuse their topology's traced + converted graphs (candidate.Template):
     same score, MACs and depth as tracing and converting each candidate afresh."""
-    import random
 
     from zenfx.genome import Genome
-    from zenfx.mutation import mutate
     from zenfx.search.candidate import EvalSettings, evaluate, init_worker
 
     g0 = Genome(seed="zoo:cifar_resnet_bottleneck", kwargs={"num_classes": 10}, input_size=(3, 32, 32))
     st = EvalSettings(proxy="zen", batch_size=8, budgets={"params": 10**9, "depth": 1000}, seed_genome=g0.to_dict())
     fast, full = init_worker(st), init_worker(st)
     full.fast = False
-    rng = random.Random(1)
-    genomes = [g0]
-    for _ in range(8):
-        genomes.append(mutate(rng.choice(genomes), rng, 2))
+    genomes = _family(g0, seed=1, size=8)
     for g in genomes:
         a, b = evaluate(fast, g.to_dict()), evaluate(full, g.to_dict())
         assert (a["score"], a["figures"]) == (b["score"], b["figures"])
@@ -315,21 +323,15 @@ def test_resume_on_another_device_is_refused(reference_run):
 def test_the_worker_warm_up_leaves_every_result_unchanged():
     """init_scoring_worker evaluates the seed once before the first task; a worker without that
     warm-up gives the same figures and scores for a run of mutated candidates."""
-    import random
 
     from zenfx.genome import Genome
-    from zenfx.mutation import mutate
     from zenfx.search.candidate import EvalSettings, evaluate, init_scoring_worker, init_worker
 
     g0 = Genome(seed=SEED, kwargs={"num_classes": 10}, input_size=(3, 32, 32))
     st = EvalSettings(proxy="zen", batch_size=8, budgets={"params": 10**9}, seed_genome=g0.to_dict())
     warm, cold = init_scoring_worker(st), init_worker(st)
     assert warm.templates and not cold.templates
-    rng = random.Random(4)
-    genomes = [g0]
-    for _ in range(6):
-        genomes.append(mutate(rng.choice(genomes), rng, 2))
-    for g in genomes:
+    for g in _family(g0, seed=4, size=6):
         a, b = evaluate(warm, g.to_dict()), evaluate(cold, g.to_dict())
         assert (a["status"], a["score"], a["figures"]) == (b["status"], b["score"], b["figures"])
 
