@@ -493,7 +493,7 @@ def _score_all(cfg: BenchConfig, todo: list[Arch], done: dict[int, dict[str, Any
                *, jobs: int, backend: str, ray_address: str | None,
                progress: Callable[[int, int], None] | None) -> None:
     """Score what ``todo`` lacks on the executor; rows are stored as they finish (completion order)."""
-    from .executor import make_executor
+    from .executor import make_executor, placement_options
 
     if progress:
         progress(0, len(todo))
@@ -501,12 +501,7 @@ def _score_all(cfg: BenchConfig, todo: list[Arch], done: dict[int, dict[str, Any
         return
     tasks = [(a, tuple(p for p in cfg.proxies if p not in done.get(a.index, {}).get("scores", {}))) for a in todo]
     workers = 0 if (jobs == 1 and backend == "local") else jobs
-    cuda = cfg.device.startswith("cuda")
-    opts: dict[str, Any] = {}
-    if cuda and backend == "ray":
-        opts["num_gpus_per_worker"] = 1
-    elif cuda and workers:
-        opts["start_method"] = "forkserver"  # CUDA does not survive a fork
+    opts = placement_options(backend, cfg.device)
     with make_executor(backend, workers, ray_address=ray_address, init=worker_state, init_arg=cfg, **opts) as ex:
         for k, outcome in enumerate(ex.map(score_task, tasks), start=1):
             arch, proxies = tasks[outcome.index]

@@ -68,4 +68,20 @@ def make_executor(backend: str = "local", workers: int | None = None, *, ray_add
                        init_arg=init_arg, threads_per_worker=threads_per_worker, preload=preload, **options)
 
 
-__all__ = ["BACKENDS", "Executor", "TaskOutcome", "make_executor", "one_line"]
+def placement_options(backend: str, device: str, *, fork_unsafe: bool = False) -> dict[str, Any]:
+    """``make_executor`` options for work scored on ``device``: one GPU per Ray worker on CUDA; on
+    the local backend fresh (forkserver) workers when a fork is unsafe, because CUDA does not survive
+    a fork, nor (``fork_unsafe``) autograd's threads once this process ran a backward pass.
+    ``ZENFX_START_METHOD`` still decides the local start method when set."""
+    import os
+
+    cuda = str(device).startswith("cuda")
+    opts: dict[str, Any] = {}
+    if backend == "ray" and cuda:
+        opts["num_gpus_per_worker"] = 1
+    if backend == "local" and (cuda or fork_unsafe) and "ZENFX_START_METHOD" not in os.environ:
+        opts["start_method"] = "forkserver"
+    return opts
+
+
+__all__ = ["BACKENDS", "Executor", "TaskOutcome", "make_executor", "one_line", "placement_options"]

@@ -532,6 +532,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     limit = parse_duration(time_limit)
     if candidates is None and limit is None:
         raise UsageError("a search needs an end: --candidates N and/or --time-limit")
+    backend = str(backend).strip().lower()
     dev = _device(device, backend)
     rd = RunDir(out)
     genome = seed_genome(model, kwargs, input_size, resolution)
@@ -560,7 +561,7 @@ def _device(device: str | None, backend: str) -> str:
     on other machines) will score."""
     from ..devices import parse_device
 
-    return str(parse_device(device, here=str(backend).strip().lower() != "ray"))
+    return str(parse_device(device, here=backend != "ray"))
 
 
 def _ray_if_asked(cfg: SearchConfig) -> Any:
@@ -569,7 +570,7 @@ def _ray_if_asked(cfg: SearchConfig) -> Any:
     library meanwhile, so the actors the executor places on them later start warm."""
     import contextlib
 
-    if str(cfg.backend).strip().lower() != "ray":
+    if cfg.backend != "ray":
         return contextlib.nullcontext()
     from ..executor.ray_backend import ray_session
 
@@ -670,7 +671,7 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
     stopped = None if run.pending_seed else run.done()
     if stopped is None:
         init_arg = run.settings().to_dict()
-        if str(cfg.backend).strip().lower() == "ray":  # actors on other machines have no disk cache of the space
+        if cfg.backend == "ray":  # actors on other machines have no disk cache of the space
             init_arg["seed_space"] = _seed_space(run.start)
         with make_executor(cfg.backend, cfg.workers, ray_address=cfg.ray_address, init=init_scoring_worker,
                            init_arg=init_arg, threads_per_worker=1, **executor_options(cfg)) as ex:
@@ -697,19 +698,11 @@ def _seed_space(genome: Any) -> dict[str, Any] | None:
 
 
 def executor_options(cfg: SearchConfig) -> dict[str, Any]:
-    """What the executor needs beyond workers and init: a GPU per Ray worker when scoring on CUDA;
-    fresh (forkserver) local workers when a fork is unsafe."""
-    opts: dict[str, Any] = {}
-    backend = str(cfg.backend).strip().lower()
-    cuda = str(cfg.device).startswith("cuda")
-    if backend == "ray" and cuda:
-        opts["num_gpus_per_worker"] = 1
-    if backend == "local" and "ZENFX_START_METHOD" not in os.environ and (cuda or cfg.proxy not in NO_GRAD_PROXIES):
-        # autograd's worker threads do not survive a fork: if this process ran a backward pass (a
-        # user's script, a test session), a forked worker's backward fails; CUDA does not survive a
-        # fork either. Those workers start from a fresh forkserver instead.
-        opts["start_method"] = "forkserver"
-    return opts
+    """What the executor needs beyond workers and init (``executor.placement_options``): a proxy that
+    needs gradients makes a fork unsafe."""
+    from ..executor import placement_options
+
+    return placement_options(cfg.backend, cfg.device, fork_unsafe=cfg.proxy not in NO_GRAD_PROXIES)
 
 
 def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
