@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+from zenfx.errors import SearchFailedError
+
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, fail, handle_errors, out, print_json
 from .executor_options import RayAddressOpt
 
 if TYPE_CHECKING:
@@ -191,9 +193,13 @@ def search_cmd(
                      progress=live,
                      notify=live.say)
     if json:
+        if res.all_failed:
+            fail(SearchFailedError(res.failure_message()), json_mode=True, **res.to_dict())
         print_json(res.to_dict())
         return
     render(res)
+    if res.all_failed:
+        fail(SearchFailedError(res.failure_message()))
 
 
 def register(app: typer.Typer) -> None:

@@ -297,3 +297,66 @@ def test_cli_search_on_a_ray_it_starts_itself(zenfx_exe, tmp_path):
         assert json.loads(proc.stdout)["counters"]["proposed"] == 8
         runs[backend] = (out / "history.jsonl").read_bytes()
     assert runs["ray"] == runs["local"]
+
+
+def _user_backbone(folder):
+    """A copy of examples/my_backbone.py: a user's FILE seed (a zoo seed would hide identity bugs)."""
+    import shutil
+    from pathlib import Path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "my_backbone.py"
+    shutil.copy(Path(__file__).resolve().parents[1] / "examples" / "my_backbone.py", path)
+    return path
+
+
+FILE_SEARCH = dict(resolution=32, batch_size=8, population=8, round_size=4, budget_params="150k", seed=3,
+                   num_classes=10, candidates=12, plots=False, export=False, workers=2)
+
+
+@pytest.mark.slow
+def test_file_seed_search_history_identical_on_local_and_ray(ray_cluster, tmp_path):
+    from zenfx.search import search
+
+    spec = f"{_user_backbone(tmp_path / 'nets')}:build"
+    local = search(spec, out=tmp_path / "local", backend="local", **FILE_SEARCH)
+    ray_res = search(spec, out=tmp_path / "ray", backend="ray", **FILE_SEARCH)
+    assert local.failures["failed"] == 0 and ray_res.failures["failed"] == 0
+    assert (tmp_path / "ray" / "history.jsonl").read_bytes() == (tmp_path / "local" / "history.jsonl").read_bytes()
+
+
+@pytest.mark.slow
+def test_ray_workers_that_cannot_read_the_seed_file_still_score_every_candidate(ray_cluster, tmp_path):
+    """The driver read the seed from a temporary folder that is gone before the workers start: the
+    file's source travels with the run's settings, so every candidate is still scored."""
+    import shutil
+
+    from zenfx.genome import Genome
+    from zenfx.loading import parse_input_size
+    from zenfx.mutation import build
+    from zenfx.search import search
+
+    spec = f"{_user_backbone(tmp_path / 'gone')}:build"
+    genome = Genome(spec, input_size=parse_input_size(None, 32))
+    build(genome, device="meta")  # the driver has read the file ...
+    shutil.rmtree(tmp_path / "gone")  # ... which is gone before any worker starts
+    res = search(genome, out=tmp_path / "ray", backend="ray", **{k: v for k, v in FILE_SEARCH.items()
+                                                                 if k != "resolution"})
+    assert res.failures["failed"] == 0 and res.counters["scored"] + res.counters["rejected"] == 12
+    same = f"{_user_backbone(tmp_path / 'copy')}:build"  # the same content elsewhere, searched locally
+    ref = search(same, out=tmp_path / "local", backend="local", **FILE_SEARCH)
+    assert res.best_score == ref.best_score
+
+
+@pytest.mark.slow
+def test_a_module_path_seed_missing_on_the_workers_is_one_clear_error(ray_cluster, tmp_path, monkeypatch):
+    """A package importable only in the driver (on its sys.path, not installed on the workers): the run
+    stops at worker start with one line naming the import, never a run of failed candidates."""
+    import shutil
+
+    from zenfx.search import search
+
+    shutil.copy(_user_backbone(tmp_path / "src"), tmp_path / "src" / "zenfx_driver_only_nets.py")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    with pytest.raises(UsageError, match="cannot be built on this worker.*zenfx_driver_only_nets"):
+        search("zenfx_driver_only_nets.build", out=tmp_path / "ray", backend="ray", **FILE_SEARCH)

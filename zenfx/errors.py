@@ -12,6 +12,7 @@ EXIT_USAGE = 2
 EXIT_NOT_TRACEABLE = 3
 EXIT_NOT_CONVERTIBLE = 4
 EXIT_NUMERICAL = 5
+EXIT_SEARCH_FAILED = 6  # a search ran, but every candidate failed: nothing it reports was measured
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), the shell's convention
 
 
@@ -59,6 +60,13 @@ class NumericalError(ZenfxError):
     """A score came out NaN or infinite (overflow in a deep BN-free net, fp16 range, ...)."""
 
     exit_code = EXIT_NUMERICAL
+
+
+class SearchFailedError(ZenfxError):
+    """Every candidate of a search failed (the message names the most common error and its count);
+    the run folder is written all the same, so the history says what went wrong."""
+
+    exit_code = EXIT_SEARCH_FAILED
 
 
 class ShapeError(UsageError):

@@ -117,7 +117,7 @@ def _trace_mode(model: nn.Module, training: bool, specs: dict[int, LayerSpec | N
             hint="every module that is not a plain torch layer must have a forward torch.fx can trace",
         ) from None
     finally:
-        for name in set(vars(model)) - before:  # fx parks tensor constants on the root: take them back
+        for name in sorted(set(vars(model)) - before):  # fx parks tensor constants on the root: take them back
             if name.startswith("_tensor_constant"):
                 tracer.constants[name] = getattr(model, name)
                 delattr(model, name)

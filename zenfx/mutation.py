@@ -61,7 +61,10 @@ def forget_genomes() -> None:
 
 
 def seed_ident(g: Genome) -> str:
-    return json.dumps([g.seed, g.kwargs, list(g.input_size)], sort_keys=True, default=str)
+    """The seed's identity within this process: spec, kwargs, input size and, for a file seed, the
+    file's content (two files spelled alike are two seeds; an edited file is another seed)."""
+    content = g.seed_file.sha256 if g.seed_file is not None else None
+    return json.dumps([g.seed, g.kwargs, list(g.input_size), content], sort_keys=True, default=str)
 
 
 def _resolve(g: Genome, device: str | None) -> nn.Module:
@@ -70,7 +73,8 @@ def _resolve(g: Genome, device: str | None) -> nn.Module:
 
     if is_genome_spec(g.seed):
         raise GenomeError(f"a genome's seed must be a model spec, not another genome ('{g.seed}')")
-    return resolve_model(g.seed, dict(g.kwargs), device=device).module
+    ref = g.seed_file.ref() if g.seed_file is not None else None
+    return resolve_model(g.seed, dict(g.kwargs), device=device, file=ref).module
 
 
 def meta_seed(g: Genome, *, share: bool = False) -> nn.Module:

@@ -282,7 +282,7 @@ def _redo_real(model: Any, specs: list[ProxySpec], kwargs: dict[str, Any] | None
                    allow_meta=False)
     redo.notes.insert(0, note)
     redo.timings = {k: redo.timings.get(k, 0.0) + first.timings.get(k, 0.0)
-                    for k in set(redo.timings) | set(first.timings)}
+                    for k in dict.fromkeys([*redo.timings, *first.timings])}
     return redo
 
 

@@ -367,7 +367,7 @@ def _block_io(gm: fx.GraphModule) -> dict[str, tuple[Any, Any]]:
     """For every module path: (input shape, output shape) of its span in the graph."""
     inside: dict[str, list[fx.Node]] = {}
     for node in gm.graph.nodes:
-        for p in set(_stack_paths(node)):
+        for p in dict.fromkeys(_stack_paths(node)):  # ordered: no set of strings
             inside.setdefault(p, []).append(node)
     io: dict[str, tuple[Any, Any]] = {}
     for p, nodes in inside.items():

@@ -1,8 +1,8 @@
 """The analysed (and probed) topology of a seed, cached on disk so a search pays for it once.
 
 Location: ``$ZENFX_CACHE_DIR``, else ``$XDG_CACHE_HOME/zenfx``, else ``~/.cache/zenfx``; one JSON
-file per key under ``space/``. The key hashes the seed spec, its kwargs, the input size, the zenfx
-version, the seed's structure key (so an edited user file is re-analysed) and a hash of the
+file per key under ``space/``. The key hashes the seed spec (a file seed: its content), its kwargs,
+the input size, the zenfx version, the seed's structure key (so an edited user file is re-analysed) and a hash of the
 analysis code (so a cache from another revision is not reused). Writes are atomic;
 an unreadable or corrupt entry is recomputed, never fatal.
 """
@@ -49,7 +49,9 @@ def _code_hash() -> str:
 def cache_key(g: Genome, seed_structure: str, probe: bool) -> str:
     from . import __version__
 
-    ident = json.dumps([g.seed, g.kwargs, list(g.input_size), __version__, seed_structure, probe, CACHE_FORMAT,
+    # A file seed is keyed by its content and callable, not its path: the same file from another
+    # folder (or spelled otherwise) finds its entry, an edited one does not.
+    ident = json.dumps([g.seed_name(), g.kwargs, list(g.input_size), __version__, seed_structure, probe, CACHE_FORMAT,
                         _code_hash()],
                        sort_keys=True, default=str)
     return hashlib.sha256(ident.encode()).hexdigest()[:24]

@@ -52,6 +52,9 @@ class EvalSettings:
     seed_space: dict[str, Any] | None = None  # mutation.seed_space_document: a worker adopts it instead of probing
     threads: int = 1
     device: str = "cpu"  # where candidates are scored (figures and budgets never need a device)
+    # A file seed's source by content hash ({sha256: {"name", "text"}}): a worker on a machine
+    # without the file (a Ray node, a deleted temp folder) imports the seed from this.
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -98,6 +101,11 @@ def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
     spec = get_proxy(s.proxy)
     on_meta = (spec.reinitializes or not spec.mutates)
     state = WorkerState(s, Budgets.from_dict(s.budgets), spec, on_meta)
+    if s.sources:
+        from ..loading import register_source
+
+        for sha, src in s.sources.items():
+            register_source(sha, src["name"], src["text"])
     if s.data and spec.needs_data:
         from ..data import npz_batches
 
@@ -133,8 +141,15 @@ def init_scoring_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
     state = init_worker(s)
     if s.seed_genome is not None:
         t0 = time.perf_counter()
-        evaluate(state, s.seed_genome, stop_early=False)
+        out = evaluate(state, s.seed_genome, stop_early=False)
         state.init_seconds += time.perf_counter() - t0
+        if out["status"] == "failed" and out["stage"] == "build":
+            # The seed cannot even be built where this worker runs (a module-path seed whose package
+            # is not installed there, ...): every candidate would fail the same way, so the run
+            # stops with this one line instead.
+            from ..errors import UsageError
+
+            raise UsageError(f"the seed cannot be built on this worker: {out['error']}")
     return state
 
 
@@ -336,7 +351,7 @@ def topology_key(genome: Any, module: Any) -> str:
     import json
 
     names = "\n".join(f"{p}|{type(m).__qualname__}" for p, m in module.named_modules())
-    head = json.dumps([genome.seed, genome.kwargs, list(genome.input_size)], sort_keys=True, default=str)
+    head = json.dumps([genome.seed_name(), genome.kwargs, list(genome.input_size)], sort_keys=True, default=str)
     return head + hashlib.sha256(names.encode()).hexdigest()[:16]
 
 

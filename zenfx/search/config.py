@@ -45,9 +45,15 @@ class SearchConfig:
     ray_address: str | None = None
 
     def identity(self) -> dict[str, Any]:
+        """What fixes the history. A file seed counts by its content: where the file lies (its paths
+        in the genome) is not identity, so the same run resumed from another folder or machine, or
+        run twice in two folders, writes the same history."""
         d = self.to_dict()
         for k in RUN_ONLY:
             d.pop(k, None)
+        d["seed_genome"] = _placeless(d["seed_genome"])
+        if isinstance(d.get("shrink"), dict) and isinstance(d["shrink"].get("genome"), dict):
+            d["shrink"] = {**d["shrink"], "genome": _placeless(d["shrink"]["genome"])}
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +78,14 @@ class SearchConfig:
         return {"format": "zenfx-search-config", "version": 1, **self.to_dict(),
                 "versions": {"zenfx": zenfx.__version__, "torch": torch.__version__,
                              "python": platform.python_version()}}
+
+
+def _placeless(genome: dict[str, Any]) -> dict[str, Any]:
+    """A genome dict with its seed file named by content only (no paths)."""
+    sf = genome.get("seed_file")
+    if not isinstance(sf, dict):
+        return genome
+    return {**genome, "seed_file": {"sha256": sf.get("sha256")}}
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

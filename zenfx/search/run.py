@@ -121,10 +121,23 @@ class SearchResult:
     stages: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # evaluated (proposals less duplicates), failed, and the most common error with its count
+    failures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_score(self) -> float | None:
         return None if self.best is None else self.best["score"]
+
+    @property
+    def all_failed(self) -> bool:
+        """Every evaluated candidate failed: the run measured nothing (the CLI exits 6)."""
+        f = self.failures
+        return bool(f) and f["evaluated"] > 0 and f["failed"] == f["evaluated"]
+
+    def failure_message(self) -> str:
+        f = self.failures
+        return (f"every candidate failed ({f['failed']} of {f['evaluated']}); the most common error "
+                f"({f['top_count']}x): {f['top_error']}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "zenfx-search-summary", "run_dir": self.run_dir, "proxy": self.proxy,
@@ -132,7 +145,19 @@ class SearchResult:
                 "elapsed_s": self.elapsed_s, "worker_cpu_s": self.worker_cpu_s, "main_cpu_s": self.main_cpu_s,
                 "stopped": self.stopped,
                 "population": self.population, "population_median": self.population_median,
-                "stages": self.stages, "files": dict(self.files), "notes": list(self.notes)}
+                "stages": self.stages, "files": dict(self.files), "notes": list(self.notes),
+                "failures": dict(self.failures)}
+
+
+def failure_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many evaluated candidates (not the seed, not duplicates) failed, and the top error."""
+    from collections import Counter
+
+    evaluated = [r for r in rows if r.get("verdict") not in ("seed", "duplicate")]
+    errors = Counter(str(r.get("error")) for r in evaluated if r.get("verdict") == "failed")
+    top = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:1]
+    return {"evaluated": len(evaluated), "failed": sum(errors.values()),
+            "top_error": top[0][0] if top else None, "top_count": top[0][1] if top else 0}
 
 
 # --------------------------------------------------------------------------- seed
@@ -148,7 +173,8 @@ def seed_genome(model: Any, kwargs: dict[str, Any] | None, input_size: Sequence[
         g = as_genome(model)
         if input_size is not None or resolution is not None:
             size = parse_input_size(None, resolution, g.input_size) if input_size is None else tuple(input_size)
-            g = Genome(g.seed, dict(g.kwargs), tuple(size), g.init_seed, list(g.edits), g.zenfx_version, g.seed_key)
+            g = Genome(g.seed, dict(g.kwargs), tuple(size), g.init_seed, list(g.edits), g.zenfx_version, g.seed_key,
+                       g.seed_file)
         return g
     if not isinstance(model, str):
         raise UsageError("search needs a model spec string, a genome or a genome file (it rebuilds the model "
@@ -159,6 +185,17 @@ def seed_genome(model: Any, kwargs: dict[str, Any] | None, input_size: Sequence[
         loaded = resolve_model(model, kwargs, device="meta")
         size = parse_input_size(None, resolution, loaded.default_input_size)
     return Genome(seed=model, kwargs=dict(kwargs or {}), input_size=tuple(size))
+
+
+def seed_sources(genome: Any) -> dict[str, dict[str, str]]:
+    """A file seed's source, by content hash, for the workers (which may not see the file)."""
+    if genome.seed_file is None:
+        return {}
+    from ..loading import split_file_spec, user_source
+
+    path = (split_file_spec(genome.seed) or (genome.seed, ""))[0]
+    src = user_source(path, genome.seed_file.ref())
+    return {genome.seed_file.sha256: {"name": src.name, "text": src.text}}
 
 
 def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[str, Any]]:
@@ -305,7 +342,8 @@ class _Run:
         c = self.cfg
         return EvalSettings(proxy=c.proxy, batch_size=c.batch_size, seed=c.seed, bn_stat=c.bn_stat,
                             mixup_gamma=c.mixup_gamma, num_classes=c.num_classes, data=c.data, budgets=c.budgets,
-                            seed_genome=self.start.to_dict(), threads=1, device=c.device)
+                            seed_genome=self.start.to_dict(), threads=1, device=c.device,
+                            sources=seed_sources(self.start))
 
     # ---- checkpoint
     def checkpoint(self) -> None:
@@ -492,7 +530,8 @@ class Keyer:
         for e in g.edits:
             final[(e.kind, e.target)] = e.value
         items = sorted([k, t, v] for (k, t), v in final.items() if self.base.get((k, t)) != v)
-        text = json.dumps([g.seed, g.kwargs, list(g.input_size), g.init_seed, items], sort_keys=True, default=str)
+        text = json.dumps([g.seed_name(), g.kwargs, list(g.input_size), g.init_seed, items], sort_keys=True,
+                          default=str)
         return "e" + hashlib.sha256(text.encode()).hexdigest()[:15]
 
 
@@ -750,7 +789,14 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
         counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, main_cpu_s=run.main_cpu,
         stopped=stopped,
         population=len(run.population), population_median=run.population.median_score(),
-        budgets=run.cfg.budgets, proxy=run.cfg.proxy, stages=stages, files=files, notes=notes)
+        budgets=run.cfg.budgets, proxy=run.cfg.proxy, stages=stages, files=files, notes=notes,
+        failures=failure_summary(run.history.rows() if run.history is not None else []))
+    f = res.failures
+    if res.all_failed:
+        notes.insert(0, res.failure_message())
+    elif f["failed"] * 2 > f["evaluated"]:
+        notes.insert(0, f"{f['failed']} of {f['evaluated']} candidates failed; the most common error "
+                        f"({f['top_count']}x): {f['top_error']}")
     atomic_write_json(rd / "summary.json", res.to_dict())
     files["summary"] = str(rd / "summary.json")
     if plots:
