@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)
-    from zenfx.vcnn.audit import audit_models
+    from zenfx.audit import audit_models
 
     models = MODELS[: args.limit] if args.limit else MODELS
     # warm-up: imports and registries, so the timed run measures the audit, not Python start-up

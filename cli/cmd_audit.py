@@ -13,7 +13,7 @@ from .common import JsonOpt, err, handle_errors, out, print_json
 from .executor_options import BackendOpt, RayAddressOpt
 
 if TYPE_CHECKING:
-    from zenfx.vcnn.audit import AuditSummary
+    from zenfx.audit import AuditSummary
 
 TargetsArg = Annotated[list[str] | None, typer.Argument(
     help="torchvision, timm (whole registries) and/or model specs; default: both registries.")]
@@ -68,8 +68,8 @@ def audit_cmd(targets: TargetsArg = None, filter: FilterOpt = None, limit: Limit
               backend: BackendOpt = "local", ray_address: RayAddressOpt = None, json: JsonOpt = False,
               rows: RowsOpt = None) -> None:
     """Convert every model of the named zoos and report one verdict row per model plus a summary."""
+    from zenfx.audit import audit_models
     from zenfx.errors import UsageError
-    from zenfx.vcnn.audit import audit_models
 
     if resume and csv is None:
         raise UsageError("--resume needs --csv PATH (the file to resume from)")

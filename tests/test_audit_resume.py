@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from zenfx.vcnn.audit import CSV_FIELDS
+from zenfx.audit import CSV_FIELDS
 
 TWO = ("torchvision:resnet18", "torchvision:alexnet")
 

@@ -207,7 +207,7 @@ def test_unanticipated_exceptions_are_one_line_exit_1_and_json(monkeypatch, tmp_
     runner = CliRunner()
     res = runner.invoke(app, ["zenfx"], catch_exceptions=False)
     assert res.exit_code == 1 and one_line(res.stderr)
-    assert "internal error: AttributeError" in res.stderr and "loading.py:" in res.stderr
+    assert "internal error: AttributeError" in res.stderr and "options.py:" in res.stderr
     res = runner.invoke(app, ["user"], catch_exceptions=False)
     assert res.exit_code == 1 and one_line(res.stderr)
     assert "the model's code raised ValueError: negative variance at user_model.py:2" in res.stderr

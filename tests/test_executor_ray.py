@@ -118,7 +118,7 @@ def test_ray_scores_equal_local_and_survive_a_killed_actor(ray_cluster):
 
 @pytest.mark.slow
 def test_audit_rows_on_ray_equal_local(ray_cluster, tmp_path):
-    from zenfx.vcnn.audit import audit_models
+    from zenfx.audit import audit_models
 
     def rows(backend):
         s = audit_models(AUDIT_MODELS, jobs=2, backend=backend, csv_path=str(tmp_path / f"{backend}.csv"))

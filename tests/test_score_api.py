@@ -87,7 +87,7 @@ def test_spec_string_builds_on_meta_and_params_match(tmp_path):
 
 def test_vcnn_result_is_accepted():
     pytest.importorskip("zenfx.vcnn")
-    from zenfx.vcnn import to_vcnn
+    from zenfx.pipeline import to_vcnn
 
     vc = to_vcnn(zenfx.trace(plain(), SIZE))
     a = zenfx.score(vc, "zen", batch_size=2, repeat=1)

@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.models.efficientnet import MBConv, MBConvConfig
 from torchvision.ops import SqueezeExcitation
 
-from zenfx.vcnn import to_vcnn
+from zenfx.pipeline import to_vcnn
 
 SIZE = (3, 64, 64)
 

@@ -11,7 +11,8 @@ from torch import nn
 
 from zenfx.errors import NotConvertibleError, NotTraceableError
 from zenfx.graph import is_batchnorm, is_non_relu_activation, is_residual_add, is_tensor_mul
-from zenfx.vcnn import Change, VCNNResult, to_vcnn
+from zenfx.pipeline import to_vcnn
+from zenfx.vcnn import Change, VCNNResult
 
 SIZE = (3, 32, 32)
 

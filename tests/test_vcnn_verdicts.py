@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zenfx.graph import is_non_relu_activation, is_residual_add, is_tensor_mul
-from zenfx.pipeline import load_and_trace
-from zenfx.vcnn import to_vcnn
+from zenfx.pipeline import load_and_trace, to_vcnn
 
 CONVERTIBLE_FAST = ["torchvision:resnet18", "torchvision:mobilenet_v3_large", "torchvision:efficientnet_b0"]
 CONVERTIBLE_SLOW = ["torchvision:resnet50", "torchvision:resnext50_32x4d", "torchvision:wide_resnet50_2",

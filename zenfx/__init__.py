@@ -45,9 +45,9 @@ _LAZY: dict[str, str] = {
     "trace": ".tracing",
     "Change": ".vcnn",
     "VCNNResult": ".vcnn",
-    "audit_models": ".vcnn",
-    "convert_model": ".vcnn",
-    "to_vcnn": ".vcnn",
+    "audit_models": ".audit",
+    "convert_model": ".pipeline",
+    "to_vcnn": ".pipeline",
     "Edit": ".genome",  # the search half (issue 10)
     "Genome": ".genome",
     "structure_key": ".genome",
@@ -63,15 +63,16 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:  # static tools see the eager imports
+    from .audit import audit_models
     from .cost.flops import count_macs
     from .cost.report import CostReport, cost_report
     from .export import ExportResult, export_model
     from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, pick_output, resolve_model
-    from .pipeline import TracedModel, inspect_model, load_and_trace
+    from .pipeline import TracedModel, convert_model, inspect_model, load_and_trace, to_vcnn
     from .scoring import ScoreResult, score
     from .search import SearchResult, search
     from .tracing import trace
-    from .vcnn import Change, VCNNResult, audit_models, convert_model, to_vcnn
+    from .vcnn import Change, VCNNResult
 
 
 def __getattr__(name: str) -> object:

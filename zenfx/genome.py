@@ -265,6 +265,19 @@ def as_genome(obj: Any) -> Genome:
     raise GenomeError(f"expected a Genome, a genome dict or a path, got {type(obj).__name__}")
 
 
+def load_genome_spec(spec: str, kwargs: dict[str, Any], device: str | None, _file: Any = None) -> Any:
+    """A genome JSON file as a model spec (registered with ``zenfx.loading``): its seed with its
+    edits replayed (``zenfx.build``)."""
+    from .loading import LoadedModel
+    from .mutation import build
+
+    if kwargs:
+        raise UsageError(f"constructor arguments were given with the genome '{spec}': a genome carries its own")
+    genome = Genome.load(spec)
+    model = build(genome, device=device)
+    return LoadedModel(model, os.path.basename(spec), "genome", spec, genome.input_size, {})
+
+
 def _is_file_spec(seed: Any) -> bool:
     from .loading import split_file_spec
 

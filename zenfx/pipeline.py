@@ -9,7 +9,9 @@ is resolved and traced once and every later step reuses the graph:
   again: at another size it is re-shaped on a private copy (:func:`reshape`), never in place;
 * :func:`input_size_of` is the one reading of ``input_size`` / ``resolution`` (``"3,32,32"`` and
   ``(3, 32, 32)`` alike);
-* :func:`convert` runs the VCNN passes on a :class:`TracedModel`.
+* :func:`convert` runs the VCNN passes on a :class:`TracedModel`; :func:`to_vcnn` and
+  :func:`convert_model` do load -> trace -> convert for anything a user hands over (the VCNN
+  passes themselves, in ``zenfx.vcnn``, only ever see a traced graph).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 import torch.fx as fx
 
 from .devices import module_device
-from .errors import OptionError
+from .errors import NotTraceableError, OptionError
 from .graph import graph_batch, summarize
 from .loading import InputSize, LoadedModel, resolve_model
 from .tracing import propagate_shapes, trace
@@ -189,6 +191,43 @@ def convert(tm: TracedModel, *, keep_norms: bool = False, strict: bool = True) -
                           batch_size=tm.batch_size)
 
 
+def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, keep_norms: bool = False,
+            strict: bool = True, batch_size: int = 1, name: str | None = None,
+            kwargs: dict[str, Any] | None = None, resolution: int | None = None,
+            device: str | None = None) -> VCNNResult:
+    """Rewrite a model into vanilla-CNN form on a private copy; the caller's model is never touched.
+
+    ``model_or_gm``: a spec string (with constructor ``kwargs``, built on ``device``; ``"meta"``
+    costs no memory), an ``nn.Module``, a zenfx-traced ``GraphModule`` or a ``TracedModel`` (traced
+    once, by ``zenfx.pipeline.load_and_trace``; what is traced already is not traced again).
+    Returns a :class:`VCNNResult` whose ``gm`` outputs the pre-GAP feature map. With ``strict=True``
+    a not-convertible model raises :class:`NotConvertibleError` (an untraceable one
+    :class:`NotTraceableError`); with ``strict=False`` the result carries the verdict and reasons.
+    """
+    from .vcnn.convert import convert_traced
+    from .vcnn.report import NOT_CONVERTIBLE, VCNNResult
+
+    try:
+        tm = load_and_trace(model_or_gm, kwargs, input_size, device=device, batch_size=batch_size,
+                            resolution=resolution)
+    except NotTraceableError as exc:
+        if strict:
+            raise
+        fallback = model_or_gm if isinstance(model_or_gm, str) else type(model_or_gm).__name__
+        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"], name=name or fallback)
+    return convert_traced(tm.gm, tm.input_size, name=name or tm.name, keep_norms=keep_norms, strict=strict,
+                          batch_size=batch_size)
+
+
+def convert_model(spec: ModelLike, kwargs: dict[str, Any] | None = None,
+                  input_size: Sequence[int] | str | None = None, *, device: str | None = None,
+                  keep_norms: bool = False, strict: bool = True, resolution: int | None = None) -> VCNNResult:
+    """Resolve a spec (as every command does), trace it and convert it: what ``zenfx convert`` runs
+    (``to_vcnn`` with the spec's arguments first)."""
+    return to_vcnn(spec, input_size, kwargs=kwargs, device=device, keep_norms=keep_norms, strict=strict,
+                   resolution=resolution)
+
+
 def inspect_model(spec: ModelLike, kwargs: dict[str, Any] | None = None,
                   input_size: str | Sequence[int] | None = None, *, resolution: int | None = None) -> dict[str, Any]:
     """Structure of a model's graph: what ``zenfx inspect`` prints. Built on meta: costs no memory."""
@@ -199,5 +238,5 @@ def inspect_model(spec: ModelLike, kwargs: dict[str, Any] | None = None,
     return {"model": tm.name, "source": tm.loaded.source, **info}
 
 
-__all__ = ["DEFAULT_INPUT_SIZE", "TracedModel", "check_batch_size", "convert", "input_size_of", "inspect_model",
-           "load_and_trace", "reshape", "trace_loaded", "whole_number"]
+__all__ = ["DEFAULT_INPUT_SIZE", "TracedModel", "check_batch_size", "convert", "convert_model", "input_size_of",
+           "inspect_model", "load_and_trace", "reshape", "to_vcnn", "trace_loaded", "whole_number"]

@@ -233,4 +233,9 @@ def load_entry(name: str, kwargs: dict[str, Any], device: str | None, spec: str)
     return LoadedModel(model, entry.name, "zoo", spec, entry.input_size, kwargs)
 
 
-__all__ = ["KINDS", "ZooEntry", "get_entry", "list_entries", "list_names", "load_entry", "refresh"]
+def load_spec(spec: str, kwargs: dict[str, Any], device: str | None, _file: Any = None) -> Any:
+    """The resolver ``zenfx.loading`` registers for ``zoo:NAME`` specs."""
+    return load_entry(spec[4:], kwargs, device, spec)
+
+
+__all__ = ["KINDS", "ZooEntry", "get_entry", "list_entries", "list_names", "load_entry", "load_spec", "refresh"]

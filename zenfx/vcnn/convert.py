@@ -5,12 +5,10 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch.fx as fx
-from torch import nn
 
-from ..errors import NotTraceableError, ZenfxError
+from ..errors import ZenfxError
 from ..graph import shape
 from . import (
     passes_activation,
@@ -36,33 +34,6 @@ PASSES: list[tuple[str, PassFn]] = [
     (passes_norm.NAME, passes_norm.run),
     (passes_head.NAME, passes_head.run),
 ]
-
-
-def to_vcnn(model_or_gm: Any, input_size: Sequence[int] | str | None = None, *, keep_norms: bool = False,
-            strict: bool = True, batch_size: int = 1, name: str | None = None,
-            kwargs: dict[str, Any] | None = None, resolution: int | None = None,
-            device: str | None = None) -> VCNNResult:
-    """Rewrite a model into vanilla-CNN form on a private copy; the caller's model is never touched.
-
-    ``model_or_gm``: a spec string (with constructor ``kwargs``, built on ``device``; ``"meta"``
-    costs no memory), an ``nn.Module``, a zenfx-traced ``GraphModule`` or a ``TracedModel`` (traced
-    once, by ``zenfx.pipeline.load_and_trace``; what is traced already is not traced again).
-    Returns a :class:`VCNNResult` whose ``gm`` outputs the pre-GAP feature map. With ``strict=True``
-    a not-convertible model raises :class:`NotConvertibleError` (an untraceable one
-    :class:`NotTraceableError`); with ``strict=False`` the result carries the verdict and reasons.
-    """
-    from ..pipeline import load_and_trace
-
-    try:
-        tm = load_and_trace(model_or_gm, kwargs, input_size, device=device, batch_size=batch_size,
-                            resolution=resolution)
-    except NotTraceableError as exc:
-        if strict:
-            raise
-        fallback = model_or_gm if isinstance(model_or_gm, str) else type(model_or_gm).__name__
-        return VCNNResult(None, verdict=NOT_CONVERTIBLE, reasons=[f"untraceable: {exc}"], name=name or fallback)
-    return convert_traced(tm.gm, tm.input_size, name=name or tm.name, keep_norms=keep_norms, strict=strict,
-                          batch_size=batch_size)
 
 
 def convert_traced(src: fx.GraphModule, size: Sequence[int], *, name: str, keep_norms: bool = False,
@@ -109,13 +80,4 @@ def _run_passes(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, l
     return gm, changes, timings
 
 
-def convert_model(spec: str | nn.Module, kwargs: dict[str, Any] | None = None,
-                  input_size: Sequence[int] | str | None = None, *, device: str | None = None,
-                  keep_norms: bool = False, strict: bool = True, resolution: int | None = None) -> VCNNResult:
-    """Resolve a spec (as every command does), trace it and convert it: what ``zenfx convert`` runs
-    (``to_vcnn`` with the spec's arguments first)."""
-    return to_vcnn(spec, input_size, kwargs=kwargs, device=device, keep_norms=keep_norms, strict=strict,
-                   resolution=resolution)
-
-
-__all__ = ["PASSES", "convert_model", "convert_traced", "to_vcnn"]
+__all__ = ["PASSES", "convert_traced"]

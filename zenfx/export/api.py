@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UsageError
-from .export_codegen import Emitted, emit
-from .export_layers import CannotWrite, NotExportableError
-from .export_trace import trace_for_export
-from .runlog import atomic_write_bytes
+from ..errors import UsageError
+from ..runlog import atomic_write_bytes
+from .codegen import Emitted, emit
+from .layers import CannotWrite, NotExportableError
+from .trace import trace_for_export
 
 ALLOWED_IMPORTS = {"__future__", "collections", "math", "operator", "torch", "torch.nn", "torch.nn.functional"}
 
@@ -99,14 +99,14 @@ def _is_genome_path(spec: str) -> bool:
 
 def _load_genome(genome: Any) -> _Source:
     try:
-        from .mutation import build
+        from ..mutation import build
     except ImportError:
         raise UsageError("this zenfx has no genome support (zenfx.mutation.build is missing)") from None
     if isinstance(genome, (str, Path)):
         path = Path(genome)
         if not path.is_file():
             raise UsageError(f"genome file '{genome}' does not exist")
-        from .genome import Genome
+        from ..genome import Genome
 
         g = Genome.load(path)
         label = f"genome {path.name} (seed {_safe_label(g.seed)}, {len(g.edits)} edit(s))"
@@ -130,7 +130,7 @@ def _safe_label(spec: str) -> str:
 
 
 def _load(model: Any, kwargs: dict[str, Any] | None) -> _Source:
-    from .loading import resolve_model
+    from ..loading import resolve_model
 
     if isinstance(model, nn.Module):
         if kwargs:

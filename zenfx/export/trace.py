@@ -21,9 +21,9 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from .errors import NotTraceableError
-from .export_layers import LayerSpec, NotExportableError, layer_spec
-from .tracing import PathTrackingTracer, default_arguments, drop_bound_placeholders, user_frame
+from ..errors import NotTraceableError
+from ..tracing import PathTrackingTracer, default_arguments, drop_bound_placeholders, user_frame
+from .layers import LayerSpec, NotExportableError, layer_spec
 
 
 class ExportTracer(PathTrackingTracer):

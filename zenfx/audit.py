@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
-from ..executor import make_executor
-from ..runlog import CsvLog
-from .report import KINDS, NOT_CONVERTIBLE, VERDICTS, reason_category
+from .errors import UsageError
+from .executor import make_executor
+from .runlog import CsvLog
+from .vcnn.report import KINDS, NOT_CONVERTIBLE, VERDICTS, reason_category
 
 ERROR = "error"
 SOURCES = ("torchvision", "timm")
@@ -89,7 +89,7 @@ class AuditSummary:
 
 def expand_targets(targets: Sequence[str], filter_glob: str | None = None, limit: int | None = None) -> list[AuditTask]:
     """'torchvision' / 'timm' expand to their classification registries; anything else is a model spec."""
-    from ..loading import timm_names, torchvision_names
+    from .loading import timm_names, torchvision_names
 
     tasks: list[AuditTask] = []
     for t in targets or SOURCES:
@@ -129,9 +129,8 @@ def audit_one(task: AuditTask, device: str = "meta", input_size: Sequence[int] |
     """Load, trace and convert one model; every failure becomes a field of the row."""
     import warnings
 
-    from ..errors import NotTraceableError
-    from ..pipeline import load_and_trace
-    from .convert import to_vcnn
+    from .errors import NotTraceableError
+    from .pipeline import load_and_trace, to_vcnn
 
     row = _blank_row(task)
     t0 = time.perf_counter()
@@ -201,8 +200,8 @@ def check_known(tasks: Sequence[AuditTask]) -> None:
     (a typo is a usage error, not an error row in an otherwise clean audit)."""
     import difflib
 
-    from ..errors import UnknownModelError
-    from ..loading import timm_names, torchvision_names
+    from .errors import UnknownModelError
+    from .loading import timm_names, torchvision_names
 
     for t in tasks:
         if t.source in SOURCES:

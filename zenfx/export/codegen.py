@@ -27,8 +27,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from .export_layers import SNIPPETS, CannotWrite, LayerSpec, format_value
-from .export_trace import Traced
+from .layers import SNIPPETS, CannotWrite, LayerSpec, format_value
+from .trace import Traced
 
 _INFIX = {
     operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/", operator.floordiv: "//",
