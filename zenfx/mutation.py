@@ -594,8 +594,10 @@ def with_seed_key(g: Genome) -> Genome:
 
 def mutate(genome: Genome | str, rng: random.Random, edits: int = 1, *,
            kinds: Sequence[str] | str = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
-           probe: bool = True, cache: bool = True) -> Genome:
-    """A new genome with ``edits`` random edits appended, each valid for the model as it is then."""
+           probe: bool = True, cache: bool = True, kind_weights: dict[str, float] | None = None) -> Genome:
+    """A new genome with ``edits`` random edits appended, each valid for the model as it is then.
+    Each edit's kind is uniform over the kinds with options, or drawn with ``kind_weights`` (a kind
+    not named weighs 1), then its target and value uniformly."""
     ks = _kinds(kinds)
     g = with_seed_key(as_genome(genome))
     for _ in range(edits):
@@ -603,7 +605,11 @@ def mutate(genome: Genome | str, rng: random.Random, edits: int = 1, *,
         opts = edit_options(sp, ks, width_choices)
         if not opts:
             raise GenomeError(f"{g.seed} has nothing free to mutate for kinds {', '.join(ks)}")
-        kind = rng.choice(sorted(opts))
+        names = sorted(opts)
+        if kind_weights:
+            kind = rng.choices(names, weights=[float(kind_weights.get(k, 1.0)) for k in names])[0]
+        else:
+            kind = rng.choice(names)
         target, values = rng.choice(opts[kind])
         g = g.child(Edit(kind, target, rng.choice(values)))
     return g
