@@ -155,6 +155,11 @@ def search_cmd(
         help="Weights of the edit kinds, e.g. depth=2 (unnamed kinds weigh 1; 'uniform': all 1). "
              "On --resume, the run's own unless given."
     )] = "default",
+    crown_repeats: Annotated[int | None, typer.Option(
+        "--crown-repeats",
+        help="Rescore a would-be best with this many repeats (as zenfx score -n does) and crown it "
+             "only if the mean beats the best's: a best less fooled by one lucky draw (0: off)."
+    )] = None,
     kinds: Annotated[str, typer.Option(
         "--kinds",
         help="Edit kinds, comma-separated: width, kernel, depth."
@@ -201,7 +206,7 @@ def search_cmd(
                      budget_memory=budget_memory, max_depth=max_depth, latency_device=latency_device,
                      latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
                      round_size=round_size, candidates=n, time_limit=time_limit, cpu_limit=cpu_limit, seed=seed,
-                     tournament=tournament, kind_weights=kind_weights,
+                     tournament=tournament, kind_weights=kind_weights, crown_repeats=crown_repeats,
                      kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
                      backend=backend, ray_address=ray_address, device=device, resume=resume, plots=not no_plots,
                      progress=live,

@@ -86,3 +86,20 @@ def test_cpu_limit_ends_a_run_and_may_change_on_resume(tmp_path):
         search(SEED, out=tmp_path / "bad", cpu_limit="soon", workers=0, **COMMON)
     with pytest.raises(UsageError, match="--kind-weights"):
         search(SEED, out=tmp_path / "bad2", candidates=4, kind_weights="depth", workers=0, **COMMON)
+
+
+def test_crowning_rescores_would_be_bests_deterministically_and_as_zenfx_score_does(tmp_path):
+    import zenfx
+
+    kw = dict(candidates=16, plots=False, export=False, crown_repeats=3, **COMMON)
+    a = search(SEED, out=tmp_path / "a", workers=0, **kw)
+    search(SEED, out=tmp_path / "b", workers=2, **kw)
+    assert (tmp_path / "a" / "history.jsonl").read_bytes() == (tmp_path / "b" / "history.jsonl").read_bytes()
+    rows = _rows(tmp_path / "a" / "history.jsonl")
+    assert rows[0]["crown_repeats"] == 3
+    crowned = [r for r in rows if "crown" in r]
+    assert len(crowned) >= 2 and all(r["verdict"] in ("seed", "scored") for r in crowned)
+    best = a.best
+    assert best is not None and best["crown"] == max(r["crown"] for r in crowned[1:])
+    again = zenfx.score(str(tmp_path / "a" / "best.json"), "zen", batch_size=8, repeat=3, seed=5)
+    assert again.value == pytest.approx(best["crown"], rel=1e-6)

@@ -18,8 +18,11 @@ EDIT_KINDS = ("width", "kernel", "depth")
 # kind is drawn with DEFAULT_KIND_WEIGHTS (None: uniform over the kinds).
 DEFAULT_TOURNAMENT = 1
 DEFAULT_KIND_WEIGHTS: dict[str, float] | None = None
+# Crowning: a scored child whose one-repeat score beats the best's crowned score is rescored with
+# this many repeats and crowned best only if the mean beats it (0: the best is the best single draw).
+DEFAULT_CROWN_REPEATS = 0
 # What a config written before a lever existed meant (a resume continues it exactly as it ran).
-LEGACY = {"tournament": 1, "kind_weights": None}
+LEGACY = {"tournament": 1, "kind_weights": None, "crown_repeats": 0}
 
 # Fields that do not change what the search computes: a resume may change them.
 RUN_ONLY = ("candidates", "time_limit", "cpu_limit", "workers", "backend", "ray_address")
@@ -46,6 +49,7 @@ class SearchConfig:
     device: str = "cpu"  # scoring device: part of the identity (a GPU's float sums differ from a CPU's)
     tournament: int = DEFAULT_TOURNAMENT  # parent: best of this many uniform draws (1: uniform, the reference)
     kind_weights: dict[str, float] | None = field(default_factory=lambda: _copy(DEFAULT_KIND_WEIGHTS))
+    crown_repeats: int = DEFAULT_CROWN_REPEATS  # rescoring before a new best is crowned (0: no rescoring)
     # run-only
     candidates: int | None = DEFAULT_CANDIDATES
     time_limit: float | None = None
@@ -105,6 +109,7 @@ def _norm(v: Any) -> Any:
     return v
 
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_KIND_WEIGHTS", "DEFAULT_POPULATION", "DEFAULT_ROUND",
+__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_CROWN_REPEATS", "DEFAULT_KIND_WEIGHTS", "DEFAULT_POPULATION",
+           "DEFAULT_ROUND",
            "DEFAULT_TOURNAMENT", "EDIT_KINDS", "LEGACY", "RUN_ONLY",
            "SearchConfig", "differences"]

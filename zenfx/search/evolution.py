@@ -47,15 +47,19 @@ class Member:
     genome: dict[str, Any]
     figures: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None
+    crown: float | None = None  # mean score over the crowning repeats, when it was rescored to be crowned
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
-                "parent": self.parent}
+        d = {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
+             "parent": self.parent}
+        if self.crown is not None:
+            d["crown"] = self.crown
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Member:
         return cls(int(d["id"]), float(d["score"]), dict(d["genome"]), dict(d.get("figures") or {}),
-                   d.get("parent"))
+                   d.get("parent"), None if d.get("crown") is None else float(d["crown"]))
 
 
 @dataclass

@@ -36,6 +36,7 @@ from .candidate import EvalSettings, evaluate, evaluate_task, init_scoring_worke
 from .config import (
     DEFAULT_BATCH,
     DEFAULT_CANDIDATES,
+    DEFAULT_CROWN_REPEATS,
     DEFAULT_KIND_WEIGHTS,
     DEFAULT_POPULATION,
     DEFAULT_ROUND,
@@ -394,19 +395,32 @@ class _Run:
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
                          "key": key}
+        row = {"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
+               "score": out["score"], **_flat(out["figures"])}
+        crowned = None
+        if self.cfg.crown_repeats >= 2:  # the bar a first best must clear
+            crowned = evaluate_seed({**self.start.to_dict(), "__repeats__": int(self.cfg.crown_repeats)})
+            if crowned["status"] == "scored":
+                self.seed_row["crown"] = crowned["score"]
+                row.update(crown=crowned["score"], crown_repeats=len(crowned.get("values") or []))
+                self.cpu += float(crowned.get("cpu_seconds", 0.0))
+            else:
+                crowned = None
         self.open_logs()
-        self._append({"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
-                      "score": out["score"], **_flat(out["figures"])}, out, 0.0)
+        self._append(row, out, 0.0, crowned)
         self.checkpoint()
         self.pending_seed = False
 
-    def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float) -> None:
+    def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float,
+                crowned: dict[str, Any] | None = None) -> None:
         self.history.append(row)
         trow = {"id": row["id"], "t": round(t, 4), "cpu_total": round(self.cpu + self.main_cpu, 4)}
         if out is not None:
             trow.update(seconds=round(sum(out.get("timings", {}).values()), 6),
                         cpu=round(out.get("cpu_seconds", 0.0), 6), proxy=out.get("proxy_seconds"),
                         proxy_cpu=out.get("proxy_cpu_seconds"), stages=out.get("timings"))
+        if crowned is not None:
+            trow.update(crown_cpu=round(crowned.get("cpu_seconds", 0.0), 6), crown_proxy=crowned.get("proxy_seconds"))
         self.timings.append(trow)
         self.rows += 1
 
@@ -432,16 +446,39 @@ class _Run:
         results: dict[int, Any] = {}
         for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict()} for p in todo]):
             results[todo[o.index].id] = o
+        crowns = self._crowning(ex, todo, results)
         self.elapsed += time.perf_counter() - t0
         self.main_cpu += time.process_time() - c0
         self.counters.rounds += 1
         for p in props:
-            self._apply(p, results.get(p.id))
+            self._apply(p, results.get(p.id), crowns.get(p.id))
         self.checkpoint()
         if self.progress is not None:
             self.progress(self.snapshot())
 
-    def _apply(self, p: Proposal, o: Any) -> None:
+    def _bar(self) -> float:
+        """What a child must beat to be a contender for the crown: the best's crowned mean."""
+        if self.best is None:
+            crown = self.seed_row.get("crown")
+            return -math.inf if crown is None else float(crown)
+        return self.best.crown if self.best.crown is not None else self.best.score
+
+    def _crowning(self, ex: Any, todo: list[Proposal], results: dict[int, Any]) -> dict[int, Any]:
+        """Rescore (``crown_repeats`` repeats) every scored child of the round whose one-repeat score
+        beats the best's crowned score *at the round's start*: the set depends on the scores alone,
+        so the history stays the same for any number of workers."""
+        n = int(self.cfg.crown_repeats)
+        if n < 2:
+            return {}
+        bar = self._bar()
+        contenders = [p for p in todo if (o := results.get(p.id)) is not None and o.status == "ok"
+                      and o.value["status"] == "scored" and o.value["score"] > bar]
+        out: dict[int, Any] = {}
+        for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict(), "repeats": n} for p in contenders]):
+            out[contenders[o.index].id] = o
+        return out
+
+    def _apply(self, p: Proposal, o: Any, crown: Any = None) -> None:
         self.counters.proposed += 1
         row: dict[str, Any] = {"id": p.id, "round": self.counters.rounds, "parent": p.parent, "verdict": "failed",
                                "edits": p.edits, "key": p.key}
@@ -465,12 +502,12 @@ class _Run:
         if self.mutator is not None and p.genome is not None:
             row["kwargs"] = p.genome.kwargs
         verdict = row["verdict"]
+        crowned = crown.value if (crown is not None and crown.status == "ok"
+                                  and crown.value["status"] == "scored") else None
+        if verdict == "scored" and crowned is not None:
+            row.update(crown=crowned["score"], crown_repeats=len(crowned.get("values") or []))
         if verdict == "scored":
-            self.counters.scored += 1
-            m = Member(p.id, float(row["score"]), p.genome.to_dict(), dict(out["figures"]), p.parent)
-            self.population.insert(m)
-            if self.best is None or m.score > self.best.score:
-                self.best = m
+            self._admit(p, row, out, crowned)
         elif verdict == "rejected":
             self.counters.rejected += 1
         elif verdict == "duplicate":
@@ -479,7 +516,22 @@ class _Run:
             self.counters.failed += 1
         if out is not None:
             self.cpu += float(out.get("cpu_seconds", 0.0))
-        self._append(row, out, self.elapsed)
+        if crowned is not None:
+            self.cpu += float(crowned.get("cpu_seconds", 0.0))
+        self._append(row, out, self.elapsed, crowned)
+
+    def _admit(self, p: Proposal, row: dict[str, Any], out: dict[str, Any], crowned: dict[str, Any] | None) -> None:
+        """A scored child joins the population; it is the best if its score (crowning: its crowned
+        mean) beats the best's."""
+        self.counters.scored += 1
+        m = Member(p.id, float(row["score"]), p.genome.to_dict(), dict(out["figures"]), p.parent,
+                   None if crowned is None else float(crowned["score"]))
+        self.population.insert(m)
+        if self.cfg.crown_repeats >= 2:
+            if m.crown is not None and m.crown > self._bar():
+                self.best = m
+        elif self.best is None or m.score > self.best.score:
+            self.best = m
 
     def snapshot(self) -> SearchProgress:
         c = self.counters
@@ -546,6 +598,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, cpu_limit: Any = None, seed: int = 0,
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            tournament: int | None = None, kind_weights: dict[str, float] | str | None = "default",
+           crown_repeats: int | None = None,
            workers: int | None = None, backend: str = "local", ray_address: str | None = None,
            device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
            progress: Callable[[SearchProgress], None] | None = None,
@@ -568,8 +621,10 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat,
                 DEFAULT_TOURNAMENT if tournament is None else tournament)
     # levers left at their defaults: on resume, the run's own (it may predate a lever or its default)
-    inherit = [k for k, default in (("tournament", tournament is None), ("kind_weights", kind_weights == "default"))
-               if default]
+    inherit = [k for k, default in (("tournament", tournament is None), ("kind_weights", kind_weights == "default"),
+                                    ("crown_repeats", crown_repeats is None)) if default]
+    if crown_repeats is not None and crown_repeats < 0:
+        raise UsageError(f"--crown-repeats must be >= 0, got {crown_repeats}")
     limit = parse_duration(time_limit)
     cpu_lim = parse_duration(cpu_limit, "--cpu-limit")
     if candidates is None and limit is None and cpu_lim is None:
@@ -585,6 +640,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
                        seed=int(seed), kinds=tuple(kinds), width_choices=width_choices,
                        tournament=DEFAULT_TOURNAMENT if tournament is None else int(tournament),
                        kind_weights=parse_kind_weights(kind_weights),
+                       crown_repeats=DEFAULT_CROWN_REPEATS if crown_repeats is None else int(crown_repeats),
                        mutator=None if mutator is None else str(mutator.name),
                        candidates=None if candidates is None else int(candidates), time_limit=limit,
                        cpu_limit=cpu_lim,
@@ -755,8 +811,10 @@ def executor_options(cfg: SearchConfig) -> dict[str, Any]:
 
 
 def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
-    """The seed, with every figure (no early stop), on a worker."""
-    outcome = list(ex.map(evaluate_task, [{"genome": genome, "stop_early": False}]))[0]
+    """The seed, with every figure (no early stop), on a worker (``__repeats__``: rescored for the crown)."""
+    genome = dict(genome)
+    repeats = int(genome.pop("__repeats__", 1))
+    outcome = list(ex.map(evaluate_task, [{"genome": genome, "stop_early": False, "repeats": repeats}]))[0]
     if not outcome.ok:
         raise UsageError(f"the seed cannot be scored: {outcome.error}")
     return outcome.value
@@ -795,7 +853,9 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
     res = SearchResult(
         run_dir=str(rd.path), seed=run.seed_row,
         best=None if best is None else {"id": best.id, "score": best.score, "figures": best.figures,
-                                        "genome": best.genome, "parent": best.parent},
+                                        "genome": best.genome, "parent": best.parent,
+                                        **({} if best.crown is None else {"crown": best.crown,
+                                                                          "crown_repeats": run.cfg.crown_repeats})},
         counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, main_cpu_s=run.main_cpu,
         stopped=stopped,
         population=len(run.population), population_median=run.population.median_score(),
