@@ -136,12 +136,32 @@ def search_cmd(
         "--time-limit",
         help="Stop after this much search time, e.g. 2h, 30m, 90s."
     )] = None,
+    cpu_limit: Annotated[str | None, typer.Option(
+        "--cpu-limit",
+        help="Stop after this many CPU seconds of the workers and the main process together, e.g. "
+             "1600s, 30m (fair on a shared machine; the run ends with the round that crosses it)."
+    )] = None,
     round_size: Annotated[int, typer.Option(
         "--round",
         help="Candidates proposed per round from the population as it stood at the round's "
              "start; same seed and round -> same history for any --workers."
     )] = DEFAULT_ROUND,
     seed: Annotated[int, typer.Option("--seed", help="Search seed (parents, edits, scoring).")] = 0,
+    tournament: Annotated[int | None, typer.Option(
+        "--tournament",
+        help="A parent is the best of this many uniform draws from the population (1: a uniform "
+             "draw, the reference's rule). Default: see docs/search.md; on --resume, the run's own."
+    )] = None,
+    kind_weights: Annotated[str, typer.Option(
+        "--kind-weights",
+        help="Weights of the edit kinds, e.g. depth=2 (unnamed kinds weigh 1; 'uniform': all 1). "
+             "On --resume, the run's own unless given."
+    )] = "default",
+    crown_repeats: Annotated[int | None, typer.Option(
+        "--crown-repeats",
+        help="Rescore a would-be best with this many repeats (as zenfx score -n does) and crown it "
+             "only if the mean beats the best's: a best less fooled by one lucky draw (0: off)."
+    )] = None,
     kinds: Annotated[str, typer.Option(
         "--kinds",
         help="Edit kinds, comma-separated: width, kernel, depth."
@@ -180,14 +200,15 @@ def search_cmd(
 
     kwargs = zenfx.parse_kwargs(kwarg)
     size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size is not None else None
-    n = None if (candidates == 0 and time_limit) else candidates
+    n = None if (candidates == 0 and (time_limit or cpu_limit)) else candidates
     with _Live() as live:
         res = search(seed_model, out=out_dir, kwargs=kwargs, input_size=size, resolution=resolution, proxy=proxy,
                      batch_size=batch_size, bn_stat=bn_stat.strip().lower(), num_classes=num_classes, data=data,
                      budget_params=budget_params, budget_macs=budget_macs, budget_latency=budget_latency,
                      budget_memory=budget_memory, max_depth=max_depth, latency_device=latency_device,
                      latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
-                     round_size=round_size, candidates=n, time_limit=time_limit, seed=seed,
+                     round_size=round_size, candidates=n, time_limit=time_limit, cpu_limit=cpu_limit, seed=seed,
+                     tournament=tournament, kind_weights=kind_weights, crown_repeats=crown_repeats,
                      kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
                      backend=backend, ray_address=ray_address, device=device, resume=resume, plots=not no_plots,
                      progress=live,

@@ -34,7 +34,8 @@ def test_resnet18_groups_roles_sites():
     assert not g["fc"].free and "model output" in g["fc"].reason
     assert sum(x.free for x in sp.groups) == 12
     assert [b.path for b in sp.blocks] == ["layer1", "layer2", "layer3", "layer4"]
-    assert all(b.count == 2 for b in sp.blocks) and [b.min for b in sp.blocks] == [1, 2, 2, 2]  # layer1.0 repeats
+    # layer1.0 repeats; layer2-4's first blocks change the shape and a stride-1 version can be made of them
+    assert all(b.count == 2 for b in sp.blocks) and [b.min for b in sp.blocks] == [1, 1, 1, 1]
     assert len(sp.kernels) == 17 and sp.kernel("conv1").kernel == 7  # 1x1 downsamples are not sites
     assert sp.size_log10() > 10
     assert sp.topology.probe["ran"]
@@ -48,9 +49,12 @@ def test_mobilenet_v2_expansion_and_runs():
     assert "features.2.conv.1.0 (out)" in exp.members  # the depthwise conv is tied to the expansion
     assert g["features.0.0"].role == "stem"
     assert g["features.18.0"].role == "head"
-    # one run per stage inside the flat `features` container, first (shape-changing) block kept
-    assert [(b.path, b.count) for b in sp.blocks] == [("features.2", 2), ("features.4", 3), ("features.7", 4),
-                                                      ("features.11", 3), ("features.14", 3)]
+    # one run per stage inside the flat `features` container, first (shape-changing) block kept; the
+    # one-block stages (features.1: 32 -> 16, features.17: 160 -> 320) are runs too, grown by made blocks
+    assert [(b.path, b.count) for b in sp.blocks] == [("features.1", 1), ("features.2", 2), ("features.4", 3),
+                                                      ("features.7", 4), ("features.11", 3), ("features.14", 3),
+                                                      ("features.17", 1)]
+    assert all(b.min == 1 for b in sp.blocks)
 
 
 def test_cifar_resnet_zoo_and_my_backbone():

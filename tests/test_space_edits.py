@@ -91,7 +91,7 @@ def test_depth_edits_renumber_and_replay_in_order():
     assert m.features[9].conv[0][0].out_channels == 96
     assert _run(m, size) == (2, 1000)
     sp = zenfx.space(g, probe=False)
-    assert [(b.path, b.count) for b in sp.blocks][1:3] == [("features.4", 5), ("features.9", 2)]
+    assert [(b.path, b.count) for b in sp.blocks][2:4] == [("features.4", 5), ("features.9", 2)]
     with pytest.raises(zenfx.UsageError, match="no block run 'features.7'"):
         zenfx.build(g.child(Edit("depth", "features.7", 3)), probe=False)
 

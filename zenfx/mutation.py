@@ -288,12 +288,14 @@ def _new_key(last: str, taken: set[str]) -> str:
     return f"{stem}{num}"
 
 
-def apply_depth(model: nn.Module, site: dict[str, Any], value: int, changed: list[nn.Module]
-                ) -> tuple[list[tuple[str, str, str]], list[str]]:
+def apply_depth(model: nn.Module, site: dict[str, Any], value: int, changed: list[nn.Module],
+                topo: Topology | None = None) -> tuple[list[tuple[str, str, str]], list[str]]:
     """Add copies of the run's last block after it, or remove blocks from the run's end.
 
-    Returns the plan ((new key, "kept" | "copy", old key) per child, in order) and the removed
-    keys, from which ``space_depth.derive`` follows the topology without re-tracing."""
+    A run down to its one shape-changing first block grows by a *made* block instead: the
+    shape-preserving version of that block (``space_depth.make_block``, which needs ``topo``).
+    Returns the plan ((new key, "kept" | "copy" | "make", old key) per child, in order) and the
+    removed keys, from which ``space_depth.derive`` follows the topology without re-tracing."""
     cont = model.get_submodule(site["container"]) if site["container"] else model
     items = list(cont._modules.items())
     s, n = int(site["start"]), int(site["count"])
@@ -303,11 +305,20 @@ def apply_depth(model: nn.Module, site: dict[str, Any], value: int, changed: lis
     if value > n:
         taken = {k for k, _ in items}
         new = []
+        template, kind = items[s + n - 1][1], "copy"
+        if n == 1 and not site.get("first_repeats"):
+            from .space_depth import make_block
+
+            if topo is None or not site.get("make"):
+                raise GenomeError(f"block run '{site['path']}': its one block changes the shape and "
+                                  "no shape-preserving version of it can be made")
+            prefix = f"{site['container']}." if site["container"] else ""
+            template, kind = make_block(model, topo, prefix + items[s][0], site["make"]), "make"
         for _ in range(value - n):
-            block = copy.deepcopy(items[s + n - 1][1])
+            block = copy.deepcopy(template)
             key = _new_key(new[-1][0] if new else items[s + n - 1][0], taken)
             taken.add(key)
-            new.append((key, "copy", items[s + n - 1][0], block))
+            new.append((key, kind, items[s + n - 1][0], block))
             changed.extend(sm for sm in block.modules() if sm._parameters or sm._buffers)
         tagged = tagged[:s + n] + new + tagged[s + n:]
     else:
@@ -431,7 +442,7 @@ def replay(g: Genome, model: nn.Module, *, probe: bool = True, cache: bool = Tru
         elif e.kind == "kernel":
             apply_kernel(model, e.target, e.value, changed)
         elif site is not None and e.value != int(site["count"]):
-            plan, removed = apply_depth(model, site, e.value, changed)
+            plan, removed = apply_depth(model, site, e.value, changed, topo)
             history += ((e.target, e.value),)
             topo = _depth_topology(g, probe, history, topo, site, plan, removed)
     if any(e.kind == "depth" for e in g.edits):
@@ -587,8 +598,10 @@ def with_seed_key(g: Genome) -> Genome:
 
 def mutate(genome: Genome | str, rng: random.Random, edits: int = 1, *,
            kinds: Sequence[str] | str = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
-           probe: bool = True, cache: bool = True) -> Genome:
-    """A new genome with ``edits`` random edits appended, each valid for the model as it is then."""
+           probe: bool = True, cache: bool = True, kind_weights: dict[str, float] | None = None) -> Genome:
+    """A new genome with ``edits`` random edits appended, each valid for the model as it is then.
+    Each edit's kind is uniform over the kinds with options, or drawn with ``kind_weights`` (a kind
+    not named weighs 1), then its target and value uniformly."""
     ks = _kinds(kinds)
     g = with_seed_key(as_genome(genome))
     for _ in range(edits):
@@ -596,7 +609,11 @@ def mutate(genome: Genome | str, rng: random.Random, edits: int = 1, *,
         opts = edit_options(sp, ks, width_choices)
         if not opts:
             raise GenomeError(f"{g.seed} has nothing free to mutate for kinds {', '.join(ks)}")
-        kind = rng.choice(sorted(opts))
+        names = sorted(opts)
+        if kind_weights:
+            kind = rng.choices(names, weights=[float(kind_weights.get(k, 1.0)) for k in names])[0]
+        else:
+            kind = rng.choice(names)
         target, values = rng.choice(opts[kind])
         g = g.child(Edit(kind, target, rng.choice(values)))
     return g

@@ -386,8 +386,21 @@ def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> l
             if isinstance(_parent(model, p), (nn.Sequential, nn.ModuleList)):
                 owners.add(p)
                 break
+    from .space_depth import has_skip_flag, make_info
+
     io = _block_io(gm)
-    convs = [lay.path for lay in ca.layers.values() if lay.kind == "conv"]
+    layers = list(ca.layers.values())
+    convs = [lay.path for lay in layers if lay.kind == "conv"]
+    owner_classes = {type(model.get_submodule(p)) for p in owners}
+
+    def lone_block(p: str) -> bool:
+        """A block alone in its run that is a block of the kind that repeats elsewhere (its class
+        owns a residual add) or that says by a flag whether it has a skip (MBConv, timm's blocks)."""
+        m = model.get_submodule(p)
+        if isinstance(m, (nn.Sequential, nn.ModuleList)):
+            return False
+        return type(m) in owner_classes or has_skip_flag(m)
+
     sites: list[dict[str, Any]] = []
     taken: list[str] = []
     for cpath, cont in model.named_modules():
@@ -413,10 +426,13 @@ def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> l
             j = i + 1
             while j < len(paths) and repeatable(paths[j]):
                 j += 1
-            if j - i >= 2 or (j - i == 1 and repeatable(paths[i]) and len(paths) == 1):
+            first_repeats = repeatable(paths[i])
+            make = None if first_repeats else make_info(model, gm, paths[i], io[paths[i]], layers)
+            lone = j - i == 1 and make is not None and lone_block(paths[i])
+            if j - i >= 2 or (j - i == 1 and first_repeats and len(paths) == 1) or lone:
                 whole = i == 0 and j == len(paths)
                 sites.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
-                              "count": j - i, "reasons": [], "first_repeats": repeatable(paths[i])})
+                              "count": j - i, "reasons": [], "first_repeats": first_repeats, "make": make})
                 taken.extend(paths[i:j])
             i = max(j, i + 1)
     return sites
@@ -572,10 +588,12 @@ def group_limits(meta: dict[str, Any], channels: int) -> tuple[int, int, int]:
 
 
 def depth_limits(site: dict[str, Any]) -> tuple[int, int]:
-    """A run keeps its first block, and one copyable block when the first changes the shape (else
-    the run could never grow again); it may grow to twice its size (at least +2, at most +8)."""
+    """A run keeps its first block; when that block changes the shape, the run keeps one copyable
+    block too unless a shape-preserving version of the first can be made (``site["make"]``: then it
+    goes down to 1 and grows again by a made block). It may grow to twice its size (at least +2, at
+    most +8)."""
     count = int(site["count"])
-    lo = 1 if site.get("first_repeats") else 2
+    lo = 1 if site.get("first_repeats") or site.get("make") else 2
     return lo, min(max(2 * count, count + 2), count + 8)
 
 

@@ -38,7 +38,7 @@ def _code_hash() -> str:
     """The analysis code itself: a cache written by another revision of these files is not reused."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("space.py", "space_graph.py", "space_probe.py", "mutation.py"):
+    for name in ("space.py", "space_graph.py", "space_probe.py", "space_depth.py", "mutation.py"):
         try:
             h.update((here / name).read_bytes())
         except OSError:

@@ -19,6 +19,7 @@ evidence set. Tracing was 0.3-0.6 s per new depth history (resnet50); this is a 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 from .space import Topology
@@ -78,15 +79,61 @@ def _inner_groups(topo: Topology, block_prefix: str) -> set[str]:
 
 def derive(topo: Topology, site: dict[str, Any], plan: list[tuple[str, str, str]],
            removed: list[str]) -> Topology:
-    """The topology after ``apply_depth`` carried out ``plan`` ((new key, "kept"|"copy", old key))."""
+    """The topology after ``apply_depth`` carried out ``plan`` ((new key, "kept"|"copy"|"make", old key))."""
     paths = _Paths(site["container"], plan)
     paths.removed = set(removed)
-    sources = {paths.prefix + old for _, kind, old in plan if kind == "copy"}
+    sources = {paths.prefix + old for _, kind, old in plan if kind != "kept"}
+    make = site.get("make") or {}
+    made = {paths.prefix + new for new, kind, _ in plan if kind == "make"}
+    swap = _swap(topo, next(iter(sources))) if made else {}
+    layers, group_of_new = _derive_layers(topo, paths, sources, made, swap, make)
+    groups: dict[str, dict[str, Any]] = {}
+    order = {gid: i for i, gid in enumerate(
+        dict.fromkeys(g for lay in layers for g in [*(p for p, _ in lay.in_parts), lay.out_group] if g))}
+    for new, old in group_of_new.items():
+        meta = copy.deepcopy(topo.groups[old])
+        meta["order"] = order.get(new, len(order))
+        groups[new] = meta
+    kernels: dict[str, list[str]] = {}
+    for path, reasons in topo.kernels.items():
+        new_path = paths.rename(path)
+        if new_path is not None:
+            kernels[new_path] = list(reasons)
+        for name in paths.copy_names(path):
+            kernels[name] = list(reasons)
+    kernels = {p: kernels[p] for lay in layers if (p := lay.path) in kernels}
+    _reflag(groups, layers)
+    if made:  # a made block's residual add ties its input (the output group) to its output
+        g_out = next(iter(swap.values()))
+        groups[g_out]["flags"] = sorted({*groups[g_out]["flags"], "residual"})
+    elif removed and make and make["set"] and int(site["count"]) - len(removed) == 1:
+        # down to the first block, which has no residual add of its own: nothing ties the output any more
+        g_out = (make_groups(topo.layers, paths.prefix + plan[int(site["start"])][2]) or (None, None))[1]
+        if g_out in groups:
+            groups[g_out]["flags"] = [f for f in groups[g_out]["flags"] if f != "residual"]
+    delta = sum(1 for _, kind, _ in plan if kind != "kept") - len(removed)
+    blocks = _shift_blocks(topo, site, paths, delta)
+    return Topology(layers, groups, kernels, blocks, topo.tracer, dict(topo.probe))
+
+
+def _swap(topo: Topology, src: str) -> dict[str, str]:
+    """A made block reads its own output group where the block read its input group."""
+    groups = make_groups(topo.layers, src)
+    if groups is None:
+        raise ValueError(f"block '{src}': its input and output channel groups are not clear")
+    return {groups[0]: groups[1]}
+
+
+def _derive_layers(topo: Topology, paths: _Paths, sources: set[str], made: set[str], swap: dict[str, str],
+                   make: dict[str, Any]) -> tuple[list[Layer], dict[str, str]]:
+    """Kept layers renamed, removed ones gone, each copy's (or made block's) after its source's last."""
     inner: dict[str, set[str]] = {src: _inner_groups(topo, src + ".") for src in sources}
 
     def gid_for(g: str | None, copy_name: str | None, src: str | None) -> str | None:
         if g is None:
             return None
+        if copy_name in made:
+            g = swap.get(g, g)
         if copy_name is not None and src is not None and g in inner[src]:
             return copy_name + g[len(src):]
         return paths.rename(g) or g
@@ -105,26 +152,26 @@ def derive(topo: Topology, site: dict[str, Any], plan: list[tuple[str, str, str]
         for name in paths.copy_names(src + ".x"):  # every copy of this block, after its last layer
             copy_name = name[:-2]
             for sl in src_layers[src]:
-                layers.append(_moved(sl, copy_name + sl.path[len(src):],
-                                     lambda g, c=copy_name, s=src: gid_for(g, c, s), group_of_new))
-    groups: dict[str, dict[str, Any]] = {}
-    order = {gid: i for i, gid in enumerate(
-        dict.fromkeys(g for lay in layers for g in [*(p for p, _ in lay.in_parts), lay.out_group] if g))}
-    for new, old in group_of_new.items():
-        meta = copy.deepcopy(topo.groups[old])
-        meta["order"] = order.get(new, len(order))
-        groups[new] = meta
-    kernels: dict[str, list[str]] = {}
-    for path, reasons in topo.kernels.items():
-        new_path = paths.rename(path)
-        if new_path is not None:
-            kernels[new_path] = list(reasons)
-        for name in paths.copy_names(path):
-            kernels[name] = list(reasons)
-    kernels = {p: kernels[p] for lay in layers if (p := lay.path) in kernels}
-    delta = sum(1 for _, kind, _ in plan if kind == "copy") - len(removed)
-    blocks = _shift_blocks(topo, site, paths, delta)
-    return Topology(layers, groups, kernels, blocks, topo.tracer, dict(topo.probe))
+                if copy_name in made and _dropped(sl.path[len(src) + 1:], make["drop"]):
+                    continue
+                moved = _moved(sl, copy_name + sl.path[len(src):],
+                               lambda g, c=copy_name, s=src: gid_for(g, c, s), group_of_new)
+                if copy_name in made and moved.spatial == make["hw"][0]:
+                    moved.spatial = make["hw"][1]  # the made block runs at the block's output size
+                layers.append(moved)
+    return layers, group_of_new
+
+
+def _reflag(groups: dict[str, dict[str, Any]], layers: list[Layer]) -> None:
+    """'depthwise'/'grouped' as the analysis sets them: a group is the output of such a conv (which
+    ties its input and output), so blocks removed or made take their flags with them."""
+    tied: dict[str, set[str]] = {}
+    for lay in layers:
+        if lay.kind == "conv" and lay.group_width and lay.out_group:
+            tied.setdefault(lay.out_group, set()).add("depthwise" if lay.group_width == 1 else "grouped")
+    for gid, meta in groups.items():
+        flags = {f for f in meta["flags"] if f not in ("depthwise", "grouped")} | tied.get(gid, set())
+        meta["flags"] = sorted(flags)
 
 
 def _moved(lay: Layer, path: str, gid: Any, group_of_new: dict[str, str]) -> Layer:
@@ -151,3 +198,134 @@ def _shift_blocks(topo: Topology, site: dict[str, Any], paths: _Paths, delta: in
                 b["container"] = paths.rename(b["container"]) or b["container"]
         blocks.append(b)
     return blocks
+
+
+# --------------------------------------------------------------------------- one-block runs: a made block
+#
+# A run whose first block changes the shape (stride, channels) has nothing to copy once it is down
+# to that block: a stage of one Bottleneck with a projection shortcut, EfficientNet-B0's
+# ``features.1``/``features.7``, MobileNetV3-Small's ``features.1``. Growing such a run *makes* a
+# shape-preserving version of the block: a deep copy of the block itself (its own class, so it
+# exports and trains as the user's blocks do) with every conv at stride 1, the layers that read the
+# block's input resized to its output width, the projection shortcut (the modules only the
+# shortcut operand of its residual add uses) replaced by ``nn.Identity``, and a skip flag the
+# block's constructor derives from its shape (``use_res_connect``, timm's ``has_skip``) set as
+# the constructor would set it for stride 1 and input = output. What to drop and to set is read
+# once from the traced graph (``make_info``), stored in the site, and the same for every later
+# analysis of the block, so a derived topology still equals a re-trace.
+
+SKIP_FLAGS = ("use_res_connect", "has_skip", "has_residual", "use_residual", "use_shortcut")
+
+
+def _refs(layers: list[Layer]) -> set[str]:
+    return {g for lay in layers for g in (lay.out_group, *(p for p, _ in lay.in_parts)) if g}
+
+
+def make_groups(layers: list[Layer], block_path: str) -> tuple[str, str] | None:
+    """(input group, output group) of the shape-changing block at ``block_path``: the one group its
+    layers read that was made before it, and the one group it makes that later layers read."""
+    prefix = block_path + "."
+    idx = [i for i, lay in enumerate(layers) if lay.path.startswith(prefix)]
+    if not idx:
+        return None
+    mine = _refs([layers[i] for i in idx])
+    after = _refs(layers[idx[-1] + 1:])
+    g_in = sorted(g for g in mine if not g.startswith(prefix))
+    g_out = sorted(g for g in mine if g.startswith(prefix) and g in after)
+    if len(g_in) != 1 or len(g_out) != 1 or g_in == g_out:
+        return None
+    return g_in[0], g_out[0]
+
+
+def has_skip_flag(block: Any) -> bool:
+    return any(isinstance(getattr(block, a, None), bool) for a in SKIP_FLAGS)
+
+
+def make_info(model: Any, gm: Any, block_path: str, io: tuple[Any, Any], layers: list[Layer]
+              ) -> dict[str, Any] | None:
+    """How to make a shape-preserving version of the block at ``block_path`` (None: it cannot be
+    made): the module paths (relative to the block) that only its projection shortcut uses, the
+    skip flags to set, and the block's input and output positions (H*W)."""
+    from .graph import input_dependent, residual_branches
+
+    if make_groups(layers, block_path) is None or io[0] is None or io[1] is None:
+        return None
+    block = model.get_submodule(block_path)
+    prefix = block_path + "."
+    dep = input_dependent(gm)
+    shortcut: set[str] = set()
+    has_add = False
+    for n in gm.graph.nodes:
+        if block_path not in (n.meta.get("nn_module_stack") or {}):
+            continue
+        rb = residual_branches(gm, n, dep)
+        if rb is None:
+            continue
+        has_add = True
+        shortcut |= {str(x.target)[len(prefix):] for x in rb.shortcut_region
+                     if x.op == "call_module" and str(x.target).startswith(prefix)}
+    used = {str(n.target)[len(prefix):] for n in gm.graph.nodes
+            if n.op == "call_module" and str(n.target).startswith(prefix)}
+    main = used - shortcut
+    drop: set[str] = set()
+    for q in sorted(shortcut):
+        parts = q.split(".")
+        for k in range(1, len(parts) + 1):
+            top = ".".join(parts[:k])
+            if not any(m == top or m.startswith(top + ".") for m in main):
+                drop.add(top)
+                break
+    drop = {d for d in drop if not any(d.startswith(o + ".") for o in drop)}
+    flags = [] if has_add else [a for a in SKIP_FLAGS if getattr(block, a, None) is False]
+    if not has_add and not flags:
+        return None  # the copy would have no residual add: it would not be a repeatable block
+    return {"drop": sorted(drop), "set": flags,
+            "hw": [math.prod(io[0][2:]), math.prod(io[1][2:])]}
+
+
+def _optional_arg(block: Any, name: str) -> bool:
+    """The block's constructor takes ``name`` with default None (torchvision's and timm's ResNet
+    blocks: ``downsample=None``): the block without it is what the constructor builds by default."""
+    import inspect
+
+    try:
+        p = inspect.signature(type(block).__init__).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.default is None
+
+
+def _dropped(rel: str, drop: list[str]) -> bool:
+    return any(rel == d or rel.startswith(d + ".") for d in drop)
+
+
+def make_block(model: Any, topo: Topology, block_path: str, make: dict[str, Any]) -> Any:
+    """The shape-preserving version of the block at ``block_path`` (a new module; not inserted)."""
+    from torch import nn
+
+    from .mutation import _channels_of, _resize
+
+    groups = make_groups(topo.layers, block_path)
+    if groups is None:
+        raise ValueError(f"block '{block_path}': its input and output channel groups are not clear")
+    g_in, g_out = groups
+    made = copy.deepcopy(model.get_submodule(block_path))
+    for rel in make["drop"]:
+        parent, _, name = rel.rpartition(".")
+        setattr(made.get_submodule(parent) if parent else made, name,
+                None if not parent and _optional_arg(made, name) else nn.Identity())
+    for a in make["set"]:
+        setattr(made, a, True)
+    for m in made.modules():
+        if isinstance(m, nn.modules.conv._ConvNd) and any(s != 1 for s in m.stride):
+            m.stride = (1,) * len(m.stride)
+    c_out = _channels_of(topo, model, g_out)
+    prefix = block_path + "."
+    for lay in topo.layers:
+        if not lay.path.startswith(prefix) or _dropped(lay.path[len(prefix):], make["drop"]):
+            continue
+        refs = _refs([lay])
+        if g_in in refs:
+            wanted = {g: c_out if g == g_in else _channels_of(topo, model, g) for g in refs}
+            _resize(made.get_submodule(lay.path[len(prefix):]), lay, wanted)
+    return made

@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import nn
 
+from .graph import is_tensor_add
 from .space import Topology, analysis_trace, read_space, traced_output_shapes
 
 
@@ -82,11 +83,14 @@ def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) 
     if kernels:
         _bisect(sorted(kernels), kern, kfailed)
     dfailed: dict[str, str] = {}
+    unmade: list[str] = []
     for site in topo.blocks:
         if not site["reasons"]:
-            why = _depth_trial(model, input_size, ref, site, apply_depth)
+            why = _depth_trial(model, input_size, ref, site, topo, apply_depth)
             if why:
                 dfailed[site["path"]] = why
+            elif site.get("make") and int(site["count"]) > 1 and _remake_trial(model, input_size, ref, site, topo):
+                unmade.append(site["path"])
     for gid, why in failed.items():
         topo.groups[gid]["reasons"].append(why)
     for path, why in kfailed.items():
@@ -94,17 +98,19 @@ def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) 
     for b in topo.blocks:
         if b["path"] in dfailed:
             b["reasons"].append(dfailed[b["path"]])
+        if b["path"] in unmade:  # the run keeps a copyable block (min 2) rather than grow by a made one
+            b["make"] = None
     topo.probe = {"ran": True, "seconds": round(time.perf_counter() - start, 3), "groups": len(targets),
                   "kernels": len(kernels), "blocks": len(topo.blocks),
                   "frozen": len(failed) + len(kfailed) + len(dfailed)}
 
 
-def _depth_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: dict[str, Any],
-                 apply_depth: Callable[..., None]) -> str | None:
-    m = copy.deepcopy(model)
+def _depth_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: dict[str, Any], topo: Topology,
+                 apply_depth: Callable[..., Any], m: nn.Module | None = None) -> str | None:
+    m = copy.deepcopy(model) if m is None else m
     added: list[nn.Module] = []
     try:
-        apply_depth(m, site, int(site["count"]) + 1, added)
+        plan, _ = apply_depth(m, site, int(site["count"]) + 1, added, topo)
         gm = analysis_trace(m)
     except Exception as exc:
         return f"probe: adding a block fails: {type(exc).__name__}"
@@ -113,6 +119,11 @@ def _depth_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: di
     new_paths = [paths[id(a)] for a in added if id(a) in paths and any(True for _ in a.parameters(recurse=False))]
     if new_paths and not any(p in used for p in new_paths):
         return "probe: an added block is never called by forward (a loop over a fixed count?)"
+    prefix = f"{site['container']}." if site["container"] else ""
+    made = [prefix + k for k, kind, _ in plan if kind == "make"]
+    if made and not any(made[0] in (n.meta.get("nn_module_stack") or {}) and is_tensor_add(n)
+                        for n in gm.graph.nodes):
+        return "probe: a shape-preserving version of the block has no residual add"
     try:
         got = _shapes(m, input_size)
     except Exception as exc:
@@ -120,3 +131,20 @@ def _depth_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: di
     if got != ref:
         return f"probe: adding a block changes the output shape to {got[0]}"
     return None
+
+
+def _remake_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: dict[str, Any],
+                  topo: Topology) -> str | None:
+    """A run of several blocks whose first changes the shape: down to that block, then up again by
+    a made block (what a search does when it shrinks the run to 1 and grows it)."""
+    from .mutation import apply_depth
+    from .space_depth import derive
+
+    m = copy.deepcopy(model)
+    try:
+        plan, removed = apply_depth(m, site, 1, [], topo)
+        small = derive(topo, site, plan, removed)
+        site1 = next(b for b in small.blocks if b["path"] == site["path"])
+    except Exception as exc:
+        return f"probe: removing blocks fails: {type(exc).__name__}"
+    return _depth_trial(m, input_size, ref, site1, small, apply_depth, m)

@@ -155,7 +155,8 @@ def init_scoring_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
 
 def evaluate_task(state: WorkerState, task: dict[str, Any]) -> dict[str, Any]:
     """The executor's ``fn``: evaluate one candidate; never raises for a candidate's own failure."""
-    return evaluate(state, task["genome"], score=task.get("score", True), stop_early=task.get("stop_early", True))
+    return evaluate(state, task["genome"], score=task.get("score", True), stop_early=task.get("stop_early", True),
+                    repeats=int(task.get("repeats", 1)))
 
 
 class _Stage:
@@ -178,8 +179,10 @@ class _Stage:
 
 
 def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = True,
-             stop_early: bool = True) -> dict[str, Any]:
-    """Figures, verdict and score of one genome (a dict ready for the history)."""
+             stop_early: bool = True, repeats: int = 1) -> dict[str, Any]:
+    """Figures, verdict and score of one genome (a dict ready for the history). ``repeats`` > 1: the
+    mean of that many seeded repeats (the first is the one-repeat score), with ``values``, as
+    ``zenfx score -n REPEATS`` gives it: what crowning a new best rescores."""
     cpu0 = time.process_time()
     stage = _Stage()
     out: dict[str, Any] = {"status": "failed", "figures": {}, "rejected_by": None, "score": None, "error": None,
@@ -193,12 +196,14 @@ def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = T
         elif score:
             stage.enter("score")
             c0 = time.process_time()
-            value, proxy_s = ev.score()
+            value, proxy_s = ev.score(repeats)
             out["proxy_seconds"] = proxy_s
             out["proxy_cpu_seconds"] = time.process_time() - c0
             if not math.isfinite(value):
                 raise FloatingPointError(f"{state.spec.name} score is {value}")
             out.update(status="scored", score=value)
+            if repeats > 1:
+                out["values"] = list(ev.values)
         else:
             out.update(status="ok")
     except Exception as exc:  # noqa: BLE001 - recorded with its stage; the search goes on
@@ -292,7 +297,7 @@ class _Evaluation:
         self.stage.enter("latency")
         return predicted_latency(self.state, prep.original, self.genome, self.input_size)
 
-    def score(self) -> tuple[float, float]:
+    def score(self, repeats: int = 1) -> tuple[float, float]:
         prep = self.prep()
         self.stage.enter("score")
         s = self.state.settings
@@ -302,7 +307,13 @@ class _Evaluation:
             self.state.options = ScoreOptions(batch_size=s.batch_size, repeat=1, seed=s.seed, bn_stat=s.bn_stat,
                                               mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
                                               device=s.device, batches=self.state.batches).checked()
-        ps = score_proxy(prep, self.state.spec, self.state.options)
+        options = self.state.options
+        if repeats > 1:
+            from dataclasses import replace
+
+            options = replace(options, repeat=repeats)
+        ps = score_proxy(prep, self.state.spec, options)
+        self.values = list(ps.values)
         return float(ps.value), float(ps.seconds)
 
 

@@ -13,9 +13,19 @@ DEFAULT_CANDIDATES = 500
 DEFAULT_ROUND = 16
 DEFAULT_BATCH = 64
 EDIT_KINDS = ("width", "kernel", "depth")
+# Levers of the algorithm (docs/search.md, "Against the reference"): the parent is the best of
+# DEFAULT_TOURNAMENT uniform draws from the population (1: the reference's uniform choice), an edit's
+# kind is drawn with DEFAULT_KIND_WEIGHTS (None: uniform over the kinds).
+DEFAULT_TOURNAMENT = 1
+DEFAULT_KIND_WEIGHTS: dict[str, float] | None = None
+# Crowning: a scored child whose one-repeat score beats the best's crowned score is rescored with
+# this many repeats and crowned best only if the mean beats it (0: the best is the best single draw).
+DEFAULT_CROWN_REPEATS = 0
+# What a config written before a lever existed meant (a resume continues it exactly as it ran).
+LEGACY = {"tournament": 1, "kind_weights": None, "crown_repeats": 0}
 
 # Fields that do not change what the search computes: a resume may change them.
-RUN_ONLY = ("candidates", "time_limit", "workers", "backend", "ray_address")
+RUN_ONLY = ("candidates", "time_limit", "cpu_limit", "workers", "backend", "ray_address")
 
 
 @dataclass
@@ -37,9 +47,13 @@ class SearchConfig:
     shrink: dict[str, Any] | None = None  # how the seed was shrunk to fit (None: it fitted)
     mutator: str | None = None  # a custom mutation operator's name (None: zenfx.mutate's graph edits)
     device: str = "cpu"  # scoring device: part of the identity (a GPU's float sums differ from a CPU's)
+    tournament: int = DEFAULT_TOURNAMENT  # parent: best of this many uniform draws (1: uniform, the reference)
+    kind_weights: dict[str, float] | None = field(default_factory=lambda: _copy(DEFAULT_KIND_WEIGHTS))
+    crown_repeats: int = DEFAULT_CROWN_REPEATS  # rescoring before a new best is crowned (0: no rescoring)
     # run-only
     candidates: int | None = DEFAULT_CANDIDATES
     time_limit: float | None = None
+    cpu_limit: float | None = None  # CPU seconds of the workers and the main process together
     workers: int = 1
     backend: str = "local"
     ray_address: str | None = None
@@ -65,6 +79,9 @@ class SearchConfig:
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
+        if "seed_genome" in d:  # a stored config: a lever it does not name did not exist when it ran
+            for k, v in LEGACY.items():
+                kw.setdefault(k, v)
         if "kinds" in kw:
             kw["kinds"] = tuple(kw["kinds"])
         return cls(**kw)
@@ -88,6 +105,10 @@ def _placeless(genome: dict[str, Any]) -> dict[str, Any]:
     return {**genome, "seed_file": {"sha256": sf.get("sha256")}}
 
 
+def _copy(v: dict[str, float] | None) -> dict[str, float] | None:
+    return None if v is None else dict(v)
+
+
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Identity keys whose values differ (a resume refuses to continue if any)."""
     keys = sorted(set(old) | set(new))
@@ -102,5 +123,7 @@ def _norm(v: Any) -> Any:
     return v
 
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_POPULATION", "DEFAULT_ROUND", "EDIT_KINDS", "RUN_ONLY",
+__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_CROWN_REPEATS", "DEFAULT_KIND_WEIGHTS", "DEFAULT_POPULATION",
+           "DEFAULT_ROUND",
+           "DEFAULT_TOURNAMENT", "EDIT_KINDS", "LEGACY", "RUN_ONLY",
            "SearchConfig", "differences"]

@@ -47,15 +47,19 @@ class Member:
     genome: dict[str, Any]
     figures: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None
+    crown: float | None = None  # mean score over the crowning repeats, when it was rescored to be crowned
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
-                "parent": self.parent}
+        d = {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
+             "parent": self.parent}
+        if self.crown is not None:
+            d["crown"] = self.crown
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Member:
         return cls(int(d["id"]), float(d["score"]), dict(d["genome"]), dict(d.get("figures") or {}),
-                   d.get("parent"))
+                   d.get("parent"), None if d.get("crown") is None else float(d["crown"]))
 
 
 @dataclass
@@ -138,10 +142,26 @@ def rng_from_json(state: Sequence[Any]) -> random.Random:
     return rng
 
 
+def pick_parent(snapshot: Sequence[Member], rng: random.Random, tournament: int = 1) -> Member:
+    """A uniformly random member (``tournament`` 1: the reference's rule, the RNG drawn once), else the
+    best of ``tournament`` uniform draws (with replacement; ties: the first drawn). The pressure then
+    does not depend on the population size: with P = 512 a population that never fills is not a
+    random walk."""
+    if tournament <= 1:
+        return snapshot[rng.randrange(len(snapshot))]
+    best: Member | None = None
+    for _ in range(tournament):
+        m = snapshot[rng.randrange(len(snapshot))]
+        if best is None or m.score > best.score:
+            best = m
+    assert best is not None
+    return best
+
+
 def propose_round(*, k: int, next_id: int, population: Population, seed_genome: Any, rng: random.Random,
                   mutate: Callable[[Any, random.Random, int], Any], key_of: Callable[[Any], str],
                   seen: set[str], genome_from_dict: Callable[[dict[str, Any]], Any],
-                  counters: Counters) -> list[Proposal]:
+                  counters: Counters, tournament: int = 1) -> list[Proposal]:
     """K children from the population as it stands now (the caller applies none of them before the
     round ends). ``seen`` gains every key proposed. Exceptions from ``mutate`` / ``key_of`` become
     proposals with ``error`` set, recorded as failed by the caller; the RNG has advanced
@@ -156,7 +176,7 @@ def propose_round(*, k: int, next_id: int, population: Population, seed_genome: 
             if seed_is_parent(len(snapshot), population.size):
                 parent_id, parent, n = 0, seed_genome, 1
             else:
-                m = snapshot[rng.randrange(len(snapshot))]
+                m = pick_parent(snapshot, rng, tournament)
                 parent_id, parent, n = m.id, genome_from_dict(m.genome), 2
             try:
                 child = mutate(parent, rng, n)
@@ -188,4 +208,4 @@ def finite(x: Any) -> bool:
 
 
 __all__ = ["Counters", "MAX_REDRAWS", "Member", "Population", "Proposal", "SEED_PARENT_UNTIL", "finite",
-           "one_line", "propose_round", "rng_from_json", "rng_state_to_json", "seed_is_parent"]
+           "one_line", "pick_parent", "propose_round", "rng_from_json", "rng_state_to_json", "seed_is_parent"]

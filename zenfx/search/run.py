@@ -36,8 +36,11 @@ from .candidate import EvalSettings, evaluate, evaluate_task, init_scoring_worke
 from .config import (
     DEFAULT_BATCH,
     DEFAULT_CANDIDATES,
+    DEFAULT_CROWN_REPEATS,
+    DEFAULT_KIND_WEIGHTS,
     DEFAULT_POPULATION,
     DEFAULT_ROUND,
+    DEFAULT_TOURNAMENT,
     EDIT_KINDS,
     SearchConfig,
     differences,
@@ -53,23 +56,53 @@ FILES = ("config.json", "history.jsonl", "timings.jsonl", "checkpoint.json", "be
 # --------------------------------------------------------------------------- small parsers
 
 
-def parse_duration(text: str | float | int | None) -> float | None:
+def parse_duration(text: str | float | int | None, what: str = "--time-limit") -> float | None:
     """``'2h'``, ``'30m'``, ``'90s'``, ``'1h30m'``, ``'45'`` (seconds) -> seconds."""
     if text is None:
         return None
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if not (math.isfinite(text) and text > 0):
-            raise UsageError(f"--time-limit {text} must be positive")
+            raise UsageError(f"{what} {text} must be positive")
         return float(text)
     raw = str(text).strip().lower().replace(" ", "")
     parts = re.findall(r"([0-9]*\.?[0-9]+)(h|m|min|s|sec)?", raw)
     if not raw or "".join(n + u for n, u in parts) != raw:
-        raise UsageError(f"--time-limit '{text}' is not understood", hint="write e.g. 2h, 30m, 90s or 1h30m")
+        raise UsageError(f"{what} '{text}' is not understood", hint="write e.g. 2h, 30m, 90s or 1h30m")
     unit = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, "sec": 1.0, "": 1.0}
     total = sum(float(n) * unit[u] for n, u in parts)
     if total <= 0:
-        raise UsageError(f"--time-limit '{text}' must be positive")
+        raise UsageError(f"{what} '{text}' must be positive")
     return total
+
+
+def parse_kind_weights(text: dict[str, float] | str | None) -> dict[str, float] | None:
+    """``'depth=2,width=1'`` (a kind not named weighs 1) -> {kind: weight}; ``'uniform'``/None -> None;
+    ``'default'`` -> the default weights."""
+    if isinstance(text, dict):
+        raw = {str(k): v for k, v in text.items()}
+    elif text is None or str(text).strip().lower() in ("", "uniform", "none"):
+        return None
+    elif str(text).strip().lower() == "default":
+        return None if DEFAULT_KIND_WEIGHTS is None else dict(DEFAULT_KIND_WEIGHTS)
+    else:
+        raw = {}
+        for part in str(text).split(","):
+            name, eq, val = part.partition("=")
+            if not eq:
+                raise UsageError(f"--kind-weights '{text}' is not understood", hint="write e.g. depth=2,kernel=0.5")
+            raw[name.strip()] = val.strip()
+    out: dict[str, float] = {}
+    for k, v in raw.items():
+        if k not in EDIT_KINDS:
+            raise UsageError(f"--kind-weights names '{k}', not one of {', '.join(EDIT_KINDS)}")
+        try:
+            w = float(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"--kind-weights {k}={v} is not a number") from None
+        if not (math.isfinite(w) and w >= 0):
+            raise UsageError(f"--kind-weights {k}={v} must be a non-negative number")
+        out[k] = w
+    return dict(sorted(out.items())) or None
 
 
 # --------------------------------------------------------------------------- result
@@ -113,7 +146,7 @@ class SearchResult:
     elapsed_s: float
     worker_cpu_s: float
     main_cpu_s: float
-    stopped: str  # "candidates" | "time-limit"
+    stopped: str  # "candidates" | "time-limit" | "cpu-limit"
     population: int
     population_median: float | None
     budgets: dict[str, Any]
@@ -400,19 +433,32 @@ class _Run:
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
                          "key": key}
+        row = {"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
+               "score": out["score"], **_flat(out["figures"])}
+        crowned = None
+        if self.cfg.crown_repeats >= 2:  # the bar a first best must clear
+            crowned = evaluate_seed({**self.start.to_dict(), "__repeats__": int(self.cfg.crown_repeats)})
+            if crowned["status"] == "scored":
+                self.seed_row["crown"] = crowned["score"]
+                row.update(crown=crowned["score"], crown_repeats=len(crowned.get("values") or []))
+                self.cpu += float(crowned.get("cpu_seconds", 0.0))
+            else:
+                crowned = None
         self.open_logs()
-        self._append({"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
-                      "score": out["score"], **_flat(out["figures"])}, out, 0.0)
+        self._append(row, out, 0.0, crowned)
         self.checkpoint()
         self.pending_seed = False
 
-    def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float) -> None:
+    def _append(self, row: dict[str, Any], out: dict[str, Any] | None, t: float,
+                crowned: dict[str, Any] | None = None) -> None:
         self.history.append(row)
         trow = {"id": row["id"], "t": round(t, 4), "cpu_total": round(self.cpu + self.main_cpu, 4)}
         if out is not None:
             trow.update(seconds=round(sum(out.get("timings", {}).values()), 6),
                         cpu=round(out.get("cpu_seconds", 0.0), 6), proxy=out.get("proxy_seconds"),
                         proxy_cpu=out.get("proxy_cpu_seconds"), stages=out.get("timings"))
+        if crowned is not None:
+            trow.update(crown_cpu=round(crowned.get("cpu_seconds", 0.0), 6), crown_proxy=crowned.get("proxy_seconds"))
         self.timings.append(trow)
         self.rows += 1
 
@@ -428,25 +474,49 @@ class _Run:
         def mutate(parent: Any, rng: Any, n: int) -> Any:
             if self.mutator is not None:
                 return self.mutator.mutate(parent, rng, n)
-            return mutate_genome(parent, rng, edits=n, kinds=tuple(c.kinds), width_choices=c.width_choices)
+            return mutate_genome(parent, rng, edits=n, kinds=tuple(c.kinds), width_choices=c.width_choices,
+                                 kind_weights=c.kind_weights)
 
         props = propose_round(k=k, next_id=self.rows, population=self.population, seed_genome=self.start,
                               rng=self.rng, mutate=mutate, key_of=self.key_of, seen=self.seen,
-                              genome_from_dict=Genome.from_dict, counters=self.counters)
+                              genome_from_dict=Genome.from_dict, counters=self.counters, tournament=c.tournament)
         todo = [p for p in props if p.error is None and not p.duplicate]
         results: dict[int, Any] = {}
         for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict()} for p in todo]):
             results[todo[o.index].id] = o
+        crowns = self._crowning(ex, todo, results)
         self.elapsed += time.perf_counter() - t0
         self.main_cpu += time.process_time() - c0
         self.counters.rounds += 1
         for p in props:
-            self._apply(p, results.get(p.id))
+            self._apply(p, results.get(p.id), crowns.get(p.id))
         self.checkpoint()
         if self.progress is not None:
             self.progress(self.snapshot())
 
-    def _apply(self, p: Proposal, o: Any) -> None:
+    def _bar(self) -> float:
+        """What a child must beat to be a contender for the crown: the best's crowned mean."""
+        if self.best is None:
+            crown = self.seed_row.get("crown")
+            return -math.inf if crown is None else float(crown)
+        return self.best.crown if self.best.crown is not None else self.best.score
+
+    def _crowning(self, ex: Any, todo: list[Proposal], results: dict[int, Any]) -> dict[int, Any]:
+        """Rescore (``crown_repeats`` repeats) every scored child of the round whose one-repeat score
+        beats the best's crowned score *at the round's start*: the set depends on the scores alone,
+        so the history stays the same for any number of workers."""
+        n = int(self.cfg.crown_repeats)
+        if n < 2:
+            return {}
+        bar = self._bar()
+        contenders = [p for p in todo if (o := results.get(p.id)) is not None and o.status == "ok"
+                      and o.value["status"] == "scored" and o.value["score"] > bar]
+        out: dict[int, Any] = {}
+        for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict(), "repeats": n} for p in contenders]):
+            out[contenders[o.index].id] = o
+        return out
+
+    def _apply(self, p: Proposal, o: Any, crown: Any = None) -> None:
         self.counters.proposed += 1
         row: dict[str, Any] = {"id": p.id, "round": self.counters.rounds, "parent": p.parent, "verdict": "failed",
                                "edits": p.edits, "key": p.key}
@@ -470,12 +540,12 @@ class _Run:
         if self.mutator is not None and p.genome is not None:
             row["kwargs"] = p.genome.kwargs
         verdict = row["verdict"]
+        crowned = crown.value if (crown is not None and crown.status == "ok"
+                                  and crown.value["status"] == "scored") else None
+        if verdict == "scored" and crowned is not None:
+            row.update(crown=crowned["score"], crown_repeats=len(crowned.get("values") or []))
         if verdict == "scored":
-            self.counters.scored += 1
-            m = Member(p.id, float(row["score"]), p.genome.to_dict(), dict(out["figures"]), p.parent)
-            self.population.insert(m)
-            if self.best is None or m.score > self.best.score:
-                self.best = m
+            self._admit(p, row, out, crowned)
         elif verdict == "rejected":
             self.counters.rejected += 1
         elif verdict == "duplicate":
@@ -484,7 +554,22 @@ class _Run:
             self.counters.failed += 1
         if out is not None:
             self.cpu += float(out.get("cpu_seconds", 0.0))
-        self._append(row, out, self.elapsed)
+        if crowned is not None:
+            self.cpu += float(crowned.get("cpu_seconds", 0.0))
+        self._append(row, out, self.elapsed, crowned)
+
+    def _admit(self, p: Proposal, row: dict[str, Any], out: dict[str, Any], crowned: dict[str, Any] | None) -> None:
+        """A scored child joins the population; it is the best if its score (crowning: its crowned
+        mean) beats the best's."""
+        self.counters.scored += 1
+        m = Member(p.id, float(row["score"]), p.genome.to_dict(), dict(out["figures"]), p.parent,
+                   None if crowned is None else float(crowned["score"]))
+        self.population.insert(m)
+        if self.cfg.crown_repeats >= 2:
+            if m.crown is not None and m.crown > self._bar():
+                self.best = m
+        elif self.best is None or m.score > self.best.score:
+            self.best = m
 
     def snapshot(self) -> SearchProgress:
         c = self.counters
@@ -498,6 +583,8 @@ class _Run:
             return "candidates"
         if c.time_limit is not None and self.elapsed >= c.time_limit:
             return "time-limit"
+        if c.cpu_limit is not None and self.cpu + self.main_cpu >= c.cpu_limit:
+            return "cpu-limit"
         return None
 
 
@@ -547,8 +634,10 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            budget_params: Any = None, budget_macs: Any = None, budget_latency: Any = None, budget_memory: Any = None,
            max_depth: Any = None, latency_device: str = "cpu", latency_dtype: str = "float32", latency_batch: int = 1,
            population: int = DEFAULT_POPULATION, round_size: int = DEFAULT_ROUND,
-           candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, seed: int = 0,
+           candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, cpu_limit: Any = None, seed: int = 0,
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
+           tournament: int | None = None, kind_weights: dict[str, float] | str | None = "default",
+           crown_repeats: int | None = None,
            workers: int | None = None, backend: str = "local", ray_address: str | None = None,
            device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
            progress: Callable[[SearchProgress], None] | None = None,
@@ -558,7 +647,8 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     The paper's CIFAR search used population 512 and 480,000 proposals on GPUs; the defaults here
     (population 64, 500 candidates) finish in minutes on a laptop CPU. ``candidates`` counts
     proposals (scored, rejected and failed alike); ``time_limit`` ('2h', '30m', seconds) stops the
-    run at the end of the round that crosses it. Same ``seed`` and ``round_size`` -> same
+    run at the end of the round that crosses it; ``cpu_limit`` does the same for the CPU seconds of the
+    workers and this process together (a fair budget on a shared machine). Same ``seed`` and ``round_size`` -> same
     history.jsonl for any ``workers``. ``resume=True`` continues the run in ``out`` exactly; other
     settings than candidates / time limit / workers are refused. ``device`` scores candidates there
     ("cuda": on the Ray backend each worker reserves one GPU of the cluster).
@@ -567,10 +657,17 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     budgets = Budgets.parse(params=budget_params, macs=budget_macs, latency=budget_latency, memory=budget_memory,
                             max_depth=max_depth, latency_device=latency_device, latency_dtype=latency_dtype,
                             latency_batch=latency_batch)
-    _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat)
+    _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat,
+                DEFAULT_TOURNAMENT if tournament is None else tournament)
+    # levers left at their defaults: on resume, the run's own (it may predate a lever or its default)
+    inherit = [k for k, default in (("tournament", tournament is None), ("kind_weights", kind_weights == "default"),
+                                    ("crown_repeats", crown_repeats is None)) if default]
+    if crown_repeats is not None and crown_repeats < 0:
+        raise UsageError(f"--crown-repeats must be >= 0, got {crown_repeats}")
     limit = parse_duration(time_limit)
-    if candidates is None and limit is None:
-        raise UsageError("a search needs an end: --candidates N and/or --time-limit")
+    cpu_lim = parse_duration(cpu_limit, "--cpu-limit")
+    if candidates is None and limit is None and cpu_lim is None:
+        raise UsageError("a search needs an end: --candidates N, --time-limit and/or --cpu-limit")
     backend = str(backend).strip().lower()
     dev = _device(device, backend)
     rd = RunDir(out)
@@ -580,8 +677,12 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
                        mixup_gamma=float(mixup_gamma), num_classes=int(num_classes), data=data,
                        budgets=budgets.to_dict(), population=int(population), round_size=int(round_size),
                        seed=int(seed), kinds=tuple(kinds), width_choices=width_choices,
+                       tournament=DEFAULT_TOURNAMENT if tournament is None else int(tournament),
+                       kind_weights=parse_kind_weights(kind_weights),
+                       crown_repeats=DEFAULT_CROWN_REPEATS if crown_repeats is None else int(crown_repeats),
                        mutator=None if mutator is None else str(mutator.name),
                        candidates=None if candidates is None else int(candidates), time_limit=limit,
+                       cpu_limit=cpu_lim,
                        workers=_workers(workers), backend=backend, ray_address=ray_address, device=dev)
     import torch
 
@@ -589,7 +690,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     torch.set_num_threads(1)  # the seed is scored here exactly as a worker scores a candidate
     try:
         with _ray_if_asked(cfg):
-            run, state = _open_run(cfg, rd, resume, progress, say, mutator)
+            run, state = _open_run(cfg, rd, resume, progress, say, mutator, inherit)
             return _loop(run, state, plots, export, say)
     finally:
         torch.set_num_threads(threads)
@@ -626,7 +727,7 @@ def worker_preload() -> list[str]:
 
 
 def _check_args(proxy: str, population: int, round_size: int, candidates: int | None, batch_size: int,
-                kinds: Sequence[str], bn_stat: str) -> None:
+                kinds: Sequence[str], bn_stat: str, tournament: int = 1) -> None:
     from ..proxies.base import get_proxy
 
     get_proxy(proxy)
@@ -641,6 +742,8 @@ def _check_args(proxy: str, population: int, round_size: int, candidates: int | 
     bad = [k for k in kinds if k not in EDIT_KINDS]
     if bad or not kinds:
         raise UsageError(f"--kinds must name some of {', '.join(EDIT_KINDS)}, got {', '.join(kinds) or 'none'}")
+    if tournament < 1:
+        raise UsageError(f"--tournament must be at least 1, got {tournament}")
     if bn_stat not in ("official", "batch"):
         raise UsageError(f"--bn-stat must be official or batch, got '{bn_stat}'")
 
@@ -654,7 +757,7 @@ def _workers(workers: int | None) -> int:
 
 
 def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: Callable[[str], None],
-              mutator: Any = None) -> tuple[_Run, Any]:
+              mutator: Any = None, inherit: Sequence[str] = ()) -> tuple[_Run, Any]:
     from ..runlog import atomic_write_json, read_json
 
     if resume:
@@ -662,6 +765,8 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
             raise UsageError(f"nothing to resume in {rd.path}: no config.json", hint="drop --resume to start a run")
         old = read_json(rd / "config.json", "search config")
         old_cfg = SearchConfig.from_dict(old)
+        for k in inherit:
+            setattr(cfg, k, getattr(old_cfg, k))
         diff = differences({k: v for k, v in old_cfg.identity().items() if k != "shrink"},
                            {k: v for k, v in cfg.identity().items() if k != "shrink"})
         if diff:
@@ -745,8 +850,10 @@ def executor_options(cfg: SearchConfig) -> dict[str, Any]:
 
 
 def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
-    """The seed, with every figure (no early stop), on a worker."""
-    outcome = list(ex.map(evaluate_task, [{"genome": genome, "stop_early": False}]))[0]
+    """The seed, with every figure (no early stop), on a worker (``__repeats__``: rescored for the crown)."""
+    genome = dict(genome)
+    repeats = int(genome.pop("__repeats__", 1))
+    outcome = list(ex.map(evaluate_task, [{"genome": genome, "stop_early": False, "repeats": repeats}]))[0]
     if not outcome.ok:
         raise UsageError(f"the seed cannot be scored: {outcome.error}")
     return outcome.value
@@ -785,7 +892,9 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
     res = SearchResult(
         run_dir=str(rd.path), seed=run.seed_row,
         best=None if best is None else {"id": best.id, "score": best.score, "figures": best.figures,
-                                        "genome": best.genome, "parent": best.parent},
+                                        "genome": best.genome, "parent": best.parent,
+                                        **({} if best.crown is None else {"crown": best.crown,
+                                                                          "crown_repeats": run.cfg.crown_repeats})},
         counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, main_cpu_s=run.main_cpu,
         stopped=stopped,
         population=len(run.population), population_median=run.population.median_score(),
