@@ -535,6 +535,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     backend = str(backend).strip().lower()
     dev = _device(device, backend)
     rd = RunDir(out)
+    check_run_dir(rd.path)
     genome = seed_genome(model, kwargs, input_size, resolution)
     cfg = SearchConfig(seed_genome=genome.to_dict(), seed_spec=str(model) if isinstance(model, str) else genome.seed,
                        proxy=proxy.strip().lower(), batch_size=int(batch_size), bn_stat=bn_stat,
@@ -554,6 +555,22 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
             return _loop(run, state, plots, export, say)
     finally:
         torch.set_num_threads(threads)
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuse a run folder that cannot be one, before any work: an existing file, a path under a
+    file, a folder (or the nearest existing parent of a new one) that this user cannot write."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file, not a run folder", hint="choose a folder for --out")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"cannot create the run folder --out {path}: {probe} is a file, not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the run folder --out {path}: {probe} is not writable")
 
 
 def _device(device: str | None, backend: str) -> str:
@@ -645,7 +662,10 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
     if rd.has_run():
         raise UsageError(f"{rd.path} already holds a search",
                          hint="add --resume to continue it, or choose another --out")
-    rd.path.mkdir(parents=True, exist_ok=True)
+    try:
+        rd.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the run folder --out {rd.path}: {exc.strerror or exc}") from None
     settings_run = _Run(cfg, rd, progress)
     state = init_worker(settings_run.settings())
     from ..genome import Genome

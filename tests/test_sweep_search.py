@@ -1,0 +1,24 @@
+"""Issue 22 (the new-user sweep of the search half): exit codes and runs that cannot work, checked
+through the CLI on the hand-written nets in tests/sweep_nets.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+NETS = Path(__file__).resolve().parent / "sweep_nets.py"
+FAST = ["-r", "32", "-b", "4", "--workers", "0", "--candidates", "2", "-P", "2", "--round", "2", "--no-plots"]
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "proc"])
+def test_search_out_that_cannot_be_a_run_folder_is_exit_2(cli, tmp_path, where):
+    f = tmp_path / "afile.txt"
+    f.write_text("x")
+    out = {"file": f, "under_file": f / "sub", "proc": Path("/proc/zz")}[where]
+    code, stdout, stderr = cli("search", f"{NETS}:plain", *FAST, "--out", str(out), "--json")
+    assert code == 2, stderr
+    doc = json.loads(stdout)
+    assert doc["exit_code"] == 2 and "--out" in doc["error"] and "zenfx bug" not in doc["error"]
+    assert len(stderr.strip().splitlines()) == 1
