@@ -22,3 +22,14 @@ def test_search_out_that_cannot_be_a_run_folder_is_exit_2(cli, tmp_path, where):
     doc = json.loads(stdout)
     assert doc["exit_code"] == 2 and "--out" in doc["error"] and "zenfx bug" not in doc["error"]
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_search_whose_space_offers_no_edit_of_the_kinds_refuses_up_front(cli, tmp_path):
+    """cifar_resnet_basic has one block per stage: no free block run, so --kinds depth cannot work."""
+    out = tmp_path / "run"
+    code, stdout, stderr = cli("search", "zoo:cifar_resnet_basic", *FAST, "--kinds", "depth", "--out", str(out),
+                               "--json")
+    assert code == 2, stderr
+    doc = json.loads(stdout)
+    assert "no free block run" in doc["error"] and "--kinds" in doc["error"]
+    assert not out.exists()  # nothing was started

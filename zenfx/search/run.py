@@ -208,6 +208,24 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
                      + ", ".join(parts), hint="raise the budget or start from a smaller seed")
 
 
+EDIT_SITES = {"width": "no free channel group", "kernel": "no free kernel site", "depth": "no free block run"}
+
+
+def check_editable(start: Any, kinds: Sequence[str], width_choices: dict[str, list[int]] | None = None) -> None:
+    """Refuse a search whose start offers no edit of the requested kinds: every candidate would
+    fail to mutate (``zenfx mutate`` refuses the same)."""
+    from ..mutation import current_state, edit_options
+
+    sp = current_state(start)
+    if edit_options(sp, tuple(kinds), width_choices):
+        return
+    have = [k for k in EDIT_KINDS if k not in kinds and edit_options(sp, (k,), width_choices)]
+    hint = (f"add {', '.join(have)} to --kinds" if have
+            else f"'zenfx space {start.seed}' shows what is frozen and why")
+    raise UsageError(f"{start.seed} offers no edit of the kinds {', '.join(kinds)} ("
+                     + "; ".join(EDIT_SITES.get(k, k) for k in kinds) + "): every candidate would fail", hint=hint)
+
+
 def _figures(state: Any, genome: Any) -> dict[str, Any]:
     out = evaluate(state, genome.to_dict(), score=False, stop_early=False)
     if out["status"] == "failed":
@@ -662,14 +680,16 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
     if rd.has_run():
         raise UsageError(f"{rd.path} already holds a search",
                          hint="add --resume to continue it, or choose another --out")
+    from ..genome import Genome
+
+    if mutator is None:  # before the run folder exists: a refused search leaves nothing behind
+        check_editable(Genome.from_dict(cfg.seed_genome), cfg.kinds, cfg.width_choices)
     try:
         rd.path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the run folder --out {rd.path}: {exc.strerror or exc}") from None
     settings_run = _Run(cfg, rd, progress)
     state = init_worker(settings_run.settings())
-    from ..genome import Genome
-
     start, shrink, figs = fit_seed(state, Genome.from_dict(cfg.seed_genome))
     if shrink is not None:
         cfg.shrink = {**shrink, "genome": start.to_dict()}
