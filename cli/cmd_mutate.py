@@ -78,12 +78,16 @@ def _facts(model: Any, size: tuple[int, int, int], score: bool, batch: int, repe
     try:
         vc = zenfx.convert_model(model, input_size=size, strict=False)
         row["vcnn_depth"] = vc.conv_count if vc.convertible else None
-    except zenfx.ZenfxError:
-        row["vcnn_depth"] = None
+        if not vc.convertible:
+            row["vcnn_error"] = "not VCNN-convertible: " + ("; ".join(vc.reasons) or "no reason given")
+    except zenfx.ZenfxError as exc:
+        row["vcnn_depth"], row["vcnn_error"] = None, str(exc)
     if score:
         try:
             res = zenfx.score(model, "zen", input_size=size, batch_size=batch, repeat=repeat)
             row["zen"], row["zen_ci95"] = res.value, res.ci95
+        except zenfx.NotConvertibleError as exc:
+            row["zen"], row["zen_error"] = None, row.get("vcnn_error") or str(exc)
         except zenfx.ZenfxError as exc:
             row["zen"], row["zen_error"] = None, str(exc)
     return row
@@ -99,6 +103,21 @@ def _fmt(key: str, v: Any) -> str:
     if key == "zen":
         return f"{v:.2f}"
     return str(v)
+
+
+def _dash_notes(result: dict[str, Any]) -> list[str]:
+    """Why a '-' stands in the VCNN depth or Zen-Score column: one line per distinct reason."""
+    cols: dict[str, list[str]] = {}
+    rows: dict[str, list[str]] = {}
+    for name in ("seed", "mutant"):
+        row = result[name]
+        for col, key, why in (("VCNN depth", "vcnn_depth", "vcnn_error"), ("Zen-Score", "zen", "zen_error")):
+            if row.get(key) is None and row.get(why):
+                if col not in cols.setdefault(row[why], []):
+                    cols[row[why]].append(col)
+                if name not in rows.setdefault(row[why], []):
+                    rows[row[why]].append(name)
+    return [f"{' and '.join(cols[why])} '-' for the {' and the '.join(rows[why])}: {why}" for why in cols]
 
 
 def render(result: dict[str, Any]) -> None:
@@ -117,6 +136,8 @@ def render(result: dict[str, Any]) -> None:
         cmp.add_row(name, _fmt("params", row["params"]), _fmt("macs", row["macs"]),
                     _fmt("vcnn_depth", row["vcnn_depth"]), _fmt("zen", row.get("zen")))
     out.print(cmp)
+    for note in _dash_notes(result):
+        out.print(f"note: {note}", style="dim", highlight=False, markup=False)
     if result.get("out"):
         out.print(f"genome written to {result['out']} (use it as a model spec: zenfx score {result['out']})")
 

@@ -33,3 +33,29 @@ def test_search_whose_space_offers_no_edit_of_the_kinds_refuses_up_front(cli, tm
     doc = json.loads(stdout)
     assert "no free block run" in doc["error"] and "--kinds" in doc["error"]
     assert not out.exists()  # nothing was started
+
+
+def test_search_on_a_seed_that_is_not_convertible_is_exit_4_at_the_convert_stage(cli, tmp_path):
+    code, stdout, stderr = cli("search", f"{NETS}:twobranch", *FAST, "--out", str(tmp_path / "run"), "--json")
+    assert code == 4, stderr
+    doc = json.loads(stdout)
+    assert doc["exit_code"] == 4 and "(convert)" in doc["error"] and "concat" in doc["error"]
+
+
+def test_a_failing_candidate_names_the_convert_stage():
+    from zenfx.genome import Genome
+    from zenfx.search.candidate import EvalSettings, evaluate, init_worker
+
+    state = init_worker(EvalSettings(batch_size=2))
+    out = evaluate(state, Genome(f"{NETS}:twobranch", {}, (3, 32, 32)).to_dict())
+    assert out["status"] == "failed" and out["stage"] == "convert" and out["exit_code"] == 4
+
+
+def test_mutate_says_why_vcnn_depth_and_zen_are_missing(cli):
+    code, stdout, stderr = cli("mutate", f"{NETS}:twobranch", "-r", "32", "-b", "2")
+    assert code == 0, stderr
+    note = [ln for ln in stdout.splitlines() if ln.startswith("note:")]
+    assert len(note) == 1 and "VCNN depth and Zen-Score" in note[0] and "concat" in note[0]
+    code, stdout, _ = cli("mutate", f"{NETS}:twobranch", "-r", "32", "-b", "2", "--json")
+    doc = json.loads(stdout)
+    assert "concat" in doc["seed"]["vcnn_error"] and "concat" in doc["mutant"]["zen_error"]

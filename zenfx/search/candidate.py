@@ -187,10 +187,25 @@ def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = T
         else:
             out.update(status="ok")
     except Exception as exc:  # noqa: BLE001 - recorded with its stage; the search goes on
-        out.update(status="failed", error=one_line(exc), stage=stage.name)
+        out.update(status="failed", error=one_line(exc), stage=failed_stage(exc, stage.name))
+        code = getattr(exc, "exit_code", None)
+        if code is not None:
+            out["exit_code"] = int(code)  # what a CLI run on this genome alone would exit with
     out["timings"] = stage.close()
     out["cpu_seconds"] = time.process_time() - cpu0
     return out
+
+
+def failed_stage(exc: BaseException, running: str) -> str:
+    """The stage a failure belongs to: ``prepare`` traces and converts in one call (stage "trace"),
+    so a model that traces but has no VCNN form is named by its error's class."""
+    from ..errors import NotConvertibleError, NotTraceableError
+
+    if isinstance(exc, NotConvertibleError):
+        return "convert"
+    if isinstance(exc, NotTraceableError):
+        return "trace"
+    return running
 
 
 class _Evaluation:

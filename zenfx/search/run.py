@@ -229,8 +229,18 @@ def check_editable(start: Any, kinds: Sequence[str], width_choices: dict[str, li
 def _figures(state: Any, genome: Any) -> dict[str, Any]:
     out = evaluate(state, genome.to_dict(), score=False, stop_early=False)
     if out["status"] == "failed":
-        raise UsageError(f"the seed cannot be evaluated ({out['stage']}): {out['error']}")
+        raise seed_error(f"the seed cannot be evaluated ({out['stage']})", out)
     return out["figures"]
+
+
+def seed_error(what: str, out: dict[str, Any]) -> Exception:
+    """The seed's failure as the error a command on the seed alone raises, so that its exit code is
+    the README's (3: not traceable, 4: not VCNN-convertible, 5: numerical), not a usage error."""
+    from ..errors import NotConvertibleError, NotTraceableError, NumericalError, ZenfxError
+
+    by_code: dict[int, type[ZenfxError]] = {c.exit_code: c for c in (NotTraceableError, NotConvertibleError,
+                                                                       NumericalError)}
+    return by_code.get(out.get("exit_code") or 0, UsageError)(f"{what}: {out['error']}")
 
 
 def _broken(budgets: Budgets, figs: dict[str, Any]) -> list[str]:
@@ -373,9 +383,10 @@ class _Run:
 
         self.rng = random.Random(self.cfg.seed)
         out = evaluate_seed(self.start.to_dict())
+        if out["status"] == "failed":
+            raise seed_error(f"the seed cannot be scored ({out['stage']})", out)
         if out["status"] != "scored":
-            why = out["error"] or f"over budget ({out['rejected_by']})"
-            raise UsageError(f"the seed cannot be scored ({out['stage'] or 'budget'}): {why}")
+            raise UsageError(f"the seed cannot be scored (budget): over budget ({out['rejected_by']})")
         key = self.key_of(self.start)
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
