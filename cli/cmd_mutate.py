@@ -142,6 +142,40 @@ def render(result: dict[str, Any]) -> None:
         out.print(f"genome written to {result['out']} (use it as a model spec: zenfx score {result['out']})")
 
 
+def _memory_bytes() -> int | None:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_buildable(child: Any, n: int) -> None:
+    """Refuse a mutant whose weights cannot be built here, before building it: each width edit
+    scales a group by up to 2.5x, so thousands of random edits walk the widths far past any machine
+    (cifar_resnet_basic after 1,000 edits: 9.5e9 parameters). Counted on the meta device (no memory)."""
+    import zenfx
+
+    try:
+        meta = zenfx.build(child, device="meta")
+        params = sum(p.numel() for p in meta.parameters())
+    except RuntimeError as exc:  # torch's own size arithmetic overflowed
+        params, why = None, str(exc).splitlines()[0]
+    else:
+        why = ""
+    ram = _memory_bytes()
+    limit = None if ram is None else ram // 2
+    if params is not None and (limit is None or params * 4 <= limit):
+        return
+    size = "more parameters than torch can index" if params is None or ram is None else \
+        (f"{params:.3g} parameters ({params * 4 / 2**30:,.1f} GiB of float32 weights, more than half of this "
+         f"machine's {ram / 2**30:.0f} GiB)")
+    raise zenfx.UsageError(f"after {n} random edits the mutant has {size}: too large to build and score"
+                           + (f" ({why})" if why else ""),
+                           hint="draw fewer edits: each width edit scales a channel group by up to 2.5x")
+
+
 @handle_errors
 def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOpt = None,
                input_size: InputSizeOpt = None, edits: EditsOpt = 1, seed: SeedOpt = 0,
@@ -179,6 +213,7 @@ def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOp
         child.save(out_path)
     if not json:
         err.print("[dim]building seed and mutant, counting, converting" + (", scoring" if score else "") + "...[/]")
+    _check_buildable(child, len(new))
     seed_model, mutant = zenfx.build(base), zenfx.build(child)
     doc = {
         "model": base.seed, "input_size": list(base.input_size), "draw_seed": seed, "out": out_path,

@@ -59,3 +59,42 @@ def test_mutate_says_why_vcnn_depth_and_zen_are_missing(cli):
     code, stdout, _ = cli("mutate", f"{NETS}:twobranch", "-r", "32", "-b", "2", "--json")
     doc = json.loads(stdout)
     assert "concat" in doc["seed"]["vcnn_error"] and "concat" in doc["mutant"]["zen_error"]
+
+
+def test_mutate_with_thousands_of_edits_is_a_clear_error_not_a_hang(cli):
+    import time
+
+    t0 = time.perf_counter()
+    code, stdout, stderr = cli("mutate", "zoo:cifar_resnet_basic", "-r", "32", "--edits", "10000", "--no-score",
+                               "--json")
+    assert code == 2, stderr
+    assert "too large to build" in json.loads(stdout)["error"] and "fewer edits" in json.loads(stdout)["error"]
+    assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.parametrize("seed", ["zoo:cifar_resnet20", "zoo:cifar_resnet_basic"])
+def test_a_long_draw_is_the_same_as_drawing_one_edit_at_a_time(seed):
+    """``mutate(g, rng, n)`` carries the state forward (flat cost per edit); it must draw exactly
+    what n single-edit draws give, depth edits included, and remember the right final space."""
+    import random
+
+    from zenfx.genome import Genome
+    from zenfx.mutation import current_state, mutate
+
+    g0 = Genome(seed, {}, (3, 32, 32))
+    many = mutate(g0, random.Random(5), 40)
+    rng, one = random.Random(5), g0
+    for _ in range(40):
+        one = mutate(one, rng, 1)
+    assert many.to_dict() == one.to_dict()
+    assert seed != "zoo:cifar_resnet20" or any(e.kind == "depth" for e in many.edits)
+    from zenfx.mutation import _state, forget_genomes
+
+    remembered = _state(many, True, True)  # stored by the long draw
+    fresh = current_state(many)  # replayed
+    assert [(x.id, x.channels, x.min, x.max, x.free) for x in fresh.groups] == \
+        [(x.id, x.channels, x.min, x.max, x.free) for x in remembered.groups]
+    assert [(b.path, b.count, b.free) for b in fresh.blocks] == [(b.path, b.count, b.free) for b in remembered.blocks]
+    nxt = mutate(many, random.Random(9), 2)
+    forget_genomes()
+    assert mutate(many, random.Random(9), 2).to_dict() == nxt.to_dict()
