@@ -13,6 +13,7 @@ from .common import (
     KwargOpt,
     ModelArg,
     ResolutionOpt,
+    at_least,
     err,
     handle_errors,
     input_size_option,
@@ -20,7 +21,7 @@ from .common import (
     print_json,
 )
 
-EditsOpt = Annotated[int, typer.Option("--edits", "-n", min=1, help="Number of random edits to append.")]
+EditsOpt = Annotated[int, typer.Option("--edits", "-n", help="Number of random edits to append.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the edit draw: same seed, same genome.")]
 KindsOpt = Annotated[str, typer.Option("--kinds", help="Edit kinds to draw from, comma-separated: width,kernel,depth.")]
 ChoicesOpt = Annotated[list[str] | None, typer.Option(
@@ -29,8 +30,8 @@ InitSeedOpt = Annotated[int, typer.Option("--init-seed", help="Torch seed of the
 OutOpt = Annotated[str | None, typer.Option(
     "--out", "-o", help="Write the genome JSON here (a model spec for every command).")]
 ScoreOpt = Annotated[bool, typer.Option("--score/--no-score", help="Zen-Score seed and mutant (the slow column).")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Zen-Score batch size.")]
-RepeatOpt = Annotated[int, typer.Option("--repeat", min=1, help="Zen-Score repeats.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Zen-Score batch size.")]
+RepeatOpt = Annotated[int, typer.Option("--repeat", help="Zen-Score repeats.")]
 
 ROLES = ("stage", "stem", "inner", "expansion", "squeeze", "head")
 
@@ -70,6 +71,22 @@ def parse_choices(items: list[str] | None) -> dict[str, list[int]] | None:
     return out
 
 
+def check_choice_keys(grid: dict[str, list[int]], base: Any) -> None:
+    """A ``ROLE=`` or ``GROUP=`` key that names nothing in the space is refused, not ignored."""
+    from zenfx.errors import UsageError
+    from zenfx.mutation import current_state
+
+    unknown = [k for k in grid if k not in ROLES]
+    if not unknown:
+        return
+    ids = {g.id for g in current_state(base).groups}
+    bad = [k for k in unknown if k not in ids]
+    if bad:
+        raise UsageError(f"--width-choices names {', '.join(repr(k) for k in bad)}: neither a role "
+                         f"({', '.join(ROLES)}) nor a channel group of {base.seed}",
+                         hint=f"'zenfx space {base.seed}' lists the groups")
+
+
 def _facts(model: Any, size: tuple[int, int, int], score: bool, batch: int, repeat: int) -> dict[str, Any]:
     import zenfx
 
@@ -96,10 +113,10 @@ def _facts(model: Any, size: tuple[int, int, int], score: bool, batch: int, repe
 def _fmt(key: str, v: Any) -> str:
     if v is None:
         return "-"
-    if key == "params":
-        return f"{v / 1e6:.3f} M"
-    if key == "macs":
-        return f"{v / 1e6:.1f} M"
+    if key in ("params", "macs"):
+        from zenfx.search.budget import fmt_figure
+
+        return fmt_figure(key, v)  # the units search and space print (272k, 40.9M)
     if key == "zen":
         return f"{v:.2f}"
     return str(v)
@@ -192,6 +209,9 @@ def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOp
     import zenfx
     from zenfx.genome import Genome, is_genome_spec
 
+    at_least("--edits", edits, 1)
+    at_least("--batch-size", batch_size, 1)
+    at_least("--repeat", repeat, 1)
     kw = zenfx.parse_kwargs(kwarg)
     size = input_size_option(input_size, resolution)
     grid = parse_choices(width_choices)
@@ -207,6 +227,8 @@ def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOp
         base = Genome(model, kw, tuple(size), init_seed)  # type: ignore[arg-type]
     if not json:
         err.print("[dim]reading the space (probed once per seed, then cached) and drawing edits...[/]")
+    if grid:
+        check_choice_keys(grid, base)
     child = zenfx.mutate(base, random.Random(seed), edits, kinds=kinds, width_choices=grid)
     new = child.edits[len(base.edits):]
     if out_path:

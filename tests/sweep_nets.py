@@ -161,3 +161,45 @@ def plain() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
                          nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
                          nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU())
+
+
+class Res(nn.Module):
+    """A residual block c -> c (stride 1): repeatable."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.bn(self.conv(x)))
+
+
+class Down(nn.Module):
+    """A plain block that changes the shape: not repeatable."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class FlatFeatures(nn.Module):
+    """A flat ``features`` list: stem conv, a lone 16->16 residual block, a shape-changing block, and a
+    one-block ``nn.Sequential`` stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                      Res(16), Down(16, 32))
+        self.stage = nn.Sequential(Res(32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage(self.features(x))
+
+
+def flat_features() -> nn.Module:
+    return FlatFeatures()

@@ -98,3 +98,42 @@ def test_a_long_draw_is_the_same_as_drawing_one_edit_at_a_time(seed):
     nxt = mutate(many, random.Random(9), 2)
     forget_genomes()
     assert mutate(many, random.Random(9), 2).to_dict() == nxt.to_dict()
+
+
+def test_mutate_edits_0_is_a_one_line_error(cli):
+    code, stdout, stderr = cli("mutate", "zoo:cifar_resnet20", "-r", "32", "--edits", "0")
+    assert code == 2 and stderr.strip() == "error: --edits must be at least 1, got 0"
+
+
+def test_mutate_width_choices_with_an_unknown_role_is_refused(cli):
+    code, _, stderr = cli("mutate", "zoo:cifar_resnet20", "-r", "32", "--no-score", "--width-choices",
+                          "nosuchrole=16,32")
+    assert code == 2 and "nosuchrole" in stderr and "neither a role" in stderr
+    code, stdout, stderr = cli("mutate", "zoo:cifar_resnet20", "-r", "32", "--no-score", "--width-choices",
+                               "stage=16,32", "--width-choices", "conv1=16,24")
+    assert code == 0, stderr
+
+
+def test_mutate_prints_params_and_macs_in_the_units_search_prints(cli):
+    code, stdout, stderr = cli("mutate", "zoo:cifar_resnet20", "-r", "32", "--no-score")
+    assert code == 0, stderr
+    seed_row = next(ln for ln in stdout.splitlines() if "seed" in ln and "│" in ln)
+    assert "272.5k" in seed_row and " M " not in seed_row
+
+
+def test_a_lone_repeatable_block_is_a_run_wherever_it_stands():
+    """docs/mutate.md: a run is a block followed by repeatable blocks, or a lone repeatable block --
+    a one-block nn.Sequential stage and a 16->16 residual block in a flat features list alike."""
+    import torch
+
+    import zenfx
+    from zenfx.genome import Edit, Genome
+
+    spec = f"{NETS}:flat_features"
+    sp = zenfx.space(spec, input_size=(3, 32, 32))
+    runs = {b.path: (b.count, b.min, b.max, b.free) for b in sp.blocks}
+    assert runs == {"features.3": (1, 1, 3, True), "stage": (1, 1, 3, True)}
+    g = Genome(spec, {}, (3, 32, 32), edits=[Edit("depth", "features.3", 3), Edit("width", "features.0", 24)])
+    m = zenfx.build(g)
+    assert len(m.features) == 7 and m.features[5].conv.out_channels == 24 and m.features[6].conv.in_channels == 24
+    assert m(torch.randn(1, 3, 32, 32)).shape == (1, 32, 16, 16)

@@ -413,7 +413,7 @@ def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> l
             j = i + 1
             while j < len(paths) and repeatable(paths[j]):
                 j += 1
-            if j - i >= 2 or (j - i == 1 and repeatable(paths[i]) and len(paths) == 1):
+            if j - i >= 2 or repeatable(paths[i]):  # a lone repeatable block is a run of one, anywhere
                 whole = i == 0 and j == len(paths)
                 sites.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
                               "count": j - i, "reasons": [], "first_repeats": repeatable(paths[i])})
