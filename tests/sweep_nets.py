@@ -203,3 +203,57 @@ class FlatFeatures(nn.Module):
 
 def flat_features() -> nn.Module:
     return FlatFeatures()
+
+
+class GateSE(nn.Module):
+    """An SE gate as modules: x * sigmoid(fc2(relu(fc1(pool(x)))))."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, 8, 1)
+        self.fc2 = nn.Conv2d(8, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(self.pool(x)))))
+
+
+class Mixed(nn.Module):
+    """Every kind of VCNN conversion change in one small net: timm's BatchNormAct2d (a functional
+    batch_norm made a module), GELU and Hardswish (made ReLU), an SE gate (stripped), Dropout and
+    Identity (removed), a GroupNorm (made BatchNorm), a layer-scale parameter read in forward, and a
+    residual run of blocks (depth edits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from timm.layers import BatchNormAct2d
+
+        self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.blocks = nn.Sequential(*[MixedBlock(16) for _ in range(2)])
+        self.down = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False), BatchNormAct2d(32),
+                                  nn.Dropout(0.1), nn.Identity())
+        self.mid = nn.Sequential(nn.Conv2d(32, 48, 3, padding=1, bias=False), nn.GroupNorm(4, 48), nn.Hardswish())
+        self.se = GateSE(48)
+        self.head = nn.Sequential(nn.Conv2d(48, 64, 1, bias=False), nn.BatchNorm2d(64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.se(self.mid(self.down(self.blocks(self.bn(self.stem(x)))))))
+
+
+class MixedBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, 2 * c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(2 * c)
+        self.act = nn.GELU()
+        self.conv2 = nn.Conv2d(2 * c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.gamma = nn.Parameter(torch.ones(c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gamma * self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+
+
+def mixed() -> nn.Module:
+    return Mixed()
