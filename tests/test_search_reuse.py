@@ -69,3 +69,45 @@ def test_a_template_the_conversion_rewrote_unprovably_is_never_reused():
     gm = fx.symbolic_trace(Made().odd)
     t = make_template(gm, gm, nn.Sequential(), 1)
     assert t.unsafe is not None and "made or changed" in t.unsafe
+
+
+@pytest.mark.parametrize("net", ["chan_ln", "timm_ln"])
+def test_a_norm_subclass_with_its_own_forward_is_analysed_by_running_it(cli, net):
+    """item 1b: a channels-last LayerNorm2d at channels (24) != spatial width (16) is a member of its
+    conv's channel group, not a shape error; a width edit of that group builds and runs."""
+    import torch
+
+    import zenfx
+    from zenfx.genome import Edit, Genome
+
+    spec = f"{NETS}:{net}"
+    code, _, stderr = cli("space", spec, "-r", "32")
+    assert code == 0, stderr
+    sp = zenfx.space(spec, input_size=(3, 32, 32))
+    stem = next(g for g in sp.groups if g.id == "stem.0")
+    assert stem.free and stem.channels == 24
+    m = zenfx.build(Genome(spec, {}, (3, 32, 32), edits=[Edit("width", "stem.0", 32)]))
+    assert tuple(m.stem[1].normalized_shape) == (32,)
+    assert m(torch.randn(2, 3, 32, 32)).shape == (2, 40, 8, 8)
+
+
+def test_normalised_dim_is_found_by_running_the_layer():
+    import torch
+    from torch import nn
+
+    from zenfx.space_graph import normalised_dim, own_forward
+
+    class ChannelsLast(nn.LayerNorm):
+        def forward(self, x):
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    class Odd(nn.LayerNorm):  # normalises dim 2: neither channels nor last
+        def forward(self, x):
+            return super().forward(x.transpose(2, 3)).transpose(2, 3)
+
+    with torch.device("meta"):
+        cl, odd, plain = ChannelsLast(16), Odd(16), nn.LayerNorm(16)
+    assert own_forward(cl) and own_forward(odd) and not own_forward(plain)
+    assert normalised_dim(cl, (2, 16, 16, 16)) == 1  # channels equal to the width: still told apart
+    assert normalised_dim(plain, (2, 16, 16, 16)) == 3
+    assert normalised_dim(odd, (2, 16, 16, 16)) is None
