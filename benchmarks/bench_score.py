@@ -21,7 +21,7 @@ For each model, resolution and batch size it prints:
 
     ./dev python benchmarks/bench_score.py                          # resnet18/50, 224, batch 16 and 64, CPU
     ./dev python benchmarks/bench_score.py --device cuda --dtype float16
-    ./dev python benchmarks/bench_score.py --models resnet18 --batch 16 --runs 3 --json out.json
+    ./dev python benchmarks/bench_score.py --models torchvision:resnet18 --batch 16 --runs 3 --json out.json
 
 The Zen-NAS paper reports 0.012 s (ResNet-18) and 0.037 s (ResNet-50) per score on a V100 for
 batch 16 at 224.
@@ -189,4 +189,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from zenfx.errors import ZenfxError
+
+    try:
+        sys.exit(main())
+    except ZenfxError as exc:  # a bad --models entry and the like: one line, as the CLI says it
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -13,6 +13,7 @@ from .common import (
     KwargOpt,
     ModelArg,
     ResolutionOpt,
+    at_least,
     err,
     handle_errors,
     input_size_option,
@@ -20,7 +21,7 @@ from .common import (
     print_json,
 )
 
-EditsOpt = Annotated[int, typer.Option("--edits", "-n", min=1, help="Number of random edits to append.")]
+EditsOpt = Annotated[int, typer.Option("--edits", "-n", help="Number of random edits to append.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the edit draw: same seed, same genome.")]
 KindsOpt = Annotated[str, typer.Option("--kinds", help="Edit kinds to draw from, comma-separated: width,kernel,depth.")]
 ChoicesOpt = Annotated[list[str] | None, typer.Option(
@@ -29,8 +30,8 @@ InitSeedOpt = Annotated[int, typer.Option("--init-seed", help="Torch seed of the
 OutOpt = Annotated[str | None, typer.Option(
     "--out", "-o", help="Write the genome JSON here (a model spec for every command).")]
 ScoreOpt = Annotated[bool, typer.Option("--score/--no-score", help="Zen-Score seed and mutant (the slow column).")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Zen-Score batch size.")]
-RepeatOpt = Annotated[int, typer.Option("--repeat", min=1, help="Zen-Score repeats.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Zen-Score batch size.")]
+RepeatOpt = Annotated[int, typer.Option("--repeat", help="Zen-Score repeats.")]
 
 ROLES = ("stage", "stem", "inner", "expansion", "squeeze", "head")
 
@@ -70,6 +71,22 @@ def parse_choices(items: list[str] | None) -> dict[str, list[int]] | None:
     return out
 
 
+def check_choice_keys(grid: dict[str, list[int]], base: Any) -> None:
+    """A ``ROLE=`` or ``GROUP=`` key that names nothing in the space is refused, not ignored."""
+    from zenfx.errors import UsageError
+    from zenfx.mutation import current_state
+
+    unknown = [k for k in grid if k not in ROLES]
+    if not unknown:
+        return
+    ids = {g.id for g in current_state(base).groups}
+    bad = [k for k in unknown if k not in ids]
+    if bad:
+        raise UsageError(f"--width-choices names {', '.join(repr(k) for k in bad)}: neither a role "
+                         f"({', '.join(ROLES)}) nor a channel group of {base.seed}",
+                         hint=f"'zenfx space {base.seed}' lists the groups")
+
+
 def _facts(model: Any, size: tuple[int, int, int], score: bool, batch: int, repeat: int) -> dict[str, Any]:
     import zenfx
 
@@ -78,12 +95,16 @@ def _facts(model: Any, size: tuple[int, int, int], score: bool, batch: int, repe
     try:
         vc = zenfx.convert_model(model, input_size=size, strict=False)
         row["vcnn_depth"] = vc.conv_count if vc.convertible else None
-    except zenfx.ZenfxError:
-        row["vcnn_depth"] = None
+        if not vc.convertible:
+            row["vcnn_error"] = "not VCNN-convertible: " + ("; ".join(vc.reasons) or "no reason given")
+    except zenfx.ZenfxError as exc:
+        row["vcnn_depth"], row["vcnn_error"] = None, str(exc)
     if score:
         try:
             res = zenfx.score(model, "zen", input_size=size, batch_size=batch, repeat=repeat)
             row["zen"], row["zen_ci95"] = res.value, res.ci95
+        except zenfx.NotConvertibleError as exc:
+            row["zen"], row["zen_error"] = None, row.get("vcnn_error") or str(exc)
         except zenfx.ZenfxError as exc:
             row["zen"], row["zen_error"] = None, str(exc)
     return row
@@ -92,13 +113,28 @@ def _facts(model: Any, size: tuple[int, int, int], score: bool, batch: int, repe
 def _fmt(key: str, v: Any) -> str:
     if v is None:
         return "-"
-    if key == "params":
-        return f"{v / 1e6:.3f} M"
-    if key == "macs":
-        return f"{v / 1e6:.1f} M"
+    if key in ("params", "macs"):
+        from zenfx.search.budget import fmt_figure
+
+        return fmt_figure(key, v)  # the units search and space print (272k, 40.9M)
     if key == "zen":
         return f"{v:.2f}"
     return str(v)
+
+
+def _dash_notes(result: dict[str, Any]) -> list[str]:
+    """Why a '-' stands in the VCNN depth or Zen-Score column: one line per distinct reason."""
+    cols: dict[str, list[str]] = {}
+    rows: dict[str, list[str]] = {}
+    for name in ("seed", "mutant"):
+        row = result[name]
+        for col, key, why in (("VCNN depth", "vcnn_depth", "vcnn_error"), ("Zen-Score", "zen", "zen_error")):
+            if row.get(key) is None and row.get(why):
+                if col not in cols.setdefault(row[why], []):
+                    cols[row[why]].append(col)
+                if name not in rows.setdefault(row[why], []):
+                    rows[row[why]].append(name)
+    return [f"{' and '.join(cols[why])} '-' for the {' and the '.join(rows[why])}: {why}" for why in cols]
 
 
 def render(result: dict[str, Any]) -> None:
@@ -117,8 +153,44 @@ def render(result: dict[str, Any]) -> None:
         cmp.add_row(name, _fmt("params", row["params"]), _fmt("macs", row["macs"]),
                     _fmt("vcnn_depth", row["vcnn_depth"]), _fmt("zen", row.get("zen")))
     out.print(cmp)
+    for note in _dash_notes(result):
+        out.print(f"note: {note}", style="dim", highlight=False, markup=False)
     if result.get("out"):
         out.print(f"genome written to {result['out']} (use it as a model spec: zenfx score {result['out']})")
+
+
+def _memory_bytes() -> int | None:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_buildable(child: Any, n: int) -> None:
+    """Refuse a mutant whose weights cannot be built here, before building it: each width edit
+    scales a group by up to 2.5x, so thousands of random edits walk the widths far past any machine
+    (cifar_resnet_basic after 1,000 edits: 9.5e9 parameters). Counted on the meta device (no memory)."""
+    import zenfx
+
+    try:
+        meta = zenfx.build(child, device="meta")
+        params = sum(p.numel() for p in meta.parameters())
+    except RuntimeError as exc:  # torch's own size arithmetic overflowed
+        params, why = None, str(exc).splitlines()[0]
+    else:
+        why = ""
+    ram = _memory_bytes()
+    limit = None if ram is None else ram // 2
+    if params is not None and (limit is None or params * 4 <= limit):
+        return
+    size = "more parameters than torch can index" if params is None or ram is None else \
+        (f"{params:.3g} parameters ({params * 4 / 2**30:,.1f} GiB of float32 weights, more than half of this "
+         f"machine's {ram / 2**30:.0f} GiB)")
+    raise zenfx.UsageError(f"after {n} random edits the mutant has {size}: too large to build and score"
+                           + (f" ({why})" if why else ""),
+                           hint="draw fewer edits: each width edit scales a channel group by up to 2.5x")
 
 
 @handle_errors
@@ -137,6 +209,9 @@ def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOp
     import zenfx
     from zenfx.genome import Genome, is_genome_spec
 
+    at_least("--edits", edits, 1)
+    at_least("--batch-size", batch_size, 1)
+    at_least("--repeat", repeat, 1)
     kw = zenfx.parse_kwargs(kwarg)
     size = input_size_option(input_size, resolution)
     grid = parse_choices(width_choices)
@@ -152,12 +227,15 @@ def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOp
         base = Genome(model, kw, tuple(size), init_seed)  # type: ignore[arg-type]
     if not json:
         err.print("[dim]reading the space (probed once per seed, then cached) and drawing edits...[/]")
+    if grid:
+        check_choice_keys(grid, base)
     child = zenfx.mutate(base, random.Random(seed), edits, kinds=kinds, width_choices=grid)
     new = child.edits[len(base.edits):]
     if out_path:
         child.save(out_path)
     if not json:
         err.print("[dim]building seed and mutant, counting, converting" + (", scoring" if score else "") + "...[/]")
+    _check_buildable(child, len(new))
     seed_model, mutant = zenfx.build(base), zenfx.build(child)
     doc = {
         "model": base.seed, "input_size": list(base.input_size), "draw_seed": seed, "out": out_path,

@@ -432,19 +432,38 @@ def check_edit(i: int, e: Edit, topo: Topology, model: nn.Module, seed: str) -> 
 def replay(g: Genome, model: nn.Module, *, probe: bool = True, cache: bool = True
            ) -> tuple[nn.Module, Topology, list[nn.Module]]:
     """Apply ``g.edits`` in order to ``model`` (a fresh copy of the seed); returns the topology at the end."""
+    model, topo, changed, _ = _replay(g, model, probe, cache)
+    return model, topo, changed
+
+
+def _replay(g: Genome, model: nn.Module, probe: bool, cache: bool
+            ) -> tuple[nn.Module, Topology, list[nn.Module], tuple[tuple[str, int], ...]]:
+    """``replay``, also returning the depth history that keys the derived topologies."""
     topo = seed_topology(g, probe=probe, cache=cache)
     changed: list[nn.Module] = []
     history: tuple[tuple[str, int], ...] = ()
     for i, e in enumerate(g.edits):
-        site = check_edit(i, e, topo, model, g.seed)
-        if e.kind == "width":
-            apply_width(model, topo, e.target, e.value, changed)
-        elif e.kind == "kernel":
-            apply_kernel(model, e.target, e.value, changed)
-        elif site is not None and e.value != int(site["count"]):
-            plan, removed = apply_depth(model, site, e.value, changed, topo)
-            history += ((e.target, e.value),)
-            topo = _depth_topology(g, probe, history, topo, site, plan, removed)
+        topo, history = _replay_step(g, i, e, model, topo, history, probe, changed)
+    _replay_end(g, model)
+    return model, topo, changed, history
+
+
+def _replay_step(g: Genome, i: int, e: Edit, model: nn.Module, topo: Topology, history: tuple[tuple[str, int], ...],
+                 probe: bool, changed: list[nn.Module]) -> tuple[Topology, tuple[tuple[str, int], ...]]:
+    """Apply edit ``i`` of ``g`` to ``model`` in place; the topology and depth history after it."""
+    site = check_edit(i, e, topo, model, g.seed)
+    if e.kind == "width":
+        apply_width(model, topo, e.target, e.value, changed)
+    elif e.kind == "kernel":
+        apply_kernel(model, e.target, e.value, changed)
+    elif site is not None and e.value != int(site["count"]):
+        plan, removed = apply_depth(model, site, e.value, changed, topo)
+        history += ((e.target, e.value),)
+        topo = _depth_topology(g, probe, history, topo, site, plan, removed)
+    return topo, history
+
+
+def _replay_end(g: Genome, model: nn.Module) -> None:
     if any(e.kind == "depth" for e in g.edits):
         from .space_fixups import respread_drop_path
 
@@ -453,7 +472,6 @@ def replay(g: Genome, model: nn.Module, *, probe: bool = True, cache: bool = Tru
         from .space_fixups import fix_metadata
 
         fix_metadata(model)
-    return model, topo, changed
 
 
 def build(genome: Genome | str | Any, device: str | torch.device | None = None, *, probe: bool = True,
@@ -535,8 +553,13 @@ def _derived(g: Genome, probe: bool, cache: bool) -> tuple[SearchSpace, dict[str
     parent = _STATES.get(_state_key(g, g.edits[:-1], probe, cache))
     if parent is None:
         return None
+    return _next_values(parent, g.edits[-1], g)
+
+
+def _next_values(parent: tuple[SearchSpace, dict[str, int], dict[str, int]], e: Edit, g: Genome
+                 ) -> tuple[SearchSpace, dict[str, int], dict[str, int]] | None:
+    """``_derived`` from the parent's remembered state and the width or kernel edit ``e``."""
     sp, chans, kernels = parent
-    e = g.edits[-1]
     if e.kind == "width":
         grp = sp.group(e.target)
         if grp is None or not grp.free or e.value % grp.step or not grp.min <= e.value <= grp.max:
@@ -604,18 +627,57 @@ def mutate(genome: Genome | str, rng: random.Random, edits: int = 1, *,
     not named weighs 1), then its target and value uniformly."""
     ks = _kinds(kinds)
     g = with_seed_key(as_genome(genome))
+    if edits <= 2:  # what a search draws: every state remembered, so later children derive from it
+        for _ in range(edits):
+            g = g.child(_draw(_state(g, probe, cache), rng, ks, width_choices, g, kind_weights))
+        return g
+    return _walk(g, rng, edits, ks, width_choices, probe, cache, kind_weights)
+
+
+def _draw(sp: SearchSpace, rng: random.Random, ks: tuple[str, ...], width_choices: dict[str, list[int]] | None,
+          g: Genome, kind_weights: dict[str, float] | None = None) -> Edit:
+    opts = edit_options(sp, ks, width_choices)
+    if not opts:
+        raise GenomeError(f"{g.seed} has nothing free to mutate for kinds {', '.join(ks)}")
+    names = sorted(opts)
+    if kind_weights:
+        kind = rng.choices(names, weights=[float(kind_weights.get(k, 1.0)) for k in names])[0]
+    else:
+        kind = rng.choice(names)
+    target, values = rng.choice(opts[kind])
+    return Edit(kind, target, rng.choice(values))
+
+
+def _walk(g: Genome, rng: random.Random, edits: int, ks: tuple[str, ...],
+          width_choices: dict[str, list[int]] | None, probe: bool, cache: bool,
+          kind_weights: dict[str, float] | None = None) -> Genome:
+    """Many edits at a flat cost each: the state is carried forward instead of looked up by the
+    whole (growing) edit list, and once a depth edit is drawn a meta model is carried too, so each
+    edit is applied once rather than every edit replayed again. Draws exactly what ``edits``
+    one-at-a-time draws give (tests/test_sweep_search.py)."""
+    _state(g, probe, cache)
+    held = _STATES[_state_key(g, g.edits, probe, cache)]
+    walk: tuple[nn.Module, Topology, tuple[tuple[str, int], ...]] | None = None
+    drawn = list(g.edits)  # the genome is made once at the end: Genome.child copies every edit
     for _ in range(edits):
-        sp = _state(g, probe, cache)
-        opts = edit_options(sp, ks, width_choices)
-        if not opts:
-            raise GenomeError(f"{g.seed} has nothing free to mutate for kinds {', '.join(ks)}")
-        names = sorted(opts)
-        if kind_weights:
-            kind = rng.choices(names, weights=[float(kind_weights.get(k, 1.0)) for k in names])[0]
-        else:
-            kind = rng.choice(names)
-        target, values = rng.choice(opts[kind])
-        g = g.child(Edit(kind, target, rng.choice(values)))
+        e = _draw(held[0], rng, ks, width_choices, g, kind_weights)
+        if e.kind == "depth" and walk is None:
+            model, topo, _, history = _replay(g.with_edits(drawn), meta_seed(g, share=True), probe, cache)
+            walk = (model, topo, history)
+        drawn.append(e)
+        if walk is not None:
+            topo, history = _replay_step(g, len(drawn) - 1, e, walk[0], walk[1], walk[2], probe, [])
+            walk = (walk[0], topo, history)
+        nxt = _next_values(held, e, g) if e.kind != "depth" else None
+        if nxt is None:
+            assert walk is not None
+            chans, kernels = group_channels(walk[1], walk[0]), kernel_sizes(walk[1], walk[0])
+            nxt = space_of_values(walk[1], chans, kernels, g.seed, g.input_size), chans, kernels
+        held = nxt
+    g = g.with_edits(drawn)
+    _STATES[_state_key(g, g.edits, probe, cache)] = held
+    while len(_STATES) > STATE_CACHE_SIZE:
+        _STATES.popitem(last=False)
     return g
 
 

@@ -26,7 +26,7 @@ import torch.fx as fx
 from torch import nn
 
 from .errors import NotTraceableError, UsageError
-from .space_graph import INPUT_GROUP, LEAF_TYPES, OPAQUE_PREFIX, ChannelAnalysis, Layer
+from .space_graph import INPUT_GROUP, LEAF_TYPES, OPAQUE_PREFIX, ChannelAnalysis, Layer, own_forward
 
 KERNEL_CHOICES = (3, 5, 7)
 WIDTH_RATIOS = (2.5, 2.0, 1.5, 1.25, 1 / 1.25, 1 / 1.5, 1 / 2, 1 / 2.5)
@@ -248,11 +248,11 @@ class _FastShapes(fx.Interpreter):
             fast = _fast_shape(m, x)
             if fast is not None:
                 return torch.empty(fast, dtype=x.dtype, device="meta")
-        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)) and isinstance(x, torch.Tensor):
+        norm = isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+        if norm and isinstance(x, torch.Tensor) and not own_forward(m):  # an own forward (LayerNorm2d) runs for real
             want = m.normalized_shape if isinstance(m, nn.LayerNorm) else (
                 (m.num_channels,) if isinstance(m, nn.GroupNorm) else (m.num_features,))
-            got = tuple(x.shape[-len(want):]) if isinstance(m, nn.LayerNorm) and "2d" not in type(m).__name__.lower() \
-                else tuple(x.shape[1:2])
+            got = tuple(x.shape[-len(want):]) if isinstance(m, nn.LayerNorm) else tuple(x.shape[1:2])
             if tuple(want) != got:
                 raise RuntimeError(f"{type(m).__name__} expects {tuple(want)} channels, got {got}")
             return x
@@ -429,7 +429,7 @@ def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> l
             first_repeats = repeatable(paths[i])
             make = None if first_repeats else make_info(model, gm, paths[i], io[paths[i]], layers)
             lone = j - i == 1 and make is not None and lone_block(paths[i])
-            if j - i >= 2 or (j - i == 1 and first_repeats and len(paths) == 1) or lone:
+            if j - i >= 2 or first_repeats or lone:  # a lone repeatable block is a run of one, anywhere
                 whole = i == 0 and j == len(paths)
                 sites.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
                               "count": j - i, "reasons": [], "first_repeats": first_repeats, "make": make})

@@ -37,6 +37,38 @@ LEAF_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.GroupNorm, nn.LayerNorm,
 )
 
+def own_forward(m: nn.Module) -> bool:
+    """A LayerNorm / GroupNorm subclass with a forward of its own (ConvNeXt's channels-last
+    ``LayerNorm2d``: permute, normalise, permute back) is not the built-in layer: which dim it
+    normalises is found by running it (``normalised_dim``), never assumed from the built-in rule."""
+    base = nn.LayerNorm if isinstance(m, nn.LayerNorm) else nn.GroupNorm if isinstance(m, nn.GroupNorm) else None
+    return base is not None and type(m).forward is not base.forward
+
+
+def normalised_dim(m: nn.Module, shape: tuple[int, ...]) -> int | None:
+    """The dim (1 or the last) of an input of rank ``len(shape)`` that the meta-device norm ``m``
+    normalises, found by running it on meta inputs in which only that dim has the norm's size;
+    None when not exactly one works (or ``m`` is not on meta)."""
+    import torch
+
+    size = int(m.normalized_shape[0]) if isinstance(m, nn.LayerNorm) else int(m.num_channels)  # type: ignore[arg-type]
+    rank = len(shape)
+    if rank < 2 or any(t.device.type != "meta" for t in [*m.parameters(), *m.buffers()]):
+        return None
+    found = []
+    for d in sorted({1, rank - 1}):
+        probe = [int(shape[0])] + [size + i for i in range(1, rank)]
+        probe[d] = size
+        try:
+            with torch.no_grad():
+                y = m(torch.empty(probe, device="meta"))
+        except Exception:  # noqa: BLE001 - this dim is not the one it normalises
+            continue
+        if isinstance(y, torch.Tensor) and tuple(y.shape) == tuple(probe):
+            found.append(d)
+    return found[0] if len(found) == 1 else None
+
+
 _UNARY = {
     "relu", "relu6", "silu", "gelu", "sigmoid", "hardsigmoid", "hard_sigmoid", "hardswish", "hard_swish",
     "tanh", "mish", "leaky_relu", "elu", "selu", "celu", "softplus", "hardtanh", "dropout", "dropout1d",
@@ -324,13 +356,18 @@ class ChannelAnalysis:
         return Value(((out_gid, 1),), rank - 1)
 
     def _norm(self, node: fx.Node, path: str, m: Any, v: Value) -> Value:
-        rank = len(_shape(node) or ())
-        want = 1
+        so = _shape(node) or ()
+        rank = len(so)
+        want: int | None = 1
         if isinstance(m, nn.LayerNorm):
-            ok_shape = len(m.normalized_shape) == 1
-            want = 1 if type(m).__name__.lower().endswith("2d") else rank - 1
-            if not ok_shape:
+            if len(m.normalized_shape) != 1:
                 return self._block(node, [v], f"LayerNorm '{path}' normalises over several dims")
+            want = rank - 1  # the built-in layer normalises the last dim
+        if own_forward(m):
+            want = normalised_dim(m, tuple(so))
+            if want is None:
+                return self._block(node, [v], f"{type(m).__name__} '{path}' has a forward of its own that "
+                                              "normalises neither dim 1 nor the last dim of its input")
         if v.cdim != want:
             return self._block(node, [v], f"{type(m).__name__} '{path}' normalises a dim that is not channels")
         layer = self._layer(path, "norm", type(m).__name__, None, v)

@@ -70,6 +70,11 @@ class Template:
     original: Any  # fx.GraphModule, traced on meta with shapes at batch 1
     vcnn: Any  # fx.GraphModule, the converted graph
     depth: int
+    modules: tuple[str, ...] = ()  # call_module targets the candidate's own module replaces
+    tensors: tuple[str, ...] = ()  # get_attr targets the candidate's own parameter or buffer replaces
+    norms: tuple[tuple[str, tuple[str, ...]], ...] = ()  # BatchNorms the conversion made: (target, tensors
+    # read from the candidate), rebuilt at the candidate's width
+    unsafe: str | None = None  # why reuse could differ from a fresh trace + convert: never reused then
 
 
 MAX_TEMPLATES = 64
@@ -207,10 +212,25 @@ def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = T
         else:
             out.update(status="ok")
     except Exception as exc:  # noqa: BLE001 - recorded with its stage; the search goes on
-        out.update(status="failed", error=one_line(exc), stage=stage.name)
+        out.update(status="failed", error=one_line(exc), stage=failed_stage(exc, stage.name))
+        code = getattr(exc, "exit_code", None)
+        if code is not None:
+            out["exit_code"] = int(code)  # what a CLI run on this genome alone would exit with
     out["timings"] = stage.close()
     out["cpu_seconds"] = time.process_time() - cpu0
     return out
+
+
+def failed_stage(exc: BaseException, running: str) -> str:
+    """The stage a failure belongs to: ``prepare`` traces and converts in one call (stage "trace"),
+    so a model that traces but has no VCNN form is named by its error's class."""
+    from ..errors import NotConvertibleError, NotTraceableError
+
+    if isinstance(exc, NotConvertibleError):
+        return "convert"
+    if isinstance(exc, NotTraceableError):
+        return "trace"
+    return running
 
 
 class _Evaluation:
@@ -231,14 +251,17 @@ class _Evaluation:
         usable = (state.fast and state.on_meta and spec.graph == "vcnn" and not spec.needs_head
                   and b.memory is None and b.latency is None)
         self.template: Template | None = state.templates.get(self.topo) if usable else None
-        self._remember = usable
+        self._remember = usable and self.template is None
+        if self.template is not None and self.template.unsafe is not None:
+            self.template = None  # known not to be reusable: a fresh trace + convert, every time
 
     def prep(self) -> Any:
         if self._prep is None:
             if self.template is not None:
                 self.stage.enter("reuse")
                 self._prep = prepared_from_template(self.template, self.module, self.input_size)
-                return self._prep
+                if self._prep is not None:
+                    return self._prep
             from ..scoring import prepare
 
             self.stage.enter("trace")
@@ -250,8 +273,8 @@ class _Evaluation:
 
                 if len(self.state.templates) >= MAX_TEMPLATES:
                     self.state.templates.pop(next(iter(self.state.templates)))
-                self.state.templates[self.topo] = Template(self._prep.original, vcnn,
-                                                           sum(1 for n in vcnn.graph.nodes if is_conv(vcnn, n)))
+                self.state.templates[self.topo] = make_template(self._prep.original, vcnn, self.module,
+                                                                sum(1 for n in vcnn.graph.nodes if is_conv(vcnn, n)))
         return self._prep
 
     def figure(self, name: str) -> float | None:
@@ -366,26 +389,148 @@ def topology_key(genome: Any, module: Any) -> str:
     return head + hashlib.sha256(names.encode()).hexdigest()[:16]
 
 
+# Layers that hold no tensor and no channel count: a conversion may create them (an activation made
+# ReLU, a pooling kept) and a candidate of any width can share the template's.
+_STATELESS_MODULES = ("torch.nn.modules.activation", "torch.nn.modules.pooling", "torch.nn.modules.dropout",
+                      "torch.nn.modules.flatten")
+
+
+def _stateless(m: Any) -> bool:
+    from torch import nn
+
+    if next(iter(m.parameters()), None) is not None or next(iter(m.buffers()), None) is not None:
+        return False
+    return isinstance(m, nn.Identity) or type(m).__module__ in _STATELESS_MODULES
+
+
+def _lookup(root: Any, target: str, kind: str) -> Any:
+    try:
+        return getattr(root, f"get_{kind}")(target)
+    except AttributeError:
+        return None
+
+
+def _layout(m: Any) -> tuple[Any, ...]:
+    """What a layer is, as far as a conversion could have changed it: its class, its printed
+    configuration (children included), and the names and shapes of its tensors."""
+    tensors = [(n, tuple(t.shape)) for n, t in [*m.named_parameters(), *m.named_buffers()]]
+    return type(m), repr(m), tuple(tensors)
+
+
+def make_template(original: Any, vcnn: Any, module: Any, depth: int) -> Template:
+    """The template of ``module``'s topology, with the plan that makes reuse exact: every layer the
+    converted graph calls and every tensor it reads must be the candidate's own (the same layer the
+    conversion copied, unchanged) or hold no state at all (an activation it made ReLU). A layer or
+    tensor the conversion *created* or *rewrote* (a LayerNorm made BatchNorm, a functional
+    batch_norm made a module, a layer changed in place) keeps the seed's width in a reused graph,
+    so such a topology is marked unsafe and every candidate of it is traced and converted afresh."""
+    mods: list[str] = []
+    tensors: list[str] = []
+    norms: list[tuple[str, tuple[str, ...]]] = []
+    unsafe = None
+    for n in vcnn.graph.nodes:
+        if n.op == "call_module":
+            target = str(n.target)
+            leaf = vcnn.get_submodule(target)
+            mine = _lookup(module, target, "submodule")
+            if mine is not None and _layout(mine) == _layout(leaf):
+                mods.append(target)
+            elif (rebind := _made_norm(leaf, target, module)) is not None:
+                norms.append((target, rebind))
+            elif not _stateless(leaf):
+                unsafe = f"the conversion made or changed layer {target} ({type(leaf).__name__})"
+                break
+        elif n.op == "get_attr":
+            target = str(n.target)
+            kind = "parameter" if _lookup(vcnn, target, "parameter") is not None else "buffer"
+            ours, mine = _lookup(vcnn, target, kind), _lookup(module, target, kind)
+            if mine is None or ours is None or tuple(mine.shape) != tuple(ours.shape):
+                unsafe = f"the conversion made or changed tensor {target}"
+                break
+            tensors.append(target)
+    return Template(original, vcnn, depth, tuple(mods), tuple(tensors), tuple(norms), unsafe)
+
+
+_FRESH_BN = ("running_mean", "running_var", "num_batches_tracked")  # what a new BatchNorm starts with
+
+
+def _made_norm(leaf: Any, target: str, module: Any) -> tuple[str, ...] | None:
+    """A BatchNorm the conversion made (from a LayerNorm or GroupNorm, or a functional batch_norm
+    such as timm's BatchNormAct2d) that a candidate's width can rebuild: the tensors it shares, by
+    name and shape, with the candidate's layer at ``target`` (rebound), the rest what a new
+    BatchNorm starts with. None when it is anything else."""
+    from torch import nn
+
+    if not isinstance(leaf, nn.modules.batchnorm._BatchNorm) or any(True for _ in leaf.children()):
+        return None
+    rebind: list[str] = []
+    for name, t in [*leaf.named_parameters(recurse=False), *leaf.named_buffers(recurse=False)]:
+        kind = "parameter" if name in leaf._parameters else "buffer"
+        mine = _lookup(module, f"{target}.{name}", kind)
+        if mine is not None and tuple(mine.shape) == tuple(t.shape):
+            rebind.append(name)
+        elif name not in _FRESH_BN:
+            return None
+    if not any(getattr(leaf, n).dim() == 1 for n in rebind):
+        return None  # nothing of the candidate's says the width
+    return tuple(rebind)
+
+
+def _rebuilt_norm(leaf: Any, target: str, rebind: tuple[str, ...], module: Any) -> Any:
+    """``leaf`` made again at the candidate's width, as the conversion makes it, with the
+    candidate's tensors at ``rebind``; None when the candidate lacks one."""
+    mine = {}
+    for name in rebind:
+        t = _lookup(module, f"{target}.{name}", "parameter" if name in leaf._parameters else "buffer")
+        if t is None:
+            return None
+        mine[name] = t
+    width = next(t.shape[0] for t in mine.values() if t.dim() == 1)
+    new = type(leaf)(width, eps=leaf.eps, momentum=leaf.momentum, affine=leaf.affine,
+                     track_running_stats=leaf.track_running_stats, device="meta")
+    for name, t in mine.items():
+        if name in new._parameters:
+            new._parameters[name] = t
+        else:
+            new._buffers[name] = t
+    new.train(leaf.training)
+    return new
+
+
 def prepared_from_template(t: Template, module: Any, input_size: tuple[int, ...]) -> Any:
-    """A Prepared whose VCNN graph is the template's with the candidate's layers swapped in: a deep
-    copy of the template (so module order, and with it the Gaussian init's draw order, is exactly
-    what a fresh conversion gives), each leaf layer replaced by the candidate's layer at that path."""
+    """A Prepared whose VCNN graph is the template's with the candidate's layers and tensors swapped
+    in (``make_template``'s plan): a deep copy of the template (so module order, and with it the
+    Gaussian init's draw order, is exactly what a fresh conversion gives). None when the candidate
+    lacks one of them: the caller traces and converts afresh."""
     import copy
 
     from ..scoring import Prepared
     from ..vcnn.report import VCNNResult
 
     vcnn = copy.deepcopy(t.vcnn)
-    for path, leaf in list(vcnn.named_modules()):
-        if not path or any(True for _ in leaf.children()):
-            continue
-        try:
-            mine = module.get_submodule(path)
-        except AttributeError:
-            continue  # a layer the conversion added (an activation made ReLU): the template's own
-        if type(mine) is type(leaf):
-            parent, _, name = path.rpartition(".")
-            setattr(vcnn.get_submodule(parent) if parent else vcnn, name, mine)
+    for target in t.modules:
+        mine = _lookup(module, target, "submodule")
+        if mine is None or type(mine) is not type(vcnn.get_submodule(target)):
+            return None
+        parent, _, name = target.rpartition(".")
+        setattr(vcnn.get_submodule(parent) if parent else vcnn, name, mine)
+    for target, rebind in t.norms:
+        new = _rebuilt_norm(vcnn.get_submodule(target), target, rebind, module)
+        if new is None:
+            return None
+        parent, _, name = target.rpartition(".")
+        setattr(vcnn.get_submodule(parent) if parent else vcnn, name, new)
+    for target in t.tensors:
+        parent, _, name = target.rpartition(".")
+        owner = vcnn.get_submodule(parent) if parent else vcnn
+        is_param = name in owner._parameters
+        mine = _lookup(module, target, "parameter" if is_param else "buffer")
+        if mine is None:
+            return None
+        if is_param:
+            owner._parameters[name] = mine
+        else:
+            owner._buffers[name] = mine
     res = VCNNResult(vcnn, name=type(module).__name__, input_size=tuple(input_size))
     return Prepared(type(module).__name__, "search", tuple(input_size), vcnn, vcnn=res, on_meta=True)  # type: ignore[arg-type]
 

@@ -190,6 +190,9 @@ def run_bench_search(truth: str | Path, *, proxies: Sequence[str] = ("zen", "zic
         raise UsageError(f"--start {start} has {params[start]:,} parameters, over the budget {budget:,}")
     results = []
     out = Path(out)
+    from .run import check_run_dir
+
+    check_run_dir(out)
     import time
 
     for proxy in proxies:

@@ -278,11 +278,39 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
                      + ", ".join(parts), hint="raise the budget or start from a smaller seed")
 
 
+EDIT_SITES = {"width": "no free channel group", "kernel": "no free kernel site", "depth": "no free block run"}
+
+
+def check_editable(start: Any, kinds: Sequence[str], width_choices: dict[str, list[int]] | None = None) -> None:
+    """Refuse a search whose start offers no edit of the requested kinds: every candidate would
+    fail to mutate (``zenfx mutate`` refuses the same)."""
+    from ..mutation import current_state, edit_options
+
+    sp = current_state(start)
+    if edit_options(sp, tuple(kinds), width_choices):
+        return
+    have = [k for k in EDIT_KINDS if k not in kinds and edit_options(sp, (k,), width_choices)]
+    hint = (f"add {', '.join(have)} to --kinds" if have
+            else f"'zenfx space {start.seed}' shows what is frozen and why")
+    raise UsageError(f"{start.seed} offers no edit of the kinds {', '.join(kinds)} ("
+                     + "; ".join(EDIT_SITES.get(k, k) for k in kinds) + "): every candidate would fail", hint=hint)
+
+
 def _figures(state: Any, genome: Any) -> dict[str, Any]:
     out = evaluate(state, genome.to_dict(), score=False, stop_early=False)
     if out["status"] == "failed":
-        raise UsageError(f"the seed cannot be evaluated ({out['stage']}): {out['error']}")
+        raise seed_error(f"the seed cannot be evaluated ({out['stage']})", out)
     return out["figures"]
+
+
+def seed_error(what: str, out: dict[str, Any]) -> Exception:
+    """The seed's failure as the error a command on the seed alone raises, so that its exit code is
+    the README's (3: not traceable, 4: not VCNN-convertible, 5: numerical), not a usage error."""
+    from ..errors import NotConvertibleError, NotTraceableError, NumericalError, ZenfxError
+
+    by_code: dict[int, type[ZenfxError]] = {c.exit_code: c for c in (NotTraceableError, NotConvertibleError,
+                                                                       NumericalError)}
+    return by_code.get(out.get("exit_code") or 0, UsageError)(f"{what}: {out['error']}")
 
 
 def _broken(budgets: Budgets, figs: dict[str, Any]) -> list[str]:
@@ -426,9 +454,10 @@ class _Run:
 
         self.rng = random.Random(self.cfg.seed)
         out = evaluate_seed(self.start.to_dict())
+        if out["status"] == "failed":
+            raise seed_error(f"the seed cannot be scored ({out['stage']})", out)
         if out["status"] != "scored":
-            why = out["error"] or f"over budget ({out['rejected_by']})"
-            raise UsageError(f"the seed cannot be scored ({out['stage'] or 'budget'}): {why}")
+            raise UsageError(f"the seed cannot be scored (budget): over budget ({out['rejected_by']})")
         key = self.key_of(self.start)
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
@@ -671,6 +700,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     backend = str(backend).strip().lower()
     dev = _device(device, backend)
     rd = RunDir(out)
+    check_run_dir(rd.path)
     genome = seed_genome(model, kwargs, input_size, resolution)
     cfg = SearchConfig(seed_genome=genome.to_dict(), seed_spec=str(model) if isinstance(model, str) else genome.seed,
                        proxy=proxy.strip().lower(), batch_size=int(batch_size), bn_stat=bn_stat,
@@ -694,6 +724,22 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
             return _loop(run, state, plots, export, say)
     finally:
         torch.set_num_threads(threads)
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuse a run folder that cannot be one, before any work: an existing file, a path under a
+    file, a folder (or the nearest existing parent of a new one) that this user cannot write."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file, not a run folder", hint="choose a folder for --out")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"cannot create the run folder --out {path}: {probe} is a file, not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the run folder --out {path}: {probe} is not writable")
 
 
 def _device(device: str | None, backend: str) -> str:
@@ -789,11 +835,16 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
     if rd.has_run():
         raise UsageError(f"{rd.path} already holds a search",
                          hint="add --resume to continue it, or choose another --out")
-    rd.path.mkdir(parents=True, exist_ok=True)
-    settings_run = _Run(cfg, rd, progress)
-    state = init_worker(settings_run.settings())
     from ..genome import Genome
 
+    if mutator is None:  # before the run folder exists: a refused search leaves nothing behind
+        check_editable(Genome.from_dict(cfg.seed_genome), cfg.kinds, cfg.width_choices)
+    try:
+        rd.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the run folder --out {rd.path}: {exc.strerror or exc}") from None
+    settings_run = _Run(cfg, rd, progress)
+    state = init_worker(settings_run.settings())
     start, shrink, figs = fit_seed(state, Genome.from_dict(cfg.seed_genome))
     if shrink is not None:
         cfg.shrink = {**shrink, "genome": start.to_dict()}
