@@ -274,16 +274,17 @@ def score_arch(cfg: BenchConfig, a: Arch, batches: Callable[[int], Iterator[Any]
     scores: dict[str, float | None] = {}
     seconds: dict[str, float] = {}
     errors: dict[str, str] = {}
+    shared: dict[Any, Any] = {}  # one AZ-NAS forward/backward serves its three proxies
     for name in cfg.proxies:
         spec = get_proxy(name)
         ctx = ProxyContext(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=s,
-                           num_classes=nc, batches=batches, device=dev)
+                           num_classes=nc, batches=batches, device=dev, shared=shared)
         t = time.perf_counter()
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(s + zlib.crc32(name.encode()))
                 net = template if not spec.mutates else copy.deepcopy(template)
-                if name == "flops" and cfg.fast_flops:
+                if name in ("flops", "az_complexity") and cfg.fast_flops:
                     v = float(conv_linear_macs(net, ctx.input_size))
                 else:
                     v = float(spec.fn(_net_for(spec, net), ctx))
