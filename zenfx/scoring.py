@@ -44,6 +44,7 @@ from .graph import BN_TYPES, CONV_TYPES, output_shape
 from .loading import InputSize
 from .pipeline import TracedModel, check_batch_size, input_size_of, load_and_trace, whole_number
 from .pipeline import convert as convert_traced
+from .proxies.aggregate import is_aggregate, members_of
 from .proxies.base import ProxyContext, ProxySpec, get_proxy
 from .vcnn.report import VCNNResult
 
@@ -57,7 +58,9 @@ GRAPHS = ("original", "vcnn")
 
 
 def parse_proxies(proxy: str | Sequence[str] | Sequence[ProxySpec]) -> list[ProxySpec]:
-    """Proxy specs from ``"zen,phi"``, ``["zen", "phi"]`` or ProxySpecs; each once, in order."""
+    """Proxy specs from ``"zen,phi"``, ``["zen", "phi"]`` or ProxySpecs; each once, in order. An
+    aggregated objective (``"az"``, ``"zen+zico"``) stands for its members (``zenfx.ranking`` ranks
+    a pool of models by the aggregate)."""
     items = proxy.split(",") if isinstance(proxy, str) else list(proxy)
     specs: list[ProxySpec] = []
     for item in items:
@@ -65,6 +68,8 @@ def parse_proxies(proxy: str | Sequence[str] | Sequence[ProxySpec]) -> list[Prox
             found = parse_proxies(item)
         elif isinstance(item, ProxySpec):
             found = [item]
+        elif isinstance(item, str) and is_aggregate(item):  # "az", "zen+zico": their members
+            found = [get_proxy(m) for m in members_of(item)]
         elif isinstance(item, str) and item.strip():
             found = [get_proxy(item)]
         else:

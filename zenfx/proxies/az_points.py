@@ -54,7 +54,6 @@ from ..graph import (
     is_global_pool_like,
     is_non_relu_activation,
     is_relu,
-    node_module,
 )
 
 
