@@ -62,7 +62,7 @@ class FeaturePoints:
     """The feature nodes of a graph, in execution order, and the blocks they came from."""
 
     nodes: list[fx.Node]
-    blocks: list[str] = field(default_factory=list)  # module paths of the blocks ("" entries: graph merges)
+    blocks: list[str] = field(default_factory=list)  # module paths of the blocks read ("" for a graph merge)
     rule: str = "modules"  # "modules" (blocks from the module tree), "merges" (graph fallback) or "chain"
 
     def names(self) -> list[str]:
@@ -190,19 +190,22 @@ def find_feature_points(gm: fx.GraphModule, shapes: dict[fx.Node, Any]) -> Featu
         outputs = {n: "" for n in merges}
         rule = "merges" if merges else "chain"
     feats: list[fx.Node] = []
+    origin: list[str | None] = []  # the block each feature closes (None: a convolution unit)
     pending: fx.Node | None = None
+    block: str | None = None
     mode: str | None = None
 
     def emit() -> None:
         if pending is not None and pending not in feats:
             feats.append(pending)
+            origin.append(block if mode == "block" else None)
 
     for n in g.order:
         if n not in g.cuts or n in interior:
             continue
         if n in outputs:
             emit()
-            pending, mode = n, "block"
+            pending, mode, block = n, "block", outputs[n]
         elif not _is_map(shapes.get(n)) or is_global_pool_like(n, g.dep) or _is_global_map(n, g, shapes):
             emit()
             pending, mode = None, None
@@ -217,7 +220,7 @@ def find_feature_points(gm: fx.GraphModule, shapes: dict[fx.Node, Any]) -> Featu
             emit()
             pending, mode = None, None
     emit()
-    return FeaturePoints(feats, [outputs[n] for n in feats if n in outputs], rule)
+    return FeaturePoints(feats, [b for b in origin if b is not None], rule)
 
 
 def _is_global_map(n: fx.Node, g: _Graph, shapes: dict[fx.Node, Any]) -> bool:
