@@ -63,9 +63,10 @@ def render(res: BenchResult) -> None:
 
 
 def _needs_data(name: str) -> bool:
+    from zenfx.proxies.aggregate import members_of
     from zenfx.proxies.base import get_proxy
 
-    return get_proxy(name).needs_data
+    return any(get_proxy(m).needs_data for m in members_of(name))
 
 
 SpaceOpt = Annotated[str, typer.Option(
@@ -83,7 +84,9 @@ ResolutionOpt = Annotated[int | None, typer.Option(
 SampleOpt = Annotated[int, typer.Option(
     "--sample", help="Architectures to score (a seeded sample; smaller samples are prefixes of larger ones).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Sample and weight-init seed.")]
-ProxiesOpt = Annotated[str, typer.Option("--proxies", "-p", help="Comma-separated proxies.")]
+ProxiesOpt = Annotated[str, typer.Option(
+    "--proxies", "-p", help="Comma-separated proxies; az (AZ-NAS's four) or A+B (zen+zico) adds the rank-aggregated "
+                            "objective over the scored sample next to its members.")]
 BatchOpt = Annotated[int, typer.Option(
     "--batch-size", "-b", help="Inputs per batch for data-dependent proxies and Zen.")]
 DataOpt = Annotated[str | None, typer.Option(

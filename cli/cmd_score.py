@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ModelArg, ResolutionOpt, err, handle_errors, out, print_json
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
 
 if TYPE_CHECKING:
     from zenfx.scoring import ScoreResult
@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_REPEAT = 4
 
+ModelsArg = Annotated[list[str], typer.Argument(
+    help="Model spec(s): torchvision.models.resnet50, timm:NAME, torchvision:NAME, NAME, pkg.mod:attr, "
+         "path/file.py:callable. Several models are scored alike and ranked by the first --proxy item.")]
 ProxyOpt = Annotated[str, typer.Option(
-    "--proxy", "-p", help="Proxies, comma-separated: zen, phi, params, flops (and any other registered proxy).")]
+    "--proxy", "-p", help="Proxies, comma-separated: zen, phi, params, flops (and any other registered proxy); "
+                          "az (AZ-NAS's four proxies) or A+B (e.g. zen+zico) is a rank-aggregated objective over "
+                          "the models given.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Gaussian inputs per forward pass.")]
 RepeatOpt = Annotated[int, typer.Option(
     "--repeat", "-n", help="Repeats with fresh weights and inputs; the interval is 1.96*std/sqrt(n).")]
@@ -108,7 +113,7 @@ def render(res: ScoreResult) -> None:
 
 
 @handle_errors
-def score_cmd(model: ModelArg, proxy: ProxyOpt = "zen", kwarg: KwargOpt = None,
+def score_cmd(models: ModelsArg, proxy: ProxyOpt = "zen", kwarg: KwargOpt = None,
               resolution: ResolutionOpt = None, input_size: InputSizeOpt = None,
               batch_size: BatchOpt = DEFAULT_BATCH_SIZE, repeat: RepeatOpt = DEFAULT_REPEAT,
               seed: SeedOpt = 0, bn_stat: BnStatOpt = "official", mixup_gamma: GammaOpt = 1e-2,
@@ -123,6 +128,13 @@ def score_cmd(model: ModelArg, proxy: ProxyOpt = "zen", kwarg: KwargOpt = None,
 
     kwargs = zenfx.parse_kwargs(kwarg)
     size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size is not None else None
+    from zenfx.proxies.aggregate import is_aggregate
+
+    if len(models) > 1 or any(is_aggregate(p) for p in proxy.split(",") if p.strip()):
+        _rank(models, proxy, kwargs, size, resolution, batch_size, repeat, seed, bn_stat, mixup_gamma, device,
+              dtype, graph, num_classes, json)
+        return
+    model = models[0]
     with err.status(f"scoring {model} ...", spinner="dots") as status:
         def progress(name: str, r: int, n: int) -> None:
             status.update(f"scoring {model}: {name}, repeat {r + 1}/{n}")
@@ -135,6 +147,23 @@ def score_cmd(model: ModelArg, proxy: ProxyOpt = "zen", kwarg: KwargOpt = None,
         print_json(res.to_dict())
         return
     render(res)
+
+
+def _rank(models: list[str], proxy: str, kwargs: dict[str, Any], size: Any, resolution: int | None,
+          batch_size: int, repeat: int, seed: int, bn_stat: str, mixup_gamma: float, device: str, dtype: str,
+          graph: str | None, num_classes: int, json: bool) -> None:
+    from zenfx.ranking import rank_models
+
+    from .score_rank import render_ranking
+
+    with err.status(f"scoring {len(models)} model(s) ...", spinner="dots"):
+        res = rank_models(models, proxy, kwargs=kwargs, input_size=size, resolution=resolution,
+                          batch_size=batch_size, repeat=repeat, seed=seed, bn_stat=bn_stat.strip().lower(),
+                          mixup_gamma=mixup_gamma, device=device, dtype=dtype, graph=graph, num_classes=num_classes)
+    if json:
+        print_json(res.to_dict())
+        return
+    render_ranking(res)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "cost_report": ".cost.report",
     "ScoreResult": ".scoring",
     "score": ".scoring",
+    "rank_models": ".ranking",
+    "RankResult": ".ranking",
     "trace": ".tracing",
     "Change": ".vcnn",
     "VCNNResult": ".vcnn",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # static tools see the eager imports
     from .export import ExportResult, export_model
     from .loading import LoadedModel, load_model, parse_input_size, parse_kwargs, pick_output, resolve_model
     from .pipeline import TracedModel, convert_model, inspect_model, load_and_trace, to_vcnn
+    from .ranking import RankResult, rank_models
     from .scoring import ScoreResult, score
     from .search import SearchResult, search
     from .tracing import trace
@@ -111,6 +114,8 @@ __all__ = [  # every name of _LAZY too (a test checks they agree)
     "cost_report",
     "ScoreResult",
     "score",
+    "rank_models",
+    "RankResult",
     "trace",
     "Change",
     "VCNNResult",

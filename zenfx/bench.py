@@ -56,7 +56,7 @@ DEFAULT_PROXIES = ("params", "flops", "synflow", "zen", "naswot", "grad_norm", "
 _PUBLISHED_NAMES = {"#params": "params", "params": "params", "flops": "flops", "grad_norm": "grad_norm",
                     "snip": "snip", "grasp": "grasp", "fisher": "fisher", "synflow": "synflow",
                     "naswot": "naswot", "zen-score": "zen", "zen": "zen", "zico": "zico",
-                    "jacob_cov": "jacob_cov"}
+                    "jacob_cov": "jacob_cov", "az": "az", "az-nas": "az"}
 # README column headers (lower case) per (space, dataset); the first one present is read.
 _PUBLISHED_COLS = {("nb201", "cifar10"): ("nb201 c10",), ("nb201", "cifar100"): ("nb201 c100",),
                    ("nats-sss", "cifar100"): ("sss c100",),
@@ -76,6 +76,9 @@ class BenchConfig:
     data: str | None = None  # .npz batch file; None: Gaussian inputs + random labels
     fast_flops: bool = True  # flops by Conv/Linear hooks (== count_macs here) instead of FlopCounterMode
     device: str = "cpu"  # where the cells are scored (cuda: one GPU per Ray worker)
+    # rank-aggregated objectives ("az", "zen+zico") asked for: their members are scored (in
+    # ``proxies``) and the aggregate over the scored sample is correlated next to them
+    aggregates: tuple[str, ...] = ()
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -274,16 +277,17 @@ def score_arch(cfg: BenchConfig, a: Arch, batches: Callable[[int], Iterator[Any]
     scores: dict[str, float | None] = {}
     seconds: dict[str, float] = {}
     errors: dict[str, str] = {}
+    shared: dict[Any, Any] = {}  # one AZ-NAS forward/backward serves its three proxies
     for name in cfg.proxies:
         spec = get_proxy(name)
         ctx = ProxyContext(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=s,
-                           num_classes=nc, batches=batches, device=dev)
+                           num_classes=nc, batches=batches, device=dev, shared=shared)
         t = time.perf_counter()
         try:
             with torch.random.fork_rng():
                 torch.manual_seed(s + zlib.crc32(name.encode()))
                 net = template if not spec.mutates else copy.deepcopy(template)
-                if name == "flops" and cfg.fast_flops:
+                if name in ("flops", "az_complexity") and cfg.fast_flops:
                     v = float(conv_linear_macs(net, ctx.input_size))
                 else:
                     v = float(spec.fn(_net_for(spec, net), ctx))
@@ -408,10 +412,12 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], proxies: Sequence[str]) -
 
 
 def correlate(rows: Sequence[dict[str, Any]], proxies: Sequence[str], published: dict[str, tuple[float, float]],
-              gaussian: bool) -> list[ProxyCorrelation]:
+              gaussian: bool, aggregates: Sequence[str] = ()) -> list[ProxyCorrelation]:
     from scipy import stats
 
     out = []
+    for agg in aggregates:
+        out.append(_correlate_aggregate(rows, agg, published, gaussian))
     for p in proxies:
         spec = get_proxy(p)
         have = [r for r in rows if p in r["scores"]]
@@ -431,6 +437,31 @@ def correlate(rows: Sequence[dict[str, Any]], proxies: Sequence[str], published:
                                     float(np.mean(secs)) if secs else None, bool(gaussian and spec.needs_data),
                                     len(have) - len(ok)))
     return out
+
+
+def _correlate_aggregate(rows: Sequence[dict[str, Any]], agg: str, published: dict[str, tuple[float, float]],
+                         gaussian: bool) -> ProxyCorrelation:
+    """An aggregated objective's correlation over the architectures every member was scored on: the
+    pool is that sample (a failed member value ranks lowest, as AZ-NAS's NaN -> -inf)."""
+    from scipy import stats
+
+    from .proxies.aggregate import aggregate_scores, members_of
+
+    members = members_of(agg)
+    have = [r for r in rows if all(m in r["scores"] for m in members)]
+    failed = sum(1 for r in have if any(r["scores"][m] is None for m in members))
+    tau = rho = None
+    if len(have) >= 3:
+        x = aggregate_scores(agg, [r["scores"] for r in have])
+        y = np.array([r["accuracy"] for r in have], dtype=np.float64)
+        t, s_ = stats.kendalltau(x, y).statistic, stats.spearmanr(x, y).statistic
+        tau = None if not np.isfinite(t) else float(t)
+        rho = None if not np.isfinite(s_) else float(s_)
+    secs = [sum(r["seconds"].get(m, 0.0) for m in members) for r in have]
+    pub = published.get(agg)
+    return ProxyCorrelation(agg, len(have), tau, rho, pub[0] if pub else None, pub[1] if pub else None,
+                            float(np.mean(secs)) if secs else None,
+                            bool(gaussian and any(get_proxy(m).needs_data for m in members)), failed)
 
 
 # --------------------------------------------------------------------------- the run
@@ -463,7 +494,19 @@ def run_bench(cfg: BenchConfig, truth: str | os.PathLike[str], *, out: str | os.
 
 def _check_config(cfg: BenchConfig, jobs: int, backend: str = "local") -> None:
     check_space(cfg.space, cfg.dataset)
-    cfg.proxies = tuple(dict.fromkeys(get_proxy(p).name for p in cfg.proxies))
+    from .proxies.aggregate import is_aggregate, members_of
+
+    names: list[str] = []
+    aggs: list[str] = list(cfg.aggregates)
+    for p in cfg.proxies:
+        if is_aggregate(p):
+            names.extend(members_of(p))
+            aggs.append(p.strip().lower())
+        else:
+            names.append(get_proxy(p).name)
+    names.extend(m for a in aggs for m in members_of(a))
+    cfg.proxies = tuple(dict.fromkeys(names))
+    cfg.aggregates = tuple(dict.fromkeys(aggs))
     if not cfg.proxies:
         raise UsageError("no proxy given")
     if jobs < 1:
@@ -520,7 +563,7 @@ def _result(cfg: BenchConfig, truth: str | os.PathLike[str], archs: Sequence[Arc
     rows = [done[a.index] for a in archs if a.index in done]
     published = published_figures(cfg.space, cfg.dataset, truth)
     gaussian = cfg.data is None
-    corr = correlate(rows, cfg.proxies, published, gaussian)
+    corr = correlate(rows, cfg.proxies, published, gaussian, cfg.aggregates)
     per_arch = [sum(r["seconds"].get(p, 0.0) for p in cfg.proxies) for r in rows
                 if all(p in r["seconds"] for p in cfg.proxies)]
     if gaussian and any(get_proxy(p).needs_data for p in cfg.proxies):

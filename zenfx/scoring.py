@@ -44,6 +44,7 @@ from .graph import BN_TYPES, CONV_TYPES, output_shape
 from .loading import InputSize
 from .pipeline import TracedModel, check_batch_size, input_size_of, load_and_trace, whole_number
 from .pipeline import convert as convert_traced
+from .proxies.aggregate import is_aggregate, members_of
 from .proxies.base import ProxyContext, ProxySpec, get_proxy
 from .vcnn.report import VCNNResult
 
@@ -57,7 +58,9 @@ GRAPHS = ("original", "vcnn")
 
 
 def parse_proxies(proxy: str | Sequence[str] | Sequence[ProxySpec]) -> list[ProxySpec]:
-    """Proxy specs from ``"zen,phi"``, ``["zen", "phi"]`` or ProxySpecs; each once, in order."""
+    """Proxy specs from ``"zen,phi"``, ``["zen", "phi"]`` or ProxySpecs; each once, in order. An
+    aggregated objective (``"az"``, ``"zen+zico"``) stands for its members (``zenfx.ranking`` ranks
+    a pool of models by the aggregate)."""
     items = proxy.split(",") if isinstance(proxy, str) else list(proxy)
     specs: list[ProxySpec] = []
     for item in items:
@@ -65,6 +68,8 @@ def parse_proxies(proxy: str | Sequence[str] | Sequence[ProxySpec]) -> list[Prox
             found = parse_proxies(item)
         elif isinstance(item, ProxySpec):
             found = [item]
+        elif isinstance(item, str) and is_aggregate(item):  # "az", "zen+zico": their members
+            found = [get_proxy(m) for m in members_of(item)]
         elif isinstance(item, str) and item.strip():
             found = [get_proxy(item)]
         else:
@@ -146,6 +151,8 @@ class Prepared:
     kwargs: dict[str, Any] = field(default_factory=dict)
     device_copies: dict[tuple[Any, ...], nn.Module] = field(default_factory=dict, repr=False)
     traced: TracedModel | None = field(default=None, repr=False)
+    # What proxies computed by one common pass share across this model's scores (ProxyContext.shared)
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def device_copy(self, proxy: str, kind: str, device: torch.device, dtype: torch.dtype) -> nn.Module:
         """The graph materialised on ``device`` for a proxy that overwrites every weight and
@@ -495,7 +502,7 @@ def score_proxy(prep: Prepared, proxy: str | ProxySpec, options: ScoreOptions | 
     n = 1 if spec.deterministic_without_seed else opt.repeat
     ctx = ProxyContext(input_size=tuple(prep.input_size), batch_size=opt.batch_size, seed=opt.seed, device=dev,
                        dtype=dt, num_classes=opt.num_classes, bn_stat=opt.bn_stat, mixup_gamma=opt.mixup_gamma,
-                       batches=opt.batches, extra=dict(opt.extra))
+                       batches=opt.batches, extra=dict(opt.extra), shared=prep.shared)
     ctx.extra.setdefault("graph", kind)
     offset = zlib.crc32(spec.name.encode())
     head_c = feature_channels(template, prep.input_size) if (spec.needs_head and kind == "vcnn") else None
@@ -516,7 +523,7 @@ def score_proxy(prep: Prepared, proxy: str | ProxySpec, options: ScoreOptions | 
             if head_c is not None:
                 net = with_head(net, ctx.num_classes, in_features=head_c)
             v = float(spec.fn(net, ctx))
-        if not math.isfinite(v):
+        if not math.isfinite(v) and not (spec.inf_is_rank and math.isinf(v)):
             raise NumericalError(
                 f"{spec.name} score of {prep.name} is {v} (repeat {r + 1}/{n}, {DTYPE_NAMES[dt]}, "
                 f"batch {opt.batch_size}, {'x'.join(map(str, prep.input_size))})",

@@ -127,7 +127,8 @@ class Cell(nn.Module):
                 total = y if total is None else total + y
             if total is None:
                 ref = nodes[-1]
-                if ref.shape[1] != self.cout:  # zero node straight after a width change
+                # node 0 holds cin channels, every later node cout (static, so torch.fx can trace it)
+                if len(nodes) == 1 and self.cin != self.cout:  # zero node straight after a width change
                     ref = ref[:, :1].expand(-1, self.cout, -1, -1)
                 total = self.zero(ref)
             nodes.append(total)

@@ -42,6 +42,9 @@ class ProxyContext:
     # Scratch space a proxy may keep across the repeats of one score call (preallocated input
     # buffers, ...). Scoring creates one context per proxy per call, so nothing leaks between calls.
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Shared by every proxy scored on one model (one Prepared, one benchmark architecture): proxies
+    # computed by one pass (AZ-NAS's three) keep their common result here under their own key.
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def generator(self, offset: int = 0, device: torch.device | str | None = None) -> torch.Generator:
         """A generator seeded from (seed, repeat, offset): same seed, same numbers.
@@ -79,6 +82,8 @@ class ProxySpec:
     reinitializes: bool = False
     # False: the proxy only reads the network (params, flops); scoring skips the private copy.
     mutates: bool = True
+    # -inf is a rank (the lowest), not a failure (AZ-NAS maps NaN and identity blocks to -inf).
+    inf_is_rank: bool = False
 
 
 REGISTRY: dict[str, ProxySpec] = {}
@@ -87,12 +92,12 @@ REGISTRY: dict[str, ProxySpec] = {}
 def register_proxy(name: str, *, graph: GraphKind, needs_data: bool, needs_head: bool = False,
                    reference: str, summary: str, higher_is_better: bool = True,
                    deterministic: bool = False, reinitializes: bool = False,
-                   mutates: bool = True) -> Callable[[ProxyFn], ProxyFn]:
+                   mutates: bool = True, inf_is_rank: bool = False) -> Callable[[ProxyFn], ProxyFn]:
     def deco(fn: ProxyFn) -> ProxyFn:
         if name in REGISTRY:
             raise RuntimeError(f"proxy '{name}' registered twice")
         REGISTRY[name] = ProxySpec(name, fn, graph, needs_data, needs_head, reference, summary,
-                                   higher_is_better, deterministic, reinitializes, mutates)
+                                   higher_is_better, deterministic, reinitializes, mutates, inf_is_rank)
         return fn
 
     return deco

@@ -1,0 +1,249 @@
+"""AZ-NAS (Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search",
+CVPR 2024; code ``cvlab-yonsei/AZ-NAS``, ``ZeroShotProxy/compute_az_nas_score.py``): four proxies
+from one forward and one backward pass, on the network as built (residuals kept), train mode.
+
+Protocol, in this order (all random draws from ``ctx.generator(AZ_RNG_OFFSET, device)``):
+
+1. Kaiming normal fan-in init (``nonlinearity='relu'``: std = sqrt(2 / fan_in)) of every Conv and
+   Linear weight in ``net.modules()`` order, biases 0; BatchNorm/GroupNorm weight 1, bias 0.
+2. x ~ N(0, 1) of shape (batch, C, H, W) (or the first batch of ``ctx.batches``).
+3. One forward in train mode; the feature maps F_0..F_L at the block feature points
+   (:mod:`zenfx.proxies.az_points`).
+4. **Expressivity**: for each F_i, the covariance of its (B*H*W, C) pixels (mean removed, divided
+   by B*H*W), its eigenvalues s, p = s / sum s, entropy e_i = -sum p log(p + 1e-8).
+   ``az_expressivity`` = sum_i e_i.
+5. **Progressivity**: ``az_progressivity`` = min_i (e_i - e_{i-1}).
+6. **Trainability**: for i = L..1, random signs g_out (+-1, Bernoulli 1/2) shaped like F_i,
+   g_in = dF_i/dF_{i-1}^T g_out (``autograd.grad``, graph freed as it goes). When F_{i-1} is
+   larger than F_i (a stride), g_in is pixel-unshuffled by the stride ``int(H_in / H_out)``
+   (zenfx: when the sizes do not divide, g_in is zero-padded to the next multiple first, where
+   the reference would fail). M = g_in^T g_out / (B*H_out*W_out) over pixels; sigma = the largest
+   singular value of M; score -sigma - 1/(sigma + 1e-6) + 2. An identity block (g_in equals
+   g_out exactly) scores -inf. ``az_trainability`` = the mean over the block pairs.
+7. **Complexity**: ``az_complexity`` = the FLOPs (MACs) of one image, ``zenfx.cost.flops``.
+
+NaN becomes -inf (the reference's rule), and so does a quantity that needs two feature points on a
+model that has one. Values of -inf are ranks, not failures (``ProxySpec.inf_is_rank``).
+
+The four are combined by rank aggregation within a pool (``zenfx.proxies.aggregate``): ``az``.
+When several of the first three are asked for on one model, the forward/backward runs once: the
+result is kept in ``ctx.shared`` under the seed, repeat, input and graph it was computed with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UsageError
+from ..graph import BN_TYPES, CONV_TYPES
+from .az_points import FeaturePoints, graph_of, run_features
+from .base import ProxyContext, register_proxy
+
+AZ_RNG_OFFSET = 0xA2
+AZ_MEMBERS = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
+REFERENCE = ("Lee & Ham, AZ-NAS, CVPR 2024 (cvlab-yonsei/AZ-NAS ZeroShotProxy/compute_az_nas_score.py)")
+
+_NORM_AFFINE = BN_TYPES + (nn.GroupNorm,)
+
+
+def kaiming_fanin_init_(net: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+    """The reference's ``kaiming_normal_fanin_init``: Conv/Linear weight ~ N(0, 2/fan_in), bias 0;
+    BN/GN weight 1, bias 0. Weights drawn one module at a time in ``net.modules()`` order (with
+    ``generator=None`` the global RNG, drawing exactly what ``model.apply(kaiming_normal_fanin_init)``
+    draws for the same module order); functional conv/linear weights of a graph afterwards."""
+    from .zen import functional_weights
+
+    done: set[int] = set()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, CONV_TYPES + (nn.Linear,)):
+                _kaiming_(m.weight, generator)
+                done.add(id(m.weight))
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, _NORM_AFFINE) and getattr(m, "affine", True):
+                if getattr(m, "weight", None) is not None:
+                    m.weight.fill_(1.0)
+                if getattr(m, "bias", None) is not None:
+                    m.bias.zero_()
+        weights, biases = functional_weights(net)
+        for w in weights:
+            if id(w) not in done and w.ndim >= 2:
+                _kaiming_(w, generator)
+                done.add(id(w))
+        for b in biases:
+            if id(b) not in done:
+                b.zero_()
+    return net
+
+
+def _kaiming_(w: torch.Tensor, generator: torch.Generator | None) -> None:
+    fan_in = w.shape[1] * math.prod(w.shape[2:]) if w.ndim >= 2 else w.numel()
+    std = math.sqrt(2.0) / math.sqrt(max(1, fan_in))
+    w.normal_(0.0, std, generator=generator)
+
+
+# --------------------------------------------------------------------------- the three measures
+
+
+def block_entropy(feat: torch.Tensor) -> float:
+    """Entropy of the normalised eigenvalues of the channel covariance of a (B, C, H, W) map."""
+    b, c, h, w = feat.shape
+    f = feat.detach().permute(0, 2, 3, 1).reshape(b * h * w, c)
+    f = f - f.mean(dim=0, keepdim=True)
+    sigma = f.t().mm(f) / f.shape[0]
+    s = torch.linalg.eigvalsh(sigma)
+    p = s / s.sum()
+    return float(((-p) * torch.log(p + 1e-8)).sum())
+
+
+def _unshuffle(g_in: torch.Tensor, ho: int, wo: int) -> torch.Tensor:
+    hi = g_in.shape[2]
+    stride = int(hi / ho)
+    if stride * ho != hi or stride * wo != g_in.shape[3]:  # zenfx: pad to a multiple (the reference fails)
+        stride = max(1, math.ceil(hi / ho))
+        g_in = F.pad(g_in, (0, stride * wo - g_in.shape[3], 0, stride * ho - hi))
+    return F.pixel_unshuffle(g_in, stride)
+
+
+def trainability_pair(f_out: torch.Tensor, f_in: torch.Tensor, generator: torch.Generator | None) -> float:
+    """One block pair's trainability term (see the module docstring, step 6)."""
+    g_out = (torch.bernoulli(torch.full_like(f_out, 0.5), generator=generator) - 0.5) * 2
+    if f_in.requires_grad and f_out.requires_grad and f_out.grad_fn is not None:
+        g = torch.autograd.grad(f_out, f_in, g_out, retain_graph=False, allow_unused=True)[0]
+    else:
+        g = None
+    g_in = torch.zeros_like(f_in) if g is None else g  # no path from F_{i-1} to F_i: a zero Jacobian
+    if g_out.shape == g_in.shape and bool(torch.all(g_in == g_out)):
+        return -math.inf
+    bo, co, ho, wo = g_out.shape
+    if g_in.shape[2] != ho or g_in.shape[3] != wo:
+        g_in = _unshuffle(g_in, ho, wo)
+    ci = g_in.shape[1]
+    mo = g_out.permute(0, 2, 3, 1).reshape(bo * ho * wo, co)
+    mi = g_in.permute(0, 2, 3, 1).reshape(-1, ci)
+    mat = mi.t().mm(mo) / (bo * ho * wo)
+    if mat.shape[0] < mat.shape[1]:
+        mat = mat.t()
+    smax = float(torch.linalg.svdvals(mat).max())
+    return -smax - 1.0 / (smax + 1e-6) + 2.0
+
+
+@dataclass
+class AZMeasures:
+    expressivity: float
+    progressivity: float
+    trainability: float
+    entropies: list[float]
+    pair_scores: list[float]
+    points: FeaturePoints
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expressivity": self.expressivity, "progressivity": self.progressivity,
+                "trainability": self.trainability, "entropies": list(self.entropies),
+                "pair_scores": list(self.pair_scores), "feature_points": self.points.names(),
+                "blocks": list(self.points.blocks), "rule": self.points.rule}
+
+
+def _nan_to_neg_inf(v: float) -> float:
+    return -math.inf if math.isnan(v) else float(v)
+
+
+def measures_from_features(feats: Sequence[torch.Tensor], points: FeaturePoints,
+                           generator: torch.Generator | None) -> AZMeasures:
+    """Expressivity, progressivity and trainability from the feature tensors of one forward."""
+    ent = [block_entropy(f) for f in feats]
+    arr = np.array(ent, dtype=np.float64)
+    expressivity = float(np.sum(arr))
+    progressivity = float(np.min(arr[1:] - arr[:-1])) if len(arr) >= 2 else math.nan
+    pairs = [trainability_pair(feats[i], feats[i - 1], generator) for i in reversed(range(1, len(feats)))]
+    with np.errstate(invalid="ignore"):
+        trainability = float(np.mean(pairs)) if pairs else math.nan
+    return AZMeasures(_nan_to_neg_inf(expressivity), _nan_to_neg_inf(progressivity),
+                      _nan_to_neg_inf(trainability), ent, pairs, points)
+
+
+def az_measures(net: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None, *,
+                init: bool = True) -> AZMeasures:
+    """The reference's ``compute_nas_score`` on any module: init (unless ``init=False``), train-mode
+    forward on ``x``, the three measures. With ``generator=None`` every draw uses the global RNG in
+    the reference's order (init, then the caller's ``x``, then the signs), so a side-by-side run from
+    the same ``torch.manual_seed`` reproduces the reference bit for bit when the feature points agree."""
+    gm = graph_of(net)
+    if init:
+        kaiming_fanin_init_(net, generator)
+    gm.train()
+    for p in gm.parameters():
+        p.requires_grad_(True)
+    feats, points = run_features(gm, x)
+    if not feats:
+        raise UsageError(f"{type(net).__name__} has no feature point for AZ-NAS (no convolution reaches its output)")
+    return measures_from_features(feats, points, generator)
+
+
+def _input(ctx: ProxyContext, generator: torch.Generator) -> torch.Tensor:
+    if ctx.batches is not None:
+        from ..data import draw
+
+        return draw(ctx, 1)[0][0]
+    size = (ctx.batch_size, *ctx.input_size)
+    return torch.randn(size, generator=generator, device=ctx.device, dtype=ctx.dtype)
+
+
+def shared_measures(net: nn.Module, ctx: ProxyContext) -> AZMeasures:
+    """The three measures for this context, computed once per (seed, repeat, input, graph) and kept
+    in ``ctx.shared`` so that the other AZ proxies of the same model reuse them."""
+    key = ("az", ctx.seed, ctx.repeat_index, ctx.batch_size, tuple(ctx.input_size), str(ctx.device),
+           str(ctx.dtype), ctx.extra.get("graph"), id(ctx.batches))
+    hit = ctx.shared.get(key)
+    if hit is not None:
+        return hit
+    gen = ctx.generator(AZ_RNG_OFFSET, ctx.device)
+    kaiming_fanin_init_(net, gen)
+    x = _input(ctx, gen)
+    res = az_measures(net, x, gen, init=False)
+    ctx.shared[key] = res
+    return res
+
+
+def _register(name: str, attr: str, summary: str) -> None:
+    def fn(net: nn.Module, ctx: ProxyContext) -> float:
+        return float(getattr(shared_measures(net, ctx), attr))
+
+    fn.__name__ = name
+    register_proxy(name, graph="original", needs_data=False, reference=REFERENCE, summary=summary,
+                   reinitializes=True, inf_is_rank=True)(fn)
+
+
+_register("az_expressivity", "expressivity",
+          "sum over blocks of the entropy of the normalised eigenvalues of the feature covariance (Kaiming init)")
+_register("az_progressivity", "progressivity", "smallest block-to-block increase of that entropy")
+_register("az_trainability", "trainability",
+          "mean over block pairs of -s - 1/s + 2, s the spectral norm of the sign-probed block Jacobian")
+
+
+@register_proxy(
+    "az_complexity",
+    graph="original",
+    needs_data=False,
+    reference=REFERENCE + "; FLOPs of the network (MACs here)",
+    summary="MACs of one image at the scoring resolution (AZ-NAS's complexity, zenfx.cost.flops)",
+    deterministic=True,
+    mutates=False,
+)
+def az_complexity(net: nn.Module, ctx: ProxyContext) -> float:
+    from ..cost.flops import count_macs
+
+    return float(count_macs(net, tuple(ctx.input_size), batch_size=1))
+
+
+__all__ = ["AZMeasures", "AZ_MEMBERS", "az_measures", "block_entropy", "kaiming_fanin_init_",
+           "measures_from_features", "shared_measures", "trainability_pair"]
