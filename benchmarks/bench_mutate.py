@@ -23,8 +23,7 @@ import time
 import torch
 
 import zenfx
-from zenfx.genome import Genome
-from zenfx.mutation import build_with_topology
+from zenfx.genome import Genome, build_with_topology
 from zenfx.space import estimate_macs
 
 MODELS = {"resnet50": ("torchvision:resnet50", 224, 0.02), "cifar": ("zoo:cifar_resnet20", 32, 0.10)}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 def run(workers: int, args: argparse.Namespace, root: Path) -> dict:
     import zenfx
-    from zenfx.mutation import forget_genomes
+    from zenfx.genome import forget_genomes
 
     out = root / f"w{workers}"
     if out.exists():

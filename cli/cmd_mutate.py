@@ -74,7 +74,7 @@ def parse_choices(items: list[str] | None) -> dict[str, list[int]] | None:
 def check_choice_keys(grid: dict[str, list[int]], base: Any) -> None:
     """A ``ROLE=`` or ``GROUP=`` key that names nothing in the space is refused, not ignored."""
     from zenfx.errors import UsageError
-    from zenfx.mutation import current_state
+    from zenfx.genome import current_state
 
     unknown = [k for k in grid if k not in ROLES]
     if not unknown:

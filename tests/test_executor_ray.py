@@ -331,9 +331,8 @@ def test_ray_workers_that_cannot_read_the_seed_file_still_score_every_candidate(
     file's source travels with the run's settings, so every candidate is still scored."""
     import shutil
 
-    from zenfx.genome import Genome
+    from zenfx.genome import Genome, build
     from zenfx.loading import parse_input_size
-    from zenfx.mutation import build
     from zenfx.search import search
 
     spec = f"{_user_backbone(tmp_path / 'gone')}:build"

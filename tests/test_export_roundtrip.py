@@ -117,7 +117,7 @@ def export_cases(tmp: Path, cases: list[tuple[str, Any, dict[str, Any], int]]) -
         if callable(model) and not isinstance(model, torch.nn.Module):
             model = model()
         if hasattr(model, "edits"):
-            from zenfx.mutation import build
+            from zenfx.genome import build
 
             module = build(model)
         elif isinstance(model, torch.nn.Module):

@@ -180,8 +180,7 @@ def test_a_sibling_module_of_the_seed_file_imports(tmp_path):
 
 
 def test_a_genome_written_before_seed_files_were_hashed_still_loads(tmp_path):
-    from zenfx.genome import Genome
-    from zenfx.mutation import build
+    from zenfx.genome import Genome, build
 
     root = _project(tmp_path / "proj")
     old = {"format": "zenfx-genome", "version": 1, "zenfx_version": Genome("zoo:x").zenfx_version,
@@ -196,9 +195,9 @@ def test_a_genome_written_before_seed_files_were_hashed_still_loads(tmp_path):
 
 def _fail_every_child(monkeypatch) -> None:
     """Every candidate with edits fails at build (the seed itself builds)."""
-    import zenfx.mutation as mutation
+    import zenfx.genome as genome
 
-    real = mutation.build
+    real = genome.build
 
     def build(genome, *a, **k):
         from zenfx.genome import as_genome
@@ -207,7 +206,7 @@ def _fail_every_child(monkeypatch) -> None:
             raise RuntimeError("boom in the user's model")
         return real(genome, *a, **k)
 
-    monkeypatch.setattr(mutation, "build", build)
+    monkeypatch.setattr(genome, "build", build)
 
 
 def test_a_search_in_which_every_candidate_fails_says_so_and_exits_6(tmp_path, monkeypatch, cli):

@@ -118,7 +118,7 @@ def test_a_derived_state_equals_a_replay(spec, size, monkeypatch):
     replay), every remembered space equals a replay's: values, limits, roles and ratios, freedom."""
     import random
 
-    from zenfx import mutation
+    import zenfx.genome.mutation as mutation
 
     def view(sp):
         return ([g.to_dict() for g in sp.groups], [k.to_dict() for k in sp.kernels],

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from zenfx.errors import UsageError
-from zenfx.mutation import build
+from zenfx.genome import build
 from zenfx.search import search
 
 SEED = "zoo:cifar_resnet_basic"
@@ -32,7 +32,7 @@ def _family(g0, *, seed: int, size: int) -> list:
     """``g0`` and ``size`` descendants, each two edits from a random earlier member (seeded)."""
     import random
 
-    from zenfx.mutation import mutate
+    from zenfx.genome import mutate
 
     rng = random.Random(seed)
     genomes = [g0]
@@ -235,8 +235,7 @@ def test_cheap_structure_keys_agree_with_structure_key():
     """The edit-based key (no depth edits) dedups exactly where zenfx.structure_key does."""
     import random
 
-    from zenfx.genome import Genome, structure_key
-    from zenfx.mutation import mutate
+    from zenfx.genome import Genome, mutate, structure_key
     from zenfx.search.run import Keyer
 
     g0 = Genome(seed=SEED, kwargs={}, input_size=(3, 32, 32))
@@ -339,25 +338,24 @@ def test_the_worker_warm_up_leaves_every_result_unchanged():
 def test_a_worker_adopts_the_shipped_seed_space_instead_of_probing(tmp_path, monkeypatch):
     """What a search ships to Ray actors: the driver's probed topology, keyed like the disk cache. A
     worker with an empty cache adopts it (no probe), and refuses one made for another seed."""
-    import zenfx.mutation as mutation
-    import zenfx.space_probe as space_probe
-    from zenfx.genome import Genome
+    import zenfx.genome.seeds as seeds
+    from zenfx.genome import Genome, adopt_seed_space, current_state, seed_space_document
 
     g = Genome(seed=SEED, kwargs={"num_classes": 10}, input_size=(3, 32, 32))
-    doc = mutation.seed_space_document(g)
+    doc = seed_space_document(g)
     assert doc["topology"] and len(json.dumps(doc)) < 100_000
-    probed = mutation.current_state(g)
+    probed = current_state(g)
 
     def no_probe(*a, **k):
         raise AssertionError("probed although the space was shipped")
 
     monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(mutation, "_SEED_TOPOS", {})
-    monkeypatch.setattr(space_probe, "probe_topology", no_probe)
+    monkeypatch.setattr(seeds, "_SEED_TOPOS", {})
+    monkeypatch.setattr(seeds, "probe_topology", no_probe)
     other = Genome(seed=SEED, kwargs={"num_classes": 100}, input_size=(3, 32, 32))
-    assert not mutation.adopt_seed_space(other, doc)  # another seed's key
-    assert mutation.adopt_seed_space(g, doc)
-    adopted = mutation.current_state(g)
+    assert not adopt_seed_space(other, doc)  # another seed's key
+    assert adopt_seed_space(g, doc)
+    adopted = current_state(g)
     assert adopted.counts() == probed.counts() and adopted.size_log10() == probed.size_log10()
     assert [(x.id, x.channels, x.min, x.max, x.step) for x in adopted.groups] == \
         [(x.id, x.channels, x.min, x.max, x.step) for x in probed.groups]

@@ -16,7 +16,7 @@ NETS = Path(__file__).resolve().parent / "sweep_nets.py"
 
 
 def _family(g0, *, seed: int, size: int) -> list:
-    from zenfx.mutation import mutate
+    from zenfx.genome import mutate
 
     rng = random.Random(seed)
     genomes = [g0]
@@ -95,7 +95,7 @@ def test_normalised_dim_is_found_by_running_the_layer():
     import torch
     from torch import nn
 
-    from zenfx.space_graph import normalised_dim, own_forward
+    from zenfx.space.channels import normalised_dim, own_forward
 
     class ChannelsLast(nn.LayerNorm):
         def forward(self, x):

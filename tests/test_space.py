@@ -121,7 +121,7 @@ def test_parameter_read_in_forward_is_frozen_with_its_name():
 def test_estimated_macs_match_the_counter_on_mutants():
     import random
 
-    from zenfx.mutation import build_with_topology
+    from zenfx.genome import build_with_topology
     from zenfx.space import estimate_macs
 
     for spec in ("zoo:cifar_resnet20", "examples/my_backbone.py:build"):

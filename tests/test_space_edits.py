@@ -148,7 +148,7 @@ def test_stale_metadata_fixed_after_edits():
 
 
 def test_space_cache_is_used_and_survives_corruption(tmp_path, monkeypatch):
-    from zenfx import mutation
+    from zenfx.genome import seeds as mutation
 
     monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path / "c"))
     mutation._SEED_TOPOS.clear()  # this process may have analysed the seed already (in memory)
@@ -193,7 +193,7 @@ def _topology_facts(t):
 def _derived_equals_traced(spec: str, res: int, genomes: int) -> None:
     import random
 
-    from zenfx.mutation import build_with_topology
+    from zenfx.genome import build_with_topology
     from zenfx.space import analyse
 
     seed = Genome(spec, {}, (3, res, res))

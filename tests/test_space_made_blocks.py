@@ -59,7 +59,7 @@ def _cases():
 
 @pytest.mark.parametrize("spec, res, site, made, cls", list(_cases()))
 def test_a_one_block_run_grows_by_a_made_block_and_shrinks_back(spec, res, site, made, cls):
-    from zenfx.mutation import build_with_topology
+    from zenfx.genome import build_with_topology
     from zenfx.space import analyse
 
     size = (3, res, res)
@@ -116,7 +116,7 @@ def test_a_made_bottleneck_is_what_the_constructor_builds():
 def test_made_blocks_follow_width_edits_and_derive_like_a_retrace():
     """Random depth + width edits on the one-block seed (made blocks, copies, removals, renamed
     groups) derive the topology a fresh analysis finds, and build to the meta figures."""
-    from zenfx.mutation import build_with_topology
+    from zenfx.genome import build_with_topology
     from zenfx.space import analyse
 
     seed = Genome("zoo:cifar_resnet_bottleneck", {}, (3, 32, 32))
@@ -134,7 +134,7 @@ def test_made_blocks_follow_width_edits_and_derive_like_a_retrace():
                                   pytest.param("timm:efficientnet_b0", marks=pytest.mark.slow),
                                   pytest.param("torchvision:regnet_x_400mf", marks=pytest.mark.slow)])
 def test_shrinking_a_run_to_one_and_regrowing_derives_like_a_retrace(spec):
-    from zenfx.mutation import build_with_topology
+    from zenfx.genome import build_with_topology
     from zenfx.space import analyse
 
     seed = Genome(spec, {}, (3, 32, 32))

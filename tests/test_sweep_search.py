@@ -25,10 +25,10 @@ def test_search_out_that_cannot_be_a_run_folder_is_exit_2(cli, tmp_path, where):
 
 
 def test_search_whose_space_offers_no_edit_of_the_kinds_refuses_up_front(cli, tmp_path):
-    """cifar_resnet_basic has one block per stage: no free block run, so --kinds depth cannot work."""
+    """A plain Sequential of conv/BN/ReLU has no block at all: no free block run, so --kinds depth
+    cannot work (a one-block stage such as cifar_resnet_basic's can grow since issue 21)."""
     out = tmp_path / "run"
-    code, stdout, stderr = cli("search", "zoo:cifar_resnet_basic", *FAST, "--kinds", "depth", "--out", str(out),
-                               "--json")
+    code, stdout, stderr = cli("search", f"{NETS}:plain", *FAST, "--kinds", "depth", "--out", str(out), "--json")
     assert code == 2, stderr
     doc = json.loads(stdout)
     assert "no free block run" in doc["error"] and "--kinds" in doc["error"]
@@ -61,15 +61,12 @@ def test_mutate_says_why_vcnn_depth_and_zen_are_missing(cli):
     assert "concat" in doc["seed"]["vcnn_error"] and "concat" in doc["mutant"]["zen_error"]
 
 
+@pytest.mark.timeout(600)  # a hang is caught here; its speed belongs to benchmarks, not an assertion
 def test_mutate_with_thousands_of_edits_is_a_clear_error_not_a_hang(cli):
-    import time
-
-    t0 = time.perf_counter()
     code, stdout, stderr = cli("mutate", "zoo:cifar_resnet_basic", "-r", "32", "--edits", "10000", "--no-score",
                                "--json")
     assert code == 2, stderr
     assert "too large to build" in json.loads(stdout)["error"] and "fewer edits" in json.loads(stdout)["error"]
-    assert time.perf_counter() - t0 < 60
 
 
 @pytest.mark.parametrize("seed", ["zoo:cifar_resnet20", "zoo:cifar_resnet_basic"])
@@ -78,8 +75,7 @@ def test_a_long_draw_is_the_same_as_drawing_one_edit_at_a_time(seed):
     what n single-edit draws give, depth edits included, and remember the right final space."""
     import random
 
-    from zenfx.genome import Genome
-    from zenfx.mutation import current_state, mutate
+    from zenfx.genome import Genome, current_state, mutate
 
     g0 = Genome(seed, {}, (3, 32, 32))
     many = mutate(g0, random.Random(5), 40)
@@ -88,7 +84,7 @@ def test_a_long_draw_is_the_same_as_drawing_one_edit_at_a_time(seed):
         one = mutate(one, rng, 1)
     assert many.to_dict() == one.to_dict()
     assert seed != "zoo:cifar_resnet20" or any(e.kind == "depth" for e in many.edits)
-    from zenfx.mutation import _state, forget_genomes
+    from zenfx.genome.mutation import _state, forget_genomes
 
     remembered = _state(many, True, True)  # stored by the long draw
     fresh = current_state(many)  # replayed

@@ -69,6 +69,11 @@ class SearchFailedError(ZenfxError):
     exit_code = EXIT_SEARCH_FAILED
 
 
+class GenomeError(UsageError):
+    """A malformed genome file, an edit that does not fit its seed, a genome from another version
+    (defined here so that surgery and the space analysis, below the genome package, can raise it)."""
+
+
 class ShapeError(UsageError):
     """The model cannot run at the requested input size; the message names the layer."""
 

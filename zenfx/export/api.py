@@ -99,7 +99,7 @@ def _is_genome_path(spec: str) -> bool:
 
 def _load_genome(genome: Any) -> _Source:
     try:
-        from ..mutation import build
+        from ..genome import build
     except ImportError:
         raise UsageError("this zenfx has no genome support (zenfx.mutation.build is missing)") from None
     if isinstance(genome, (str, Path)):
@@ -327,14 +327,7 @@ def export_model(model: Any, out: str | Path | None = None, *, weights: bool | s
     batch of two at ``input_size`` (the model's default when None); a mismatch raises.
     """
     out_path = _validate_out(out) if out is not None else None
-    weights_path: Path | None = None
-    if weights:
-        if weights is True:
-            if out_path is None:
-                raise UsageError("weights=True needs an output path for the module")
-            weights_path = out_path.with_suffix(".pt")
-        else:
-            weights_path = Path(weights)  # type: ignore[arg-type]
+    weights_path = _weights_path(weights, out_path)
     src = _load(model, kwargs)
     name = class_name or src.class_name
     if not name.isidentifier() or keyword.iskeyword(name):
@@ -361,19 +354,42 @@ def export_model(model: Any, out: str | Path | None = None, *, weights: bool | s
     if result.params != result.source_params:
         result.notes.append(f"{result.source_params - result.params:,} parameter(s) of the source model sit in "
                             "modules its forward never calls; the export leaves them out")
-    if check and emitted.inputs != 1:
-        result.notes.append(f"not checked: the forward takes {emitted.inputs} inputs (the check feeds one image batch)")
-    elif check and size is not None:
-        result.max_abs_diff = _compare(src.module, net, size, tolerance)  # type: ignore[arg-type]
-        result.checked = True
-    elif check:
-        result.notes.append("not checked: the input size is unknown (give input_size)")
+    if check:
+        _verify(result, src.module, net, emitted.inputs, size, tolerance)
     if out_path is not None:
-        if weights_path is not None:
-            buf = io.BytesIO()
-            torch.save(sd, buf)
-            _atomic_write(weights_path, buf.getvalue())
-            result.weights_path = str(weights_path)
-        _atomic_write(out_path, emitted.source.encode())
-        result.module_path = str(out_path)
+        _write(result, emitted.source, sd, out_path, weights_path)
     return result
+
+
+def _weights_path(weights: bool | str | Path, out_path: Path | None) -> Path | None:
+    """Where the state dict goes: beside the module (``weights=True``), a path, or nowhere."""
+    if not weights:
+        return None
+    if weights is True:
+        if out_path is None:
+            raise UsageError("weights=True needs an output path for the module")
+        return out_path.with_suffix(".pt")
+    return Path(weights)  # type: ignore[arg-type]
+
+
+def _verify(result: ExportResult, source: nn.Module, net: nn.Module, inputs: int, size: Any,
+            tolerance: float) -> None:
+    """The exported class against the source model on a seeded batch (or a note why not)."""
+    if inputs != 1:
+        result.notes.append(f"not checked: the forward takes {inputs} inputs (the check feeds one image batch)")
+    elif size is not None:
+        result.max_abs_diff = _compare(source, net, size, tolerance)  # type: ignore[arg-type]
+        result.checked = True
+    else:
+        result.notes.append("not checked: the input size is unknown (give input_size)")
+
+
+def _write(result: ExportResult, source: str, sd: dict[str, Any], out_path: Path, weights_path: Path | None) -> None:
+    """The module (and the weights) written atomically; their paths recorded in ``result``."""
+    if weights_path is not None:
+        buf = io.BytesIO()
+        torch.save(sd, buf)
+        _atomic_write(weights_path, buf.getvalue())
+        result.weights_path = str(weights_path)
+    _atomic_write(out_path, source.encode())
+    result.module_path = str(out_path)

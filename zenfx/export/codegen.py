@@ -416,15 +416,32 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
         raise CannotWrite("the train-mode and eval-mode forwards take different arguments")
     forward, branched = _forward_lines(train_lines, eval_lines)
     snippets = sorted({s.snippet for s in layers if s.snippet})
-    uses_math = any("math." in line for line in forward) or "Conv2dSame" in snippets
-    uses_operator = any("operator." in line for line in forward)
     namedtuples = {**train_body.namedtuples, **eval_body.namedtuples}
+    _check_names(class_name, snippets, namedtuples)
+    out = [f'"""{header}"""', "", "from __future__ import annotations", ""]
+    out += _preamble(forward, snippets, namedtuples)
+    out += ["", f"class {class_name}(nn.Module):"]
+    out += ["    def __init__(self) -> None:", *[f"        {line}" for line in _init_lines(layers, loose, ties)], ""]
+    out += [f"    def forward({_signature(train_body)}):", *[f"        {line}" for line in forward], ""]
+    source = "\n".join(out)
+    source = source.replace("\n\n\n\n", "\n\n\n")
+    return Emitted(source, layers, loose, ties, branched, snippets, _loose_notes(loose),
+                   inputs=len(train_body.placeholders))
+
+
+def _check_names(class_name: str, snippets: list[str], namedtuples: dict[str, Any]) -> None:
     if class_name in _RESERVED or class_name in snippets or class_name in namedtuples:
         raise CannotWrite(f"the class name '{class_name}' clashes with a name the file defines or imports "
                           "(pick another with --class-name)")
     if any(n in _RESERVED or n == class_name for n in namedtuples):
         raise CannotWrite(f"an output type is named like a reserved name: {sorted(namedtuples)}")
-    out = [f'"""{header}"""', "", "from __future__ import annotations", ""]
+
+
+def _preamble(forward: list[str], snippets: list[str], namedtuples: dict[str, Any]) -> list[str]:
+    """Imports the forward needs, output namedtuples, and the snippets' helper classes."""
+    uses_math = any("math." in line for line in forward) or "Conv2dSame" in snippets
+    uses_operator = any("operator." in line for line in forward)
+    out: list[str] = []
     if namedtuples:
         out.append("import collections")
     if uses_math:
@@ -440,9 +457,11 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
         out.append("")
     for name in snippets:
         out += ["", SNIPPETS[name].strip("\n"), ""]
-    out += ["", f"class {class_name}(nn.Module):"]
-    out += ["    def __init__(self) -> None:", *[f"        {line}" for line in _init_lines(layers, loose, ties)], ""]
-    out += [f"    def forward({_signature(train_body)}):", *[f"        {line}" for line in forward], ""]
+    return out
+
+
+def _loose_notes(loose: list[Any]) -> list[str]:
+    """What a user should know about tensors the file carries outside its layers."""
     notes = []
     frozen = [lt for lt in loose
               if lt.source == "<constant>" and lt.tensor.is_floating_point() and lt.tensor.numel() > 1]
@@ -454,6 +473,4 @@ def emit(root: nn.Module, train: Traced, evl: Traced, specs: dict[int, LayerSpec
     if carried:
         notes.append(f"{len(carried)} tensor(s) read directly in forward get their values only from the weights file: "
                      + ", ".join(lt.source for lt in carried[:5]) + (" ..." if len(carried) > 5 else ""))
-    source = "\n".join(out)
-    source = source.replace("\n\n\n\n", "\n\n\n")
-    return Emitted(source, layers, loose, ties, branched, snippets, notes, inputs=len(train_body.placeholders))
+    return notes

@@ -185,20 +185,11 @@ def format_value(v: Any) -> str:
     if v is None or isinstance(v, (bool, int, str)):
         return repr(v)
     if isinstance(v, float):
-        if math.isnan(v):
-            return "float('nan')"
-        if math.isinf(v):
-            return "float('inf')" if v > 0 else "-float('inf')"
-        return repr(v)
+        return _format_float(v)
     if isinstance(v, torch.Size):
         v = tuple(v)
-    if type(v) is tuple:
-        inner = ", ".join(format_value(x) for x in v)
-        return f"({inner},)" if len(v) == 1 else f"({inner})"
-    if type(v) is list:
-        return "[" + ", ".join(format_value(x) for x in v) + "]"
-    if type(v) is dict and all(isinstance(k, str) for k in v):
-        return "{" + ", ".join(f"{k!r}: {format_value(x)}" for k, x in v.items()) + "}"
+    if type(v) in (tuple, list, dict):
+        return _format_container(v)
     if isinstance(v, (torch.dtype, torch.memory_format, torch.layout)):
         return str(v)
     if isinstance(v, torch.device):
@@ -207,6 +198,26 @@ def format_value(v: Any) -> str:
         return "..."
     if isinstance(v, slice):
         return f"slice({format_value(v.start)}, {format_value(v.stop)}, {format_value(v.step)})"
+    raise CannotWrite(f"constant of type {type(v).__name__} ({v!r:.60})")
+
+
+def _format_float(v: float) -> str:
+    if math.isnan(v):
+        return "float('nan')"
+    if math.isinf(v):
+        return "float('inf')" if v > 0 else "-float('inf')"
+    return repr(v)
+
+
+def _format_container(v: Any) -> str:
+    """A tuple, list or str-keyed dict of constants."""
+    if type(v) is tuple:
+        inner = ", ".join(format_value(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if type(v) is list:
+        return "[" + ", ".join(format_value(x) for x in v) + "]"
+    if all(isinstance(k, str) for k in v):
+        return "{" + ", ".join(f"{k!r}: {format_value(x)}" for k, x in v.items()) + "}"
     raise CannotWrite(f"constant of type {type(v).__name__} ({v!r:.60})")
 
 

@@ -116,13 +116,12 @@ def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
 
         state.batches = npz_batches(s.data, batch_size=s.batch_size)
     if s.seed_genome is not None:
-        from ..genome import Genome
-        from ..mutation import current_state
+        from ..genome import Genome, current_state
 
         g = Genome.from_dict(s.seed_genome)
         try:
             if s.seed_space is not None:
-                from ..mutation import adopt_seed_space
+                from ..genome import adopt_seed_space
 
                 adopt_seed_space(g, s.seed_space)
             current_state(g)  # probe once per worker (unless adopted); cached for every later mutate / build
@@ -237,8 +236,7 @@ class _Evaluation:
     """Lazily computed figures of one genome, sharing the built module and the prepared graphs."""
 
     def __init__(self, state: WorkerState, genome_dict: dict[str, Any], stage: _Stage) -> None:
-        from ..genome import Genome
-        from ..mutation import build
+        from ..genome import Genome, build
 
         self.state = state
         self.stage = stage
@@ -551,7 +549,7 @@ def predicted_latency(state: WorkerState, gm: Any, genome: Any, input_size: tupl
     try:
         return predict_latency(gm, input_size, measure_missing=False, **kw).total_s
     except UsageError:
-        from ..mutation import build
+        from ..genome import build
 
         real = build(genome)
         return predict_latency(real, input_size, measure_missing=True, **kw).total_s

@@ -265,7 +265,7 @@ def _evolve(proxy: str, start: str, budget: int, candidates: int, population: in
             batch_size: int, seed: int, workers: int | None, out: Path) -> tuple[str | None, int]:
     import shutil
 
-    from ..mutation import build
+    from ..genome import build
     from .run import search
 
     if out.exists():

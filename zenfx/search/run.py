@@ -239,7 +239,7 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
     broken = _broken(state.budgets, figs)
     if not broken:
         return genome, None, figs
-    from ..mutation import shrink
+    from ..genome import shrink
 
     tried: list[tuple[str, Any, dict[str, Any]]] = []
     for depth in (False, True):
@@ -284,7 +284,7 @@ EDIT_SITES = {"width": "no free channel group", "kernel": "no free kernel site",
 def check_editable(start: Any, kinds: Sequence[str], width_choices: dict[str, list[int]] | None = None) -> None:
     """Refuse a search whose start offers no edit of the requested kinds: every candidate would
     fail to mutate (``zenfx mutate`` refuses the same)."""
-    from ..mutation import current_state, edit_options
+    from ..genome import current_state, edit_options
 
     sp = current_state(start)
     if edit_options(sp, tuple(kinds), width_choices):
@@ -494,7 +494,7 @@ class _Run:
     # ---- rounds
     def round(self, ex: Any) -> None:
         from ..genome import Genome
-        from ..mutation import mutate as mutate_genome
+        from ..genome import mutate as mutate_genome
 
         c = self.cfg
         k = c.round_size if c.candidates is None else min(c.round_size, c.candidates - self.counters.proposed)
@@ -627,7 +627,7 @@ class Keyer:
     depth edit and its undo)."""
 
     def __init__(self, start: Any) -> None:
-        from ..mutation import current_state
+        from ..genome import current_state
 
         base = start.with_edits([])
         sp = current_state(base)
@@ -884,7 +884,7 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
 def _seed_space(genome: Any) -> dict[str, Any] | None:
     """The seed's probed space (this process has it already), for workers to adopt instead of
     probing the seed again (seconds for an ImageNet model); None if it cannot be had."""
-    from ..mutation import seed_space_document
+    from ..genome import seed_space_document
 
     try:
         return seed_space_document(genome)

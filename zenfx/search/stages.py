@@ -40,8 +40,7 @@ def stages_of(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def stage_table(seed_genome: dict[str, Any], best_genome: dict[str, Any] | None) -> dict[str, Any]:
-    from ..genome import Genome
-    from ..mutation import build
+    from ..genome import Genome, build
 
     seed = stages_of(build(Genome.from_dict(seed_genome), device="meta"))
     best = stages_of(build(Genome.from_dict(best_genome), device="meta")) if best_genome else []

@@ -19,11 +19,12 @@ evidence set. Tracing was 0.3-0.6 s per new depth history (resnet50); this is a 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
-from .space import Topology
-from .space_graph import Layer
+from ..surgery import apply_depth, channels_of, resize_to
+from .analysis import Topology
+from .blocks import _dropped, _optional_arg, _refs, make_groups
+from .channels import Layer
 
 
 class _Paths:
@@ -147,19 +148,26 @@ def _derive_layers(topo: Topology, paths: _Paths, sources: set[str], made: set[s
         if new_path is not None:
             layers.append(_moved(lay, new_path, lambda g: gid_for(g, None, None), group_of_new))
         src = last_of.get(id(lay))
-        if src is None:
-            continue
-        for name in paths.copy_names(src + ".x"):  # every copy of this block, after its last layer
-            copy_name = name[:-2]
-            for sl in src_layers[src]:
-                if copy_name in made and _dropped(sl.path[len(src) + 1:], make["drop"]):
-                    continue
-                moved = _moved(sl, copy_name + sl.path[len(src):],
-                               lambda g, c=copy_name, s=src: gid_for(g, c, s), group_of_new)
-                if copy_name in made and moved.spatial == make["hw"][0]:
-                    moved.spatial = make["hw"][1]  # the made block runs at the block's output size
-                layers.append(moved)
+        if src is not None:
+            layers.extend(_copied_layers(src, src_layers[src], paths, made, make, gid_for, group_of_new))
     return layers, group_of_new
+
+
+def _copied_layers(src: str, src_layers: list[Layer], paths: _Paths, made: set[str], make: dict[str, Any],
+                   gid_for: Any, group_of_new: dict[str, str]) -> list[Layer]:
+    """The layers of every copy (or made block) of block ``src``, in copy order."""
+    out: list[Layer] = []
+    for name in paths.copy_names(src + ".x"):  # every copy of this block, after its last layer
+        copy_name = name[:-2]
+        for sl in src_layers:
+            if copy_name in made and _dropped(sl.path[len(src) + 1:], make["drop"]):
+                continue
+            moved = _moved(sl, copy_name + sl.path[len(src):],
+                           lambda g, c=copy_name, s=src: gid_for(g, c, s), group_of_new)
+            if copy_name in made and moved.spatial == make["hw"][0]:
+                moved.spatial = make["hw"][1]  # the made block runs at the block's output size
+            out.append(moved)
+    return out
 
 
 def _reflag(groups: dict[str, dict[str, Any]], layers: list[Layer]) -> None:
@@ -214,96 +222,11 @@ def _shift_blocks(topo: Topology, site: dict[str, Any], paths: _Paths, delta: in
 # once from the traced graph (``make_info``), stored in the site, and the same for every later
 # analysis of the block, so a derived topology still equals a re-trace.
 
-SKIP_FLAGS = ("use_res_connect", "has_skip", "has_residual", "use_residual", "use_shortcut")
-
-
-def _refs(layers: list[Layer]) -> set[str]:
-    return {g for lay in layers for g in (lay.out_group, *(p for p, _ in lay.in_parts)) if g}
-
-
-def make_groups(layers: list[Layer], block_path: str) -> tuple[str, str] | None:
-    """(input group, output group) of the shape-changing block at ``block_path``: the one group its
-    layers read that was made before it, and the one group it makes that later layers read."""
-    prefix = block_path + "."
-    idx = [i for i, lay in enumerate(layers) if lay.path.startswith(prefix)]
-    if not idx:
-        return None
-    mine = _refs([layers[i] for i in idx])
-    after = _refs(layers[idx[-1] + 1:])
-    g_in = sorted(g for g in mine if not g.startswith(prefix))
-    g_out = sorted(g for g in mine if g.startswith(prefix) and g in after)
-    if len(g_in) != 1 or len(g_out) != 1 or g_in == g_out:
-        return None
-    return g_in[0], g_out[0]
-
-
-def has_skip_flag(block: Any) -> bool:
-    return any(isinstance(getattr(block, a, None), bool) for a in SKIP_FLAGS)
-
-
-def make_info(model: Any, gm: Any, block_path: str, io: tuple[Any, Any], layers: list[Layer]
-              ) -> dict[str, Any] | None:
-    """How to make a shape-preserving version of the block at ``block_path`` (None: it cannot be
-    made): the module paths (relative to the block) that only its projection shortcut uses, the
-    skip flags to set, and the block's input and output positions (H*W)."""
-    from .graph import input_dependent, residual_branches
-
-    if make_groups(layers, block_path) is None or io[0] is None or io[1] is None:
-        return None
-    block = model.get_submodule(block_path)
-    prefix = block_path + "."
-    dep = input_dependent(gm)
-    shortcut: set[str] = set()
-    has_add = False
-    for n in gm.graph.nodes:
-        if block_path not in (n.meta.get("nn_module_stack") or {}):
-            continue
-        rb = residual_branches(gm, n, dep)
-        if rb is None:
-            continue
-        has_add = True
-        shortcut |= {str(x.target)[len(prefix):] for x in rb.shortcut_region
-                     if x.op == "call_module" and str(x.target).startswith(prefix)}
-    used = {str(n.target)[len(prefix):] for n in gm.graph.nodes
-            if n.op == "call_module" and str(n.target).startswith(prefix)}
-    main = used - shortcut
-    drop: set[str] = set()
-    for q in sorted(shortcut):
-        parts = q.split(".")
-        for k in range(1, len(parts) + 1):
-            top = ".".join(parts[:k])
-            if not any(m == top or m.startswith(top + ".") for m in main):
-                drop.add(top)
-                break
-    drop = {d for d in drop if not any(d.startswith(o + ".") for o in drop)}
-    flags = [] if has_add else [a for a in SKIP_FLAGS if getattr(block, a, None) is False]
-    if not has_add and not flags:
-        return None  # the copy would have no residual add: it would not be a repeatable block
-    return {"drop": sorted(drop), "set": flags,
-            "hw": [math.prod(io[0][2:]), math.prod(io[1][2:])]}
-
-
-def _optional_arg(block: Any, name: str) -> bool:
-    """The block's constructor takes ``name`` with default None (torchvision's and timm's ResNet
-    blocks: ``downsample=None``): the block without it is what the constructor builds by default."""
-    import inspect
-
-    try:
-        p = inspect.signature(type(block).__init__).parameters.get(name)
-    except (TypeError, ValueError):
-        return False
-    return p is not None and p.default is None
-
-
-def _dropped(rel: str, drop: list[str]) -> bool:
-    return any(rel == d or rel.startswith(d + ".") for d in drop)
 
 
 def make_block(model: Any, topo: Topology, block_path: str, make: dict[str, Any]) -> Any:
     """The shape-preserving version of the block at ``block_path`` (a new module; not inserted)."""
     from torch import nn
-
-    from .mutation import _channels_of, _resize
 
     groups = make_groups(topo.layers, block_path)
     if groups is None:
@@ -319,13 +242,26 @@ def make_block(model: Any, topo: Topology, block_path: str, make: dict[str, Any]
     for m in made.modules():
         if isinstance(m, nn.modules.conv._ConvNd) and any(s != 1 for s in m.stride):
             m.stride = (1,) * len(m.stride)
-    c_out = _channels_of(topo, model, g_out)
+    c_out = channels_of(topo, model, g_out)
     prefix = block_path + "."
     for lay in topo.layers:
         if not lay.path.startswith(prefix) or _dropped(lay.path[len(prefix):], make["drop"]):
             continue
         refs = _refs([lay])
         if g_in in refs:
-            wanted = {g: c_out if g == g_in else _channels_of(topo, model, g) for g in refs}
-            _resize(made.get_submodule(lay.path[len(prefix):]), lay, wanted)
+            wanted = {g: c_out if g == g_in else channels_of(topo, model, g) for g in refs}
+            resize_to(made.get_submodule(lay.path[len(prefix):]), lay, wanted)
     return made
+
+
+def apply_depth_edit(model: Any, site: dict[str, Any], value: int, changed: list[Any], topo: Topology
+                     ) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """A depth edit of run ``site``: ``surgery.apply_depth``, with the shape-preserving block made
+    first when a run of one shape-changing block grows (its ``make`` info from the analysis)."""
+    made = None
+    n = int(site["count"])
+    if value > n and n == 1 and not site.get("first_repeats") and site.get("make"):
+        cont = model.get_submodule(site["container"]) if site["container"] else model
+        prefix = f"{site['container']}." if site["container"] else ""
+        made = make_block(model, topo, prefix + list(cont._modules)[int(site["start"])], site["make"])
+    return apply_depth(model, site, value, changed, made)

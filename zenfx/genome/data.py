@@ -12,24 +12,20 @@ network deduplicate to one key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .runlog import atomic_write_text
+from ..errors import GenomeError, UsageError  # noqa: F401 - GenomeError: its home was here
+from ..runlog import atomic_write_text
 
 FORMAT = "zenfx-genome"
 FORMAT_VERSION = 1
 EDIT_KINDS = ("width", "kernel", "depth")
 
 
-class GenomeError(UsageError):
-    """A malformed genome file, an edit that does not fit its seed, a genome from another version."""
 
 
 @dataclass(frozen=True)
@@ -48,13 +44,13 @@ class SeedFile:
     near: str | None = field(default=None, compare=False)  # where it lies relative to a loaded genome file
 
     def ref(self) -> Any:
-        from .loading import FileRef
+        from ..loading import FileRef
 
         return FileRef(self.sha256, tuple(p for p in (self.near, self.path) if p))
 
     def located(self) -> str:
         """Where the file with this content is now (the recorded path when none is found)."""
-        from .loading import file_digest
+        from ..loading import file_digest
 
         for cand in (self.near, self.path):
             if cand and os.path.isfile(cand):
@@ -83,14 +79,14 @@ class SeedFile:
 
 def _seed_file_now(seed: str) -> SeedFile | None:
     """A file spec's identity as the file is now (None for other specs, or when there is no file)."""
-    from .loading import file_ref_of
+    from ..loading import file_ref_of
 
     ref = file_ref_of(seed)
     return None if ref is None else SeedFile(ref.sha256, ref.candidates[0])
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -195,26 +191,7 @@ class Genome:
     @classmethod
     def from_dict(cls, d: Any, *, where: str = "genome", base: str | os.PathLike[str] | None = None) -> Genome:
         """``base``: the folder of the genome file, against which a recorded relative seed path is read."""
-        if not isinstance(d, dict):
-            raise GenomeError(f"{where}: a genome is a JSON object, got {type(d).__name__}")
-        if d.get("format") != FORMAT:
-            raise GenomeError(f"{where}: not a zenfx genome (\"format\" is {d.get('format')!r}, want {FORMAT!r})")
-        if d.get("version") != FORMAT_VERSION:
-            raise GenomeError(f"{where}: genome format version {d.get('version')!r} is not {FORMAT_VERSION}")
-        version = _version()
-        if d.get("zenfx_version") != version:
-            raise GenomeError(f"{where}: written by zenfx {d.get('zenfx_version')!r}, this is zenfx {version}; "
-                              "edits name groups of that version's analysis, so it cannot be replayed here")
-        known = {"format", "version", "zenfx_version", "seed", "kwargs", "input_size", "init_seed", "edits", "seed_key",
-                 "seed_file"}
-        extra = sorted(set(d) - known)
-        if extra:
-            raise GenomeError(f"{where}: unknown genome field(s) {', '.join(extra)}")
-        if "seed" not in d or "input_size" not in d:
-            raise GenomeError(f"{where}: a genome needs \"seed\" and \"input_size\"")
-        edits = d.get("edits", [])
-        if not isinstance(edits, list):
-            raise GenomeError(f"{where}: \"edits\" must be a list")
+        edits = _check_document(d, where)
         seed_key = d.get("seed_key")
         try:
             seed_file = None if d.get("seed_file") is None else SeedFile.from_dict(
@@ -225,7 +202,7 @@ class Genome:
                 seed_key = None
             return cls(seed=d["seed"], kwargs=d.get("kwargs") or {}, input_size=d["input_size"],
                        init_seed=d.get("init_seed", 0), edits=[Edit.from_dict(e) for e in edits],
-                       zenfx_version=version, seed_key=seed_key, seed_file=seed_file)
+                       zenfx_version=_version(), seed_key=seed_key, seed_file=seed_file)
         except GenomeError as exc:
             if exc.message.startswith(where):
                 raise
@@ -254,6 +231,34 @@ class Genome:
         return cls.from_dict(data, where=f"genome file '{path}'", base=path.parent.resolve())
 
 
+_FIELDS = {"format", "version", "zenfx_version", "seed", "kwargs", "input_size", "init_seed", "edits", "seed_key",
+           "seed_file"}
+
+
+def _check_document(d: Any, where: str) -> list[Any]:
+    """The checks a genome document must pass before its fields are read (each a one-line error);
+    returns its edit list."""
+    if not isinstance(d, dict):
+        raise GenomeError(f"{where}: a genome is a JSON object, got {type(d).__name__}")
+    if d.get("format") != FORMAT:
+        raise GenomeError(f"{where}: not a zenfx genome (\"format\" is {d.get('format')!r}, want {FORMAT!r})")
+    if d.get("version") != FORMAT_VERSION:
+        raise GenomeError(f"{where}: genome format version {d.get('version')!r} is not {FORMAT_VERSION}")
+    version = _version()
+    if d.get("zenfx_version") != version:
+        raise GenomeError(f"{where}: written by zenfx {d.get('zenfx_version')!r}, this is zenfx {version}; "
+                          "edits name groups of that version's analysis, so it cannot be replayed here")
+    extra = sorted(set(d) - _FIELDS)
+    if extra:
+        raise GenomeError(f"{where}: unknown genome field(s) {', '.join(extra)}")
+    if "seed" not in d or "input_size" not in d:
+        raise GenomeError(f"{where}: a genome needs \"seed\" and \"input_size\"")
+    edits = d.get("edits", [])
+    if not isinstance(edits, list):
+        raise GenomeError(f"{where}: \"edits\" must be a list")
+    return edits
+
+
 def as_genome(obj: Any) -> Genome:
     """A Genome from a Genome, a dict or a path to a genome JSON file."""
     if isinstance(obj, Genome):
@@ -265,63 +270,11 @@ def as_genome(obj: Any) -> Genome:
     raise GenomeError(f"expected a Genome, a genome dict or a path, got {type(obj).__name__}")
 
 
-def load_genome_spec(spec: str, kwargs: dict[str, Any], device: str | None, _file: Any = None) -> Any:
-    """A genome JSON file as a model spec (registered with ``zenfx.loading``): its seed with its
-    edits replayed (``zenfx.build``)."""
-    from .loading import LoadedModel
-    from .mutation import build
-
-    if kwargs:
-        raise UsageError(f"constructor arguments were given with the genome '{spec}': a genome carries its own")
-    genome = Genome.load(spec)
-    model = build(genome, device=device)
-    return LoadedModel(model, os.path.basename(spec), "genome", spec, genome.input_size, {})
-
-
 def _is_file_spec(seed: Any) -> bool:
-    from .loading import split_file_spec
+    from ..loading import split_file_spec
 
     return split_file_spec(seed) is not None
 
 
 def is_genome_spec(spec: Any) -> bool:
     return isinstance(spec, (str, os.PathLike)) and str(spec).strip().lower().endswith(".json")
-
-
-# --------------------------------------------------------------------------- structure key
-
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def describe(model: Any) -> list[str]:
-    """One line per module in module order: path, class and constructor-level attributes.
-
-    ``extra_repr`` is what torch prints for a module's constructor arguments (channels, kernel,
-    stride, padding, groups, bias, eps, ...); memory addresses of functions it may show are cut.
-    """
-    lines = []
-    for path, m in model.named_modules():
-        cls = f"{type(m).__module__}.{type(m).__qualname__}"
-        try:
-            extra = _ADDRESS.sub("", m.extra_repr())
-        except Exception:
-            extra = ""
-        shapes = ";".join(f"{n}:{tuple(p.shape)}" for n, p in m.named_parameters(recurse=False))
-        lines.append(f"{path}|{cls}|{extra}|{shapes}")
-    return lines
-
-
-def structure_key(model_or_genome: Any) -> str:
-    """Same architecture -> same key, whatever the edit order that reached it (16 hex digits).
-
-    A genome is built on the meta device first (no weights are allocated).
-    """
-    from torch import nn
-
-    model = model_or_genome
-    if not isinstance(model, nn.Module):
-        from .mutation import build
-
-        model = build(as_genome(model_or_genome), device="meta")
-    digest = hashlib.sha256("\n".join(describe(model)).encode()).hexdigest()
-    return digest[:16]

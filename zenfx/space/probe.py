@@ -19,8 +19,10 @@ from typing import Any
 
 from torch import nn
 
-from .graph import is_tensor_add
-from .space import Topology, analysis_trace, read_space, traced_output_shapes
+from ..graph import is_tensor_add
+from ..surgery import apply_kernel, apply_width
+from .analysis import Topology, analysis_trace, read_space, traced_output_shapes
+from .depth import apply_depth_edit, derive
 
 
 def _shapes(model: nn.Module, input_size: Sequence[int]) -> Any:
@@ -54,8 +56,6 @@ def _bisect(items: list[Any], run: Callable[[list[Any]], str | None], found: dic
 
 def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) -> None:
     """Freeze (with the probe's reason) every free site whose smallest change breaks the model."""
-    from .mutation import apply_depth, apply_kernel, apply_width
-
     start = time.perf_counter()
     try:
         ref = _shapes(model, input_size)
@@ -63,6 +63,26 @@ def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) 
         topo.probe = {"ran": False, "reason": f"the seed does not run on meta tensors: {type(exc).__name__}"}
         return
     sp = read_space(topo, model, "", input_size)
+    failed, n_groups = _probe_widths(topo, model, input_size, ref, sp)
+    kfailed, n_kernels = _probe_kernels(model, input_size, ref, sp)
+    dfailed, unmade = _probe_depths(topo, model, input_size, ref)
+    for gid, why in failed.items():
+        topo.groups[gid]["reasons"].append(why)
+    for path, why in kfailed.items():
+        topo.kernels[path].append(why)
+    for b in topo.blocks:
+        if b["path"] in dfailed:
+            b["reasons"].append(dfailed[b["path"]])
+        if b["path"] in unmade:  # the run keeps a copyable block (min 2) rather than grow by a made one
+            b["make"] = None
+    topo.probe = {"ran": True, "seconds": round(time.perf_counter() - start, 3), "groups": n_groups,
+                  "kernels": n_kernels, "blocks": len(topo.blocks),
+                  "frozen": len(failed) + len(kfailed) + len(dfailed)}
+
+
+def _probe_widths(topo: Topology, model: nn.Module, input_size: Sequence[int], ref: Any, sp: Any
+                  ) -> tuple[dict[Any, str], int]:
+    """Each free group one step narrower (or wider at its minimum), bisected over groups."""
     targets = {g.id: (g.channels - g.step if g.channels - g.step >= g.min else g.channels + g.step)
                for g in sp.groups if g.free}
 
@@ -73,6 +93,11 @@ def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) 
     failed: dict[Any, str] = {}
     if targets:
         _bisect(sorted(targets), widths, failed)
+    return failed, len(targets)
+
+
+def _probe_kernels(model: nn.Module, input_size: Sequence[int], ref: Any, sp: Any) -> tuple[dict[Any, str], int]:
+    """Each free kernel site at 5 (3 where it is 5), bisected over sites."""
     kernels = {k.path: (5 if k.kernel != 5 else 3) for k in sp.kernels if k.free}
 
     def kern(paths: list[str]) -> str | None:
@@ -82,27 +107,23 @@ def probe_topology(topo: Topology, model: nn.Module, input_size: Sequence[int]) 
     kfailed: dict[Any, str] = {}
     if kernels:
         _bisect(sorted(kernels), kern, kfailed)
+    return kfailed, len(kernels)
+
+
+def _probe_depths(topo: Topology, model: nn.Module, input_size: Sequence[int], ref: Any
+                  ) -> tuple[dict[str, str], list[str]]:
+    """Each free run one block longer; a run whose first block changes the shape also down to that
+    block and up again by a made block."""
     dfailed: dict[str, str] = {}
     unmade: list[str] = []
     for site in topo.blocks:
         if not site["reasons"]:
-            why = _depth_trial(model, input_size, ref, site, topo, apply_depth)
+            why = _depth_trial(model, input_size, ref, site, topo, apply_depth_edit)
             if why:
                 dfailed[site["path"]] = why
             elif site.get("make") and int(site["count"]) > 1 and _remake_trial(model, input_size, ref, site, topo):
                 unmade.append(site["path"])
-    for gid, why in failed.items():
-        topo.groups[gid]["reasons"].append(why)
-    for path, why in kfailed.items():
-        topo.kernels[path].append(why)
-    for b in topo.blocks:
-        if b["path"] in dfailed:
-            b["reasons"].append(dfailed[b["path"]])
-        if b["path"] in unmade:  # the run keeps a copyable block (min 2) rather than grow by a made one
-            b["make"] = None
-    topo.probe = {"ran": True, "seconds": round(time.perf_counter() - start, 3), "groups": len(targets),
-                  "kernels": len(kernels), "blocks": len(topo.blocks),
-                  "frozen": len(failed) + len(kfailed) + len(dfailed)}
+    return dfailed, unmade
 
 
 def _depth_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: dict[str, Any], topo: Topology,
@@ -137,14 +158,11 @@ def _remake_trial(model: nn.Module, input_size: Sequence[int], ref: Any, site: d
                   topo: Topology) -> str | None:
     """A run of several blocks whose first changes the shape: down to that block, then up again by
     a made block (what a search does when it shrinks the run to 1 and grows it)."""
-    from .mutation import apply_depth
-    from .space_depth import derive
-
     m = copy.deepcopy(model)
     try:
-        plan, removed = apply_depth(m, site, 1, [], topo)
+        plan, removed = apply_depth_edit(m, site, 1, [], topo)
         small = derive(topo, site, plan, removed)
         site1 = next(b for b in small.blocks if b["path"] == site["path"])
     except Exception as exc:
         return f"probe: removing blocks fails: {type(exc).__name__}"
-    return _depth_trial(m, input_size, ref, site1, small, apply_depth, m)
+    return _depth_trial(m, input_size, ref, site1, small, apply_depth_edit, m)

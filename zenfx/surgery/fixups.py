@@ -50,27 +50,37 @@ def _out_channels(m: nn.Module) -> int | None:
 
 
 def fix_metadata(model: nn.Module) -> None:
+    """timm's ``num_features`` / ``head_hidden_size`` and ``feature_info`` channel counts, as the
+    edited model now has them."""
+    _fix_num_features(model)
+    _fix_feature_info(model)
+
+
+def _fix_num_features(model: nn.Module) -> None:
     get_classifier = getattr(model, "get_classifier", None)
-    if callable(get_classifier) and hasattr(model, "num_features"):
-        try:
-            head: Any = get_classifier()
-        except Exception:
-            head = None
-        if isinstance(head, nn.Linear):
-            width = head.in_features
-            if getattr(model, "head_hidden_size", None) == model.num_features:
-                model.head_hidden_size = width
-            model.num_features = width
-        elif isinstance(head, nn.Identity) or head is None:
-            pass
+    if not callable(get_classifier) or not hasattr(model, "num_features"):
+        return
+    try:
+        head: Any = get_classifier()
+    except Exception:
+        head = None
+    if isinstance(head, nn.Linear):
+        width = head.in_features
+        if getattr(model, "head_hidden_size", None) == model.num_features:
+            model.head_hidden_size = width
+        model.num_features = width
+
+
+def _fix_feature_info(model: nn.Module) -> None:
     info = getattr(model, "feature_info", None)
     entries = getattr(info, "info", info)
-    if isinstance(entries, list):
-        for entry in entries:
-            if isinstance(entry, dict) and "module" in entry and "num_chs" in entry:
-                try:
-                    c = _out_channels(model.get_submodule(entry["module"]))
-                except AttributeError:
-                    c = None
-                if c:
-                    entry["num_chs"] = c
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        if isinstance(entry, dict) and "module" in entry and "num_chs" in entry:
+            try:
+                c = _out_channels(model.get_submodule(entry["module"]))
+            except AttributeError:
+                c = None
+            if c:
+                entry["num_chs"] = c

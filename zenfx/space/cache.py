@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .genome import Genome
-from .runlog import atomic_write_text
-from .space import Topology
+from ..runlog import atomic_write_text
+from .analysis import Topology
 
 CACHE_FORMAT = 1
 
@@ -35,19 +34,21 @@ def cache_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _code_hash() -> str:
-    """The analysis code itself: a cache written by another revision of these files is not reused."""
+    """The analysis code itself (this package and the surgery its probe applies): a cache written by
+    another revision of these files is not reused."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("space.py", "space_graph.py", "space_probe.py", "space_depth.py", "mutation.py"):
+    for path in sorted([*here.glob("*.py"), *(here.parent / "surgery").glob("*.py")]):
         try:
-            h.update((here / name).read_bytes())
+            h.update(path.name.encode() + path.read_bytes())
         except OSError:
             pass
     return h.hexdigest()[:16]
 
 
-def cache_key(g: Genome, seed_structure: str, probe: bool) -> str:
-    from . import __version__
+def cache_key(g: Any, seed_structure: str, probe: bool) -> str:
+    """``g``: the seed's genome (its ``seed_name()``, kwargs and input size are what count)."""
+    from .. import __version__
 
     # A file seed is keyed by its content and callable, not its path: the same file from another
     # folder (or spelled otherwise) finds its entry, an edited one does not.

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +23,9 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from .errors import NotTraceableError, UsageError
-from .space_graph import INPUT_GROUP, LEAF_TYPES, OPAQUE_PREFIX, ChannelAnalysis, Layer, own_forward
+from ..errors import NotTraceableError
+from ..surgery import norm_channels
+from .channels import INPUT_GROUP, LEAF_TYPES, OPAQUE_PREFIX, ChannelAnalysis, Layer, own_forward
 
 KERNEL_CHOICES = (3, 5, 7)
 WIDTH_RATIOS = (2.5, 2.0, 1.5, 1.25, 1 / 1.25, 1 / 1.5, 1 / 2, 1 / 2.5)
@@ -191,7 +190,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
 def analysis_trace(model: nn.Module) -> fx.GraphModule:
     """Trace with Conv/BN/Linear/GroupNorm/LayerNorm subclasses as leaves (timm's BatchNormAct2d,
     Conv2dSame stay one node each), adding timm's not-trace registries only if that fails."""
-    from .tracing import TRACER_LEAF, PathTrackingTracer, run_tracer, timm_registries
+    from ..tracing import TRACER_LEAF, PathTrackingTracer, run_tracer, timm_registries
 
     try:
         return run_tracer(model, PathTrackingTracer(leaf_types=LEAF_TYPES), TRACER_LEAF)
@@ -259,7 +258,7 @@ class _FastShapes(fx.Interpreter):
         return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
-        from .tracing import record_shape, shape_error
+        from ..tracing import record_shape, shape_error
 
         try:
             result = super().run_node(n)
@@ -379,63 +378,90 @@ def _block_io(gm: fx.GraphModule) -> dict[str, tuple[Any, Any]]:
     return io
 
 
-def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> list[dict[str, Any]]:
-    owners: set[str] = set()
-    for stack in ca.residual_owners:
-        for p in reversed(stack):
-            if isinstance(_parent(model, p), (nn.Sequential, nn.ModuleList)):
-                owners.add(p)
-                break
-    from .space_depth import has_skip_flag, make_info
+class _RunFinder:
+    """Block runs of one model: in each Sequential / ModuleList, a block (a child holding convs with
+    one input and one output in the graph) followed by repeatable blocks (same shape in and out,
+    their class owns a residual add); a run of one where that block repeats, or can be made to
+    (a lone shape-changing block of a kind that repeats elsewhere or flags its skip)."""
 
-    io = _block_io(gm)
-    layers = list(ca.layers.values())
-    convs = [lay.path for lay in layers if lay.kind == "conv"]
-    owner_classes = {type(model.get_submodule(p)) for p in owners}
+    def __init__(self, model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> None:
+        self.model, self.gm = model, gm
+        self.owners = self._residual_owners(ca)
+        self.io = _block_io(gm)
+        self.layers = list(ca.layers.values())
+        self.convs = [lay.path for lay in self.layers if lay.kind == "conv"]
+        self.owner_classes = {type(model.get_submodule(p)) for p in self.owners}
 
-    def lone_block(p: str) -> bool:
+    def _residual_owners(self, ca: ChannelAnalysis) -> set[str]:
+        owners: set[str] = set()
+        for stack in ca.residual_owners:
+            for p in reversed(stack):
+                if isinstance(_parent(self.model, p), (nn.Sequential, nn.ModuleList)):
+                    owners.add(p)
+                    break
+        return owners
+
+    def lone_block(self, p: str) -> bool:
         """A block alone in its run that is a block of the kind that repeats elsewhere (its class
         owns a residual add) or that says by a flag whether it has a skip (MBConv, timm's blocks)."""
-        m = model.get_submodule(p)
+        from .blocks import has_skip_flag
+
+        m = self.model.get_submodule(p)
         if isinstance(m, (nn.Sequential, nn.ModuleList)):
             return False
-        return type(m) in owner_classes or has_skip_flag(m)
+        return type(m) in self.owner_classes or has_skip_flag(m)
 
-    sites: list[dict[str, Any]] = []
-    taken: list[str] = []
-    for cpath, cont in model.named_modules():
-        if not isinstance(cont, (nn.Sequential, nn.ModuleList)):
-            continue
-        if any(cpath.startswith(t + ".") for t in taken):
-            continue
-        keys = list(cont._modules)
-        paths = [f"{cpath}.{k}" if cpath else k for k in keys]
+    def is_block(self, p: str) -> bool:
+        return any(c.startswith(p + ".") for c in self.convs) and p in self.io
 
-        def is_block(p: str) -> bool:
-            return any(c.startswith(p + ".") for c in convs) and p in io
+    def repeatable(self, p: str) -> bool:
+        i, o = self.io.get(p, (None, None))
+        return self.is_block(p) and p in self.owners and i is not None and i == o
 
-        def repeatable(p: str) -> bool:
-            i, o = io.get(p, (None, None))
-            return is_block(p) and p in owners and i is not None and i == o
+    def sites(self) -> list[dict[str, Any]]:
+        sites: list[dict[str, Any]] = []
+        taken: list[str] = []
+        for cpath, cont in self.model.named_modules():
+            if not isinstance(cont, (nn.Sequential, nn.ModuleList)):
+                continue
+            if any(cpath.startswith(t + ".") for t in taken):
+                continue
+            for site in self._runs(cpath, cont):
+                sites.append(site)
+                start = int(site["start"])
+                taken.extend(self._paths(cpath, cont)[start:start + int(site["count"])])
+        return sites
 
+    @staticmethod
+    def _paths(cpath: str, cont: nn.Module) -> list[str]:
+        return [f"{cpath}.{k}" if cpath else k for k in cont._modules]
+
+    def _runs(self, cpath: str, cont: nn.Module) -> list[dict[str, Any]]:
+        from .blocks import make_info
+
+        paths = self._paths(cpath, cont)
+        runs: list[dict[str, Any]] = []
         i = 0
         while i < len(paths):
-            if not is_block(paths[i]):
+            if not self.is_block(paths[i]):
                 i += 1
                 continue
             j = i + 1
-            while j < len(paths) and repeatable(paths[j]):
+            while j < len(paths) and self.repeatable(paths[j]):
                 j += 1
-            first_repeats = repeatable(paths[i])
-            make = None if first_repeats else make_info(model, gm, paths[i], io[paths[i]], layers)
-            lone = j - i == 1 and make is not None and lone_block(paths[i])
+            first_repeats = self.repeatable(paths[i])
+            make = None if first_repeats else make_info(self.model, self.gm, paths[i], self.io[paths[i]], self.layers)
+            lone = j - i == 1 and make is not None and self.lone_block(paths[i])
             if j - i >= 2 or first_repeats or lone:  # a lone repeatable block is a run of one, anywhere
                 whole = i == 0 and j == len(paths)
-                sites.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
-                              "count": j - i, "reasons": [], "first_repeats": first_repeats, "make": make})
-                taken.extend(paths[i:j])
+                runs.append({"path": cpath if whole and cpath else paths[i], "container": cpath, "start": i,
+                             "count": j - i, "reasons": [], "first_repeats": first_repeats, "make": make})
             i = max(j, i + 1)
-    return sites
+        return runs
+
+
+def _depth_sites(model: nn.Module, gm: fx.GraphModule, ca: ChannelAnalysis) -> list[dict[str, Any]]:
+    return _RunFinder(model, gm, ca).sites()
 
 
 def analyse(model: nn.Module, input_size: Sequence[int]) -> Topology:
@@ -507,14 +533,6 @@ def group_channels(topo: Topology, model: nn.Module) -> dict[str, int]:
             g, s = lay.in_parts[0]
             out.setdefault(g, cin // s)
     return out
-
-
-def norm_channels(m: nn.Module) -> int:
-    if isinstance(m, nn.GroupNorm):
-        return m.num_channels
-    if isinstance(m, nn.LayerNorm):
-        return int(m.normalized_shape[0])
-    return int(m.num_features)  # type: ignore[arg-type]
 
 
 def _role(gid: str, meta: dict[str, Any], topo: Topology, chans: dict[str, int]) -> tuple[str, float | None]:
@@ -632,63 +650,3 @@ def space_of_values(topo: Topology, chans: dict[str, int], kernels: dict[str, in
         blocks.append(DepthSite(b["path"], b["container"], int(b["start"]), n, lo, hi,
                                 not b["reasons"], _reason(b["reasons"])))
     return SearchSpace(name, tuple(int(s) for s in input_size), groups, sites, blocks, topo)  # type: ignore[arg-type]
-
-
-# --------------------------------------------------------------------------- public entry point
-
-
-def space(model: Any, kwargs: dict[str, Any] | None = None, input_size: Sequence[int] | None = None, *,
-          probe: bool = True, cache: bool = True) -> SearchSpace:
-    """The search space of a model spec, an ``nn.Module`` or a genome (object or JSON path).
-
-    Specs and genomes are analysed on the meta device; a spec's analysis (probed) is cached on
-    disk, keyed by spec, kwargs, input size and zenfx version, so a search pays for it once.
-    """
-    from .genome import Genome, is_genome_spec
-    from .mutation import current_state, seed_topology
-
-    if isinstance(model, Genome) or is_genome_spec(model):
-        if kwargs:
-            raise UsageError("constructor arguments were given with a genome: the genome carries its own")
-        from .genome import as_genome
-
-        g = as_genome(model)
-        if input_size is not None and tuple(input_size) != g.input_size:
-            g = g.with_edits(list(g.edits))
-            g.input_size = tuple(int(s) for s in input_size)  # type: ignore[assignment]
-        return current_state(g, probe=probe, cache=cache)
-    if isinstance(model, nn.Module):
-        from .loading import guess_input_size
-
-        size = tuple(int(s) for s in (input_size or guess_input_size(model, "")))
-        start = time.perf_counter()
-        topo = analyse(model, size)
-        if probe:
-            from .space_probe import probe_topology
-
-            probe_topology(topo, meta_copy(model), size)
-        topo.probe.setdefault("seconds", round(time.perf_counter() - start, 3))
-        return read_space(topo, model, type(model).__name__, size)
-    g = Genome(str(model), dict(kwargs or {}), tuple(input_size) if input_size else _default_size(str(model), kwargs))  # type: ignore[arg-type]
-    from .mutation import meta_seed
-
-    topo = seed_topology(g, probe=probe, cache=cache)
-    seed = meta_seed(g, share=True)
-    return read_space(topo, seed, str(model), g.input_size)
-
-
-def _default_size(spec: str, kwargs: dict[str, Any] | None) -> tuple[int, int, int]:
-    from .loading import resolve_model
-
-    return tuple(resolve_model(spec, dict(kwargs or {}), device="meta").default_input_size)  # type: ignore[return-value]
-
-
-class _CallableModule(sys.modules[__name__].__class__):  # type: ignore[misc]
-    """``zenfx.space`` is both this module and the function: whichever the import order left on the
-    package, ``zenfx.space(model)`` calls :func:`space`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SearchSpace:
-        return space(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -28,7 +28,7 @@ from typing import Any
 import torch.fx as fx
 from torch import nn
 
-from .graph import shape as _shape  # the one reader of the tracer's shape record
+from ..graph import shape as _shape  # the one reader of the tracer's shape record
 
 INPUT_GROUP = "input"
 OPAQUE_PREFIX = "@"
@@ -246,36 +246,44 @@ class ChannelAnalysis:
         return self._gm.get_submodule(str(node.target))
 
     def run(self, gm: fx.GraphModule) -> None:
-        env: dict[fx.Node, Value] = {}
-        self._env = env
+        self._env = {}
         self._gm = gm
         first_input = True
         for node in gm.graph.nodes:
             if node.op == "placeholder":
                 if first_input:
-                    gid = self.gs.add(INPUT_GROUP)
-                    self.gs.freeze(gid, "image input")
-                    env[node] = Value(((gid, 1),), 1)
+                    self._input(node)
                     first_input = False
                 continue
             if node.op == "output":
                 for arg in node.all_input_nodes:
-                    self._freeze(env.get(arg), "model output")
+                    self._freeze(self._env.get(arg), "model output")
                 continue
-            ins = [env[a] for a in node.all_input_nodes if a in env]
-            if node.op == "get_attr":
-                if _shape(node) is not None:
-                    env[node] = self._opaque(node, f"parameter '{node.target}' read in forward")
-                continue
-            if node.op == "call_module":
-                self.used_modules.add(str(node.target))
-                val = self._module(gm, node)
-            else:
-                val = self._function(node, ins)
-            if val is not None:
-                env[node] = val
-            elif ins and node.meta.get("shape") is not None:
-                env[node] = self._block(node, ins, f"'{_name(node)}' is not understood")
+            self._visit(gm, node)
+
+    def _input(self, node: fx.Node) -> None:
+        """The image input: its channel group is frozen."""
+        gid = self.gs.add(INPUT_GROUP)
+        self.gs.freeze(gid, "image input")
+        self._env[node] = Value(((gid, 1),), 1)
+
+    def _visit(self, gm: fx.GraphModule, node: fx.Node) -> None:
+        """One graph node: its value's channel parts from its inputs' (unknown ops freeze them)."""
+        env = self._env
+        ins = [env[a] for a in node.all_input_nodes if a in env]
+        if node.op == "get_attr":
+            if _shape(node) is not None:
+                env[node] = self._opaque(node, f"parameter '{node.target}' read in forward")
+            return
+        if node.op == "call_module":
+            self.used_modules.add(str(node.target))
+            val = self._module(gm, node)
+        else:
+            val = self._function(node, ins)
+        if val is not None:
+            env[node] = val
+        elif ins and node.meta.get("shape") is not None:
+            env[node] = self._block(node, ins, f"'{_name(node)}' is not understood")
 
     # ------------------------------------------------------------------ modules
 
@@ -399,6 +407,11 @@ class ChannelAnalysis:
             return self._cat(node)
         if v is None:
             return self._block(node, ins, f"'{name}' on a non-leading tensor argument")
+        return self._on_leading(node, name, v, first, ins)
+
+    def _on_leading(self, node: fx.Node, name: str, v: Value, first: Any, ins: list[Value]) -> Value | None:
+        """A function of one leading tensor: channel-preserving, spatial, a reduction or a reshape;
+        anything else freezes its inputs, with what it is."""
         if name in _UNARY and _shape(node) == _shape(first):
             return v
         if name in _SPATIAL:
@@ -449,9 +462,29 @@ class ChannelAnalysis:
         out_shape = _shape(node)
         if out_shape is None:
             return None
-        rank = len(out_shape)
         operands = [a for a in list(node.args[:2]) + list(node.kwargs.values()) if isinstance(a, fx.Node)]
         known = [(a, self._env[a]) for a in operands if a in self._env]
+        found = self._tied_operands(node, name, known, out_shape)
+        if isinstance(found, Value):
+            return found  # blocked: mixed layouts
+        tied, cdim = found
+        if not tied:
+            return known[0][1] if known else None
+        base = next((t for t in tied if t.cdim is not None), None)
+        if base is None:
+            return self._block(node, [v for _, v in known], f"'{name}' of tensors of unknown layout")
+        equal = len(operands) == 2 and all(_shape(a) == out_shape for a in operands)
+        flag = "residual" if name in ("add", "iadd") and equal and len(out_shape) >= 3 else None
+        if flag:
+            self.residual_owners.append(list((node.meta.get("nn_module_stack") or {}).keys()))
+        self._tie_operands(node, name, base, tied, flag)
+        return Value(base.parts, cdim)
+
+    def _tied_operands(self, node: fx.Node, name: str, known: list[tuple[fx.Node, Value]],
+                       out_shape: tuple[int, ...]) -> tuple[list[Value], int | None] | Value:
+        """The operands whose channels the result carries (not those broadcast along channels), and
+        the result's channel dim; a blocked Value when they disagree on where the channels are."""
+        rank = len(out_shape)
         tied: list[Value] = []
         cdim: int | None = None
         for a, val in known:
@@ -469,15 +502,10 @@ class ChannelAnalysis:
                 return self._block(node, [v for _, v in known], f"'{name}' mixes channel layouts")
             cdim = c
             tied.append(val)
-        if not tied:
-            return known[0][1] if known else None
-        base = next((t for t in tied if t.cdim is not None), None)
-        if base is None:
-            return self._block(node, [v for _, v in known], f"'{name}' of tensors of unknown layout")
-        equal = len(operands) == 2 and all(_shape(a) == out_shape for a in operands)
-        flag = "residual" if name in ("add", "iadd") and equal and rank >= 3 else None
-        if flag:
-            self.residual_owners.append(list((node.meta.get("nn_module_stack") or {}).keys()))
+        return tied, cdim
+
+    def _tie_operands(self, node: fx.Node, name: str, base: Value, tied: list[Value], flag: str | None) -> None:
+        """Tie every operand to ``base``; one of unknown layout freezes it, saying why."""
         for t in tied:
             if t is base:
                 continue
@@ -487,7 +515,6 @@ class ChannelAnalysis:
                 self._freeze(base, f"'{name}' with a tensor frozen by: {what} (node '{node.name}')")
                 continue
             self._tie(base, t, f"'{name}' of tensors with different channel parts at node '{node.name}'", flag)
-        return Value(base.parts, cdim)
 
     def _spatial(self, node: fx.Node, v: Value, src: Any) -> Value:
         si, so = _shape(src), _shape(node)
