@@ -59,12 +59,30 @@ def _render(rep: CostReport) -> None:
                                   f"FLOPs = 2*MACs = {_si(rep.macs.flops, 'FLOPs')}) [counter: {rep.macs.counter}]")
     if rep.batch_size > 1:
         table.add_row("MACs / batch", f"{rep.macs_batch:,} ({_si(rep.macs_batch, 'MACs')})")
-    if rep.memory is not None:
-        m = rep.memory
-        table.add_row("activation peak", f"{_bytes(m.peak_bytes)} ({m.peak_bytes:,} B, batch {rep.batch_size}, "
-                                         f"{m.dtype}; at {m.peak_node})")
-        shape = "x".join(map(str, m.largest_shape)) if m.largest_shape else "?"
-        table.add_row("largest activation", f"{_bytes(m.largest_bytes)} ({m.largest_node}, {shape})")
+    _memory_rows(table, rep)
+    _latency_rows(table, rep)
+    if rep.macs.unsupported_ops:
+        table.add_row("not counted (fvcore)", ", ".join(f"{k} x{v}" for k, v in rep.macs.unsupported_ops.items()))
+    out.print(table)
+    if rep.depth is not None and rep.layers:
+        out.print(_layer_table(rep))
+    for note in rep.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _memory_rows(table: Table, rep: CostReport) -> None:
+    """The activation peak and largest activation rows, when the report measured memory."""
+    if rep.memory is None:
+        return
+    m = rep.memory
+    table.add_row("activation peak", f"{_bytes(m.peak_bytes)} ({m.peak_bytes:,} B, batch {rep.batch_size}, "
+                                     f"{m.dtype}; at {m.peak_node})")
+    shape = "x".join(map(str, m.largest_shape)) if m.largest_shape else "?"
+    table.add_row("largest activation", f"{_bytes(m.largest_bytes)} ({m.largest_node}, {shape})")
+
+
+def _latency_rows(table: Table, rep: CostReport) -> None:
+    """The measured latency rows (--latency) and the predictor's row (--predict), each when asked for."""
     if rep.latency is not None:
         lat = rep.latency
         table.add_row("latency / batch", f"median {_ms(lat.median_s)}, IQR {_ms(lat.iqr_s)}")
@@ -76,34 +94,32 @@ def _render(rep: CostReport) -> None:
         p = rep.predicted
         table.add_row("predicted latency", f"{_ms(p.total_s)} / batch, {_ms(p.per_image_s)} / image "
                                            f"({len(p.nodes)} ops, {p.measured} newly measured; threads {p.threads})")
-    if rep.macs.unsupported_ops:
-        table.add_row("not counted (fvcore)", ", ".join(f"{k} x{v}" for k, v in rep.macs.unsupported_ops.items()))
-    out.print(table)
-    if rep.depth is not None and rep.layers:
-        lt = Table(title=f"per layer (depth {rep.depth})")
-        lt.add_column("module")
-        lt.add_column("type")
-        lt.add_column("params", justify="right")
-        lt.add_column("MACs", justify="right")
-        lt.add_column("MACs %", justify="right")
-        lt.add_column("activations", justify="right")
-        lt.add_column("output shape")
-        with_pred = any(r.predicted_ms is not None for r in rep.layers)
+
+
+def _layer_table(rep: CostReport) -> Table:
+    """The per-layer breakdown (--per-layer / --depth), with a predicted-ms column when any layer has one."""
+    lt = Table(title=f"per layer (depth {rep.depth})")
+    lt.add_column("module")
+    lt.add_column("type")
+    lt.add_column("params", justify="right")
+    lt.add_column("MACs", justify="right")
+    lt.add_column("MACs %", justify="right")
+    lt.add_column("activations", justify="right")
+    lt.add_column("output shape")
+    with_pred = any(r.predicted_ms is not None for r in rep.layers)
+    if with_pred:
+        lt.add_column("pred. ms", justify="right")
+    total = max(rep.macs.total, 1)
+    for r in rep.layers:
+        name = ("  " * max(r.depth - 1, 0) + r.path) if r.path else "(total)"
+        shape = "x".join(map(str, r.output_shape)) if isinstance(r.output_shape, tuple) and all(
+            isinstance(d, int) for d in r.output_shape) else ("" if r.output_shape is None else str(r.output_shape))
+        row = [name, r.type, f"{r.params:,}", _si(r.macs), f"{100 * r.macs / total:.1f}",
+               _bytes(r.activation_bytes), shape]
         if with_pred:
-            lt.add_column("pred. ms", justify="right")
-        total = max(rep.macs.total, 1)
-        for r in rep.layers:
-            name = ("  " * max(r.depth - 1, 0) + r.path) if r.path else "(total)"
-            shape = "x".join(map(str, r.output_shape)) if isinstance(r.output_shape, tuple) and all(
-                isinstance(d, int) for d in r.output_shape) else ("" if r.output_shape is None else str(r.output_shape))
-            row = [name, r.type, f"{r.params:,}", _si(r.macs), f"{100 * r.macs / total:.1f}",
-                   _bytes(r.activation_bytes), shape]
-            if with_pred:
-                row.append("" if r.predicted_ms is None else f"{r.predicted_ms:.3f}")
-            lt.add_row(*row)
-        out.print(lt)
-    for note in rep.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+            row.append("" if r.predicted_ms is None else f"{r.predicted_ms:.3f}")
+        lt.add_row(*row)
+    return lt
 
 
 @handle_errors
@@ -143,17 +159,8 @@ def report_cmd(
     import zenfx
     from zenfx.cost.report import cost_report
 
-    if device.strip().lower() == "cpu":
-        # torch.utils.benchmark imports cpp_extension, which warns "No CUDA runtime is found" on a
-        # CUDA-less machine: noise on a CPU measurement.
-        import logging
-
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    at_least("--batch-size", batch_size, 1)
-    at_least("--depth", depth, 0)
-    at_least("--threads", threads, 1, why="omit it for torch's current count")
-    at_least("--warmup", warmup, 0)
-    above("--min-run-time", min_run_time, 0, why="seconds of timed runs")
+    _quiet_cuda_warning(device)
+    _check_ranges(batch_size, depth, threads, warmup, min_run_time)
     kwargs = zenfx.parse_kwargs(kwarg)
     size = input_size_option(input_size, resolution)
     k = depth if depth is not None else (DEFAULT_DEPTH if per_layer else None)
@@ -166,6 +173,25 @@ def report_cmd(
         print_json(rep.to_dict())
         return
     _render(rep)
+
+
+def _quiet_cuda_warning(device: str) -> None:
+    """On the CPU: torch.utils.benchmark imports cpp_extension, which warns "No CUDA runtime is found"
+    on a CUDA-less machine: noise on a CPU measurement."""
+    if device.strip().lower() != "cpu":
+        return
+    import logging
+
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
+def _check_ranges(batch_size: int, depth: int | None, threads: int | None, warmup: int, min_run_time: float) -> None:
+    """Refuse out-of-range numeric options before anything is loaded (exit 2, naming the flag)."""
+    at_least("--batch-size", batch_size, 1)
+    at_least("--depth", depth, 0)
+    at_least("--threads", threads, 1, why="omit it for torch's current count")
+    at_least("--warmup", warmup, 0)
+    above("--min-run-time", min_run_time, 0, why="seconds of timed runs")
 
 
 def register(app: typer.Typer) -> None:

@@ -54,23 +54,43 @@ def tensor_batches(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | 
     ``batch_size=None`` uses the whole tensor as one batch. Missing labels are drawn at random
     (``num_classes`` needed then).
     """
+    xt = _inputs(x)
+    n = xt.shape[0]
+    yt = _labels(y, n, num_classes)
+    bs = int(batch_size or n)
+    if bs < 1:
+        raise UsageError(f"batch size must be positive, got {batch_size}")
+    provider = _cycling(xt, yt, bs, shuffle, num_classes)
+    provider.kind = "tensor"  # type: ignore[attr-defined]
+    return provider
+
+
+def _inputs(x: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """The user's inputs as a float tensor with a batch dimension (N,C,H,W or N,features)."""
     xt = torch.as_tensor(x)
     if not xt.is_floating_point():
         xt = xt.float()
     if xt.ndim < 2:
         raise UsageError(f"input batch must be N,C,H,W (or N,features), got shape {tuple(xt.shape)}")
-    n = xt.shape[0]
+    return xt
+
+
+def _labels(y: torch.Tensor | np.ndarray | None, n: int, num_classes: int | None) -> torch.Tensor | None:
+    """The user's labels as N integers, or None when they are to be drawn at random (``num_classes`` needed)."""
     if y is None:
         if not num_classes:
             raise UsageError("labels missing: pass y or num_classes for random labels")
-        yt = None
-    else:
-        yt = torch.as_tensor(y).long().reshape(-1)
-        if yt.shape[0] != n:
-            raise UsageError(f"{n} inputs but {yt.shape[0]} labels")
-    bs = int(batch_size or n)
-    if bs < 1:
-        raise UsageError(f"batch size must be positive, got {batch_size}")
+        return None
+    yt = torch.as_tensor(y).long().reshape(-1)
+    if yt.shape[0] != n:
+        raise UsageError(f"{n} inputs but {yt.shape[0]} labels")
+    return yt
+
+
+def _cycling(xt: torch.Tensor, yt: torch.Tensor | None, bs: int, shuffle: bool,
+             num_classes: int | None) -> BatchProvider:
+    """Batches of ``bs`` in a per-seed order, epoch after epoch; fewer samples than a batch wrap around."""
+    n = xt.shape[0]
 
     def provider(seed: int) -> Iterator[Batch]:
         g = torch.Generator().manual_seed(int(seed))
@@ -83,7 +103,6 @@ def tensor_batches(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | 
                 labels = yt[idx] if yt is not None else torch.randint(0, int(num_classes), (bs,), generator=g)
                 yield xt[idx], labels
 
-    provider.kind = "tensor"  # type: ignore[attr-defined]
     return provider
 
 

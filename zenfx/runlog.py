@@ -122,31 +122,34 @@ class JsonlLog(_AppendLog):
         self._load()
 
     def _load(self) -> None:
+        lines = [ln for ln in self._complete_text().split("\n") if ln.strip()]
+        found_header, body = _split_header(lines)
+        if lines and self.header is not None and found_header != self.header:
+            self._refuse(found_header)
+        if not lines and self.header is not None:
+            self._write(json.dumps({_HEADER_KEY: LOG_FORMAT, "header": self.header}, sort_keys=True) + "\n")
+        self._read_rows(body)
+
+    def _complete_text(self) -> str:
+        """The file's complete lines ("" for no file); a file holding only a partial line counts one dropped."""
         text = ""
         if self.path.exists():
             text = _complete_part(self.path, _read_text(self.path, self.what))
             if text == "" and self.path.stat().st_size:  # only a partial line: start afresh
                 self.dropped += 1
-        lines = [ln for ln in text.split("\n") if ln.strip()]
-        found_header: Any = None
-        body = lines
-        if lines:
-            try:
-                first = json.loads(lines[0])
-            except json.JSONDecodeError:
-                first = None
-            if isinstance(first, dict) and _HEADER_KEY in first:
-                found_header = first.get("header")
-                body = lines[1:]
-        if lines and self.header is not None and found_header != self.header:
-            if found_header is None:
-                raise UsageError(f"{self.what} {self.path} holds rows without a run header, not this run's",
-                                 hint="use another path, or delete the file to start over")
-            raise UsageError(f"{self.what} {self.path} belongs to a different run ({_diff(found_header, self.header)})",
-                             hint="use another path, or the same settings as that run")
-        if not lines and self.header is not None:
-            self._write(json.dumps({_HEADER_KEY: LOG_FORMAT, "header": self.header}, sort_keys=True) + "\n")
-        for _n, line in enumerate(body, start=2 if found_header is not None else 1):
+        return text
+
+    def _refuse(self, found_header: Any) -> None:
+        """Another run's file (or rows without a header): never mixed with this run's rows."""
+        if found_header is None:
+            raise UsageError(f"{self.what} {self.path} holds rows without a run header, not this run's",
+                             hint="use another path, or delete the file to start over")
+        raise UsageError(f"{self.what} {self.path} belongs to a different run ({_diff(found_header, self.header)})",
+                         hint="use another path, or the same settings as that run")
+
+    def _read_rows(self, body: list[str]) -> None:
+        """Keep the rows that parse as JSON objects; count the others as dropped (their tasks run again)."""
+        for line in body:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
@@ -213,6 +216,19 @@ class CsvLog(_AppendLog):
         values = [_one_line(row.get(f, "")) for f in self.fields]
         self._write(_csv_line(values))
         self._rows.append({f: row.get(f, "") for f in self.fields})
+
+
+def _split_header(lines: list[str]) -> tuple[Any, list[str]]:
+    """(the run header of the first line or None, the row lines after it)."""
+    if not lines:
+        return None, lines
+    try:
+        first = json.loads(lines[0])
+    except json.JSONDecodeError:
+        first = None
+    if isinstance(first, dict) and _HEADER_KEY in first:
+        return first.get("header"), lines[1:]
+    return None, lines
 
 
 def _one_line(v: Any) -> Any:

@@ -247,30 +247,42 @@ def prepare(model: Any, proxies: str | Sequence[str] | Sequence[ProxySpec] = "ze
     need_real = any(s.mutates and not s.reinitializes for s in specs)
     use_meta = allow_meta and isinstance(model, str) and not need_real
     prep = _load(model, kwargs, input_size, resolution, "meta" if use_meta else None)
-    again = (model, specs, kwargs, input_size, resolution, graph, prep)
-    if "vcnn" in kinds:
-        try:
-            prep.graph("vcnn")
-        except ZenfxError:
-            raise
-        except Exception as exc:
-            if not (prep.on_meta and isinstance(model, str)):
-                raise
-            return _redo_real(*again, f"VCNN conversion failed on the meta device ({type(exc).__name__}); "
-                                      "redone with real weights")
-    if prep.on_meta:  # read-only proxies (params, flops) never look at values: skip their graphs
-        for kind in sorted({graph or s.graph for s in specs if s.mutates}):
-            left = uncovered_tensors(prep.graph(kind))
-            if not left:
-                continue
-            listed = ", ".join(left[:3]) + (f" (+{len(left) - 3} more)" if len(left) > 3 else "")
-            if not isinstance(model, str):
-                raise UsageError(f"{prep.name} lives on the meta device but its {kind} graph holds tensors the "
-                                 f"Gaussian init does not set ({listed})",
-                                 hint="build the model with real weights (on the CPU) before scoring it")
-            return _redo_real(*again, f"built with real weights: the {kind} graph holds tensors the Gaussian "
-                                      f"init does not set ({listed})")
+    why = _vcnn_fails_on_meta(model, prep) if "vcnn" in kinds else None
+    if why is None and prep.on_meta:  # read-only proxies (params, flops) never look at values: skip their graphs
+        why = _uncovered_on_meta(model, prep, sorted({graph or s.graph for s in specs if s.mutates}))
+    if why is not None:
+        return _redo_real(model, specs, kwargs, input_size, resolution, graph, prep, why)
     return prep
+
+
+def _vcnn_fails_on_meta(model: Any, prep: Prepared) -> str | None:
+    """Convert now: why to build again with real weights when conversion fails on the meta device
+    (a spec can be rebuilt; any other failure propagates), else None."""
+    try:
+        prep.graph("vcnn")
+    except ZenfxError:
+        raise
+    except Exception as exc:
+        if not (prep.on_meta and isinstance(model, str)):
+            raise
+        return f"VCNN conversion failed on the meta device ({type(exc).__name__}); redone with real weights"
+    return None
+
+
+def _uncovered_on_meta(model: Any, prep: Prepared, kinds: list[str]) -> str | None:
+    """Why to build again with real weights when a meta-device graph holds tensors the Gaussian
+    init does not set (their values would be garbage), else None; a module given on meta is refused."""
+    for kind in kinds:
+        left = uncovered_tensors(prep.graph(kind))
+        if not left:
+            continue
+        listed = ", ".join(left[:3]) + (f" (+{len(left) - 3} more)" if len(left) > 3 else "")
+        if not isinstance(model, str):
+            raise UsageError(f"{prep.name} lives on the meta device but its {kind} graph holds tensors the "
+                             f"Gaussian init does not set ({listed})",
+                             hint="build the model with real weights (on the CPU) before scoring it")
+        return f"built with real weights: the {kind} graph holds tensors the Gaussian init does not set ({listed})"
+    return None
 
 
 def _load(model: Any, kwargs: dict[str, Any] | None, input_size: Any, resolution: int | None,

@@ -184,9 +184,18 @@ def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) ->
     ``gm`` must carry ``node.meta['shape']`` (``zenfx.trace`` does this) at the batch size wanted.
     """
     nodes = list(gm.graph.nodes)
-    pos = {n: i for i, n in enumerate(nodes)}
-    end = len(nodes)
-    storage: dict[fx.Node, fx.Node] = {}  # node -> node that allocated its storage
+    storage, kinds, size = _storages(gm, nodes, dtype)
+    free_at = _free_points(nodes, storage)
+    return _walk_live(gm, nodes, kinds, size, free_at, dtype)
+
+
+def _storages(gm: fx.GraphModule, nodes: list[fx.Node],
+              dtype: torch.dtype) -> tuple[dict[fx.Node, fx.Node], dict[fx.Node, str], dict[fx.Node, int]]:
+    """(node -> the node that allocated its storage, node -> storage kind, allocating node -> bytes).
+
+    A view or in-place op whose inputs own no storage (e.g. of a parameter) allocates after all.
+    """
+    storage: dict[fx.Node, fx.Node] = {}
     kinds: dict[fx.Node, str] = {}
     size: dict[fx.Node, int] = {}
     for n in nodes:
@@ -201,6 +210,14 @@ def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) ->
             storage[n] = n
             size[n] = _nbytes(n, _elem_size(n, dtype))
         kinds[n] = kind
+    return storage, kinds, size
+
+
+def _free_points(nodes: list[fx.Node], storage: dict[fx.Node, fx.Node]) -> dict[int, list[fx.Node]]:
+    """Position -> storages freed right after the node there: after the last reader of the storage
+    or of any view of it; graph outputs stay live to the end (position ``len(nodes)``)."""
+    pos = {n: i for i, n in enumerate(nodes)}
+    end = len(nodes)
     last_use: dict[fx.Node, int] = {}
     for n in nodes:
         if n not in storage:
@@ -213,7 +230,13 @@ def activation_memory(gm: fx.GraphModule, dtype: torch.dtype = torch.float32) ->
     free_at: dict[int, list[fx.Node]] = {}
     for s, i in last_use.items():
         free_at.setdefault(i, []).append(s)
+    return free_at
 
+
+def _walk_live(gm: fx.GraphModule, nodes: list[fx.Node], kinds: dict[fx.Node, str], size: dict[fx.Node, int],
+               free_at: dict[int, list[fx.Node]], dtype: torch.dtype) -> ActivationMemory:
+    """Run the graph in order: each allocation joins the live set before its inputs are freed; the
+    peak of the live set and the largest single allocation are the figures reported."""
     live = peak = 0
     peak_node = largest_node = ""
     largest = 0

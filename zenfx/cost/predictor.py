@@ -407,20 +407,7 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
         if missing:
             if not measure_missing:
                 raise UsageError(f"{len(missing)} operators are not in the latency table {table.path}")
-            if is_meta(gm):
-                raise UsageError("measuring operator latencies needs real weights, not a meta-device model")
-            runner = _prepare_graph(gm, dev, dt)
-            rkeys = keys_for(runner, gm, keys)
-            x = make_input((batch_size, *size), dev, dt)
-            with torch.inference_mode():
-                if table.method == "isolated":
-                    interp = _MeasuringInterpreter(runner, rkeys, table, dev, n, min_run_time)
-                    interp.run(x)
-                    measured = interp.measured
-                else:
-                    # >= 10 passes over >= 0.5 s: the per-op median then shrugs off bursts of
-                    # contention shorter than the window (a shared CPU's main noise)
-                    measured = _measure_in_context(runner, rkeys, table, x, dev, max(min_run_time * 25, 0.5))
+            measured = _measure_missing(gm, keys, table, dev, dt, (batch_size, *size), n, min_run_time)
             if save:
                 table.save()
         elapsed = time.perf_counter() - t0
@@ -428,6 +415,27 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
     return LatencyPrediction(sum(x.seconds for x in nodes), batch_size, n, dev.type, table.device_name,
                              dtype_name(dt), nodes, len(keys) - len(measured), len(measured),
                              str(table.path) if table.path else None, elapsed)
+
+
+def _measure_missing(gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable, dev: torch.device,
+                     dt: torch.dtype, input_shape: tuple[int, ...], threads: int, min_run_time: float) -> list[str]:
+    """Time the operators the table lacks on this device (into ``table``); returns the keys measured.
+
+    The graph runs on real weights: a meta-device model has no values to time.
+    """
+    if is_meta(gm):
+        raise UsageError("measuring operator latencies needs real weights, not a meta-device model")
+    runner = _prepare_graph(gm, dev, dt)
+    rkeys = keys_for(runner, gm, keys)
+    x = make_input(input_shape, dev, dt)
+    with torch.inference_mode():
+        if table.method == "isolated":
+            interp = _MeasuringInterpreter(runner, rkeys, table, dev, threads, min_run_time)
+            interp.run(x)
+            return interp.measured
+        # >= 10 passes over >= 0.5 s: the per-op median then shrugs off bursts of
+        # contention shorter than the window (a shared CPU's main noise)
+        return _measure_in_context(runner, rkeys, table, x, dev, max(min_run_time * 25, 0.5))
 
 
 def _prepare_graph(gm: fx.GraphModule, device: torch.device, dtype: torch.dtype) -> fx.GraphModule:

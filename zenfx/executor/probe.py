@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -36,34 +37,62 @@ def behave(state: Any, task: Any) -> Any:
     """``task`` says what to do: ``("ok", v)``, ``("raise", msg)``, ``("sleep", s, v)``, ``("exit", code)``
     (the process dies), ``("die_once", path, v)`` (dies unless ``path`` exists, creating it first),
     ``("threads",)`` (torch's thread count)."""
-    kind = task[0]
-    if kind == "ok":
-        return task[1]
-    if kind == "raise":
-        raise ValueError(task[1])
-    if kind == "sleep":
-        time.sleep(task[1])
-        return task[2]
-    if kind == "exit":
-        os._exit(task[1])
-    if kind == "die_once":
-        if not os.path.exists(task[1]):
-            open(task[1], "w").close()
-            os._exit(9)
-        return task[2]
-    if kind == "threads":
-        import torch
+    act = _BEHAVIOURS.get(task[0])
+    if act is None:
+        raise ValueError(f"unknown probe task {task!r}")
+    return act(task)
 
-        return torch.get_num_threads()
-    if kind == "gpu_ids":  # what Ray assigned to this worker (--device cuda -> num_gpus=1 per worker)
-        import ray
 
-        return [str(g) for g in ray.get_gpu_ids()]
-    if kind == "alloc":  # task[1] GiB at once: MemoryError under a worker's address-space cap
-        return len(bytearray(int(task[1] * 2**30)))
-    if kind == "unpicklable":
-        return lambda: None
-    raise ValueError(f"unknown probe task {task!r}")
+def _ok(task: Any) -> Any:
+    return task[1]
+
+
+def _raise(task: Any) -> Any:
+    raise ValueError(task[1])
+
+
+def _sleep(task: Any) -> Any:
+    time.sleep(task[1])
+    return task[2]
+
+
+def _exit(task: Any) -> Any:
+    os._exit(task[1])
+
+
+def _die_once(task: Any) -> Any:
+    if not os.path.exists(task[1]):
+        open(task[1], "w").close()
+        os._exit(9)
+    return task[2]
+
+
+def _threads(task: Any) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _gpu_ids(task: Any) -> list[str]:
+    """What Ray assigned to this worker (--device cuda -> num_gpus=1 per worker)."""
+    import ray
+
+    return [str(g) for g in ray.get_gpu_ids()]
+
+
+def _alloc(task: Any) -> int:
+    """task[1] GiB at once: MemoryError under a worker's address-space cap."""
+    return len(bytearray(int(task[1] * 2**30)))
+
+
+def _unpicklable(task: Any) -> Any:
+    return lambda: None
+
+
+_BEHAVIOURS: dict[str, Callable[[Any], Any]] = {
+    "ok": _ok, "raise": _raise, "sleep": _sleep, "exit": _exit, "die_once": _die_once, "threads": _threads,
+    "gpu_ids": _gpu_ids, "alloc": _alloc, "unpicklable": _unpicklable,
+}
 
 
 def failing_init(arg: Any) -> None:

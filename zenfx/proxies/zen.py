@@ -214,32 +214,52 @@ def zen_terms(net: nn.Module, ctx: ProxyContext) -> dict[str, object]:
     g = ctx.generator(ZEN_RNG_OFFSET, ctx.device)
     gaussian_init_(net, g)
     bns = bn_layers(net)
-    # ctx.extra["zen_reset_bn"] = False reproduces the reference's standalone script, where the
-    # statistics carry over from one repeat to the next (fresh only at the first repeat).
+    _fresh_statistics(bns, ctx)
+    net.train()
+    x, mixed = zen_inputs(ctx, g)
+    host, per_bn = _two_passes(net, x, mixed, bns, mode)
+    return _terms(host, per_bn)
+
+
+def _fresh_statistics(bns: list[nn.modules.batchnorm._BatchNorm], ctx: ProxyContext) -> None:
+    """Reset the BN running statistics of this repeat, with the reference's momentum.
+
+    ``ctx.extra["zen_reset_bn"] = False`` reproduces the reference's standalone script, where the
+    statistics carry over from one repeat to the next (fresh only at the first repeat).
+    """
     if ctx.extra.get("zen_reset_bn", True) or ctx.repeat_index == 0:
         reset_bn_(bns, OFFICIAL_MOMENTUM)
     else:
         for m in bns:
             m.momentum = OFFICIAL_MOMENTUM
-    net.train()
-    x, mixed = zen_inputs(ctx, g)
 
-    # Batch mode, and BN layers without running statistics in official mode, read the variance
-    # each BN sees on f(x) through a pre-hook on the first pass only.
+
+def _variance_hooks(bns: list[nn.modules.batchnorm._BatchNorm], mode: str,
+                    captured: dict[int, torch.Tensor]) -> list[torch.utils.hooks.RemovableHandle]:
+    """Batch mode, and BN layers without running statistics in official mode, read the variance
+    each BN sees on f(x) through a pre-hook (into ``captured``, by BN index) on the first pass only."""
     hooked = bns if mode == "batch" else [m for m in bns if m.running_var is None]
-    captured: dict[int, torch.Tensor] = {}
-    handles = []
-    if hooked:
-        def make_hook(idx: int):
-            def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-                if idx not in captured:
-                    t = args[0].float()
-                    dims = [0] + list(range(2, t.dim()))
-                    captured[idx] = t.var(dim=dims, unbiased=False).mean()
-            return hook
+    if not hooked:
+        return []
 
-        pos = {id(m): i for i, m in enumerate(bns)}
-        handles = [m.register_forward_pre_hook(make_hook(pos[id(m)])) for m in hooked]
+    def make_hook(idx: int):
+        def hook(_m: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            if idx not in captured:
+                t = args[0].float()
+                dims = [0] + list(range(2, t.dim()))
+                captured[idx] = t.var(dim=dims, unbiased=False).mean()
+        return hook
+
+    pos = {id(m): i for i, m in enumerate(bns)}
+    return [m.register_forward_pre_hook(make_hook(pos[id(m)])) for m in hooked]
+
+
+def _two_passes(net: nn.Module, x: torch.Tensor, mixed: torch.Tensor, bns: list[nn.modules.batchnorm._BatchNorm],
+                mode: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """f(x), then f(x + gamma*eps): (delta then the per-BN statistics on the host in double, the
+    per-BN statistic tensors whose sizes split them)."""
+    captured: dict[int, torch.Tensor] = {}
+    handles = _variance_hooks(bns, mode, captured)
     try:
         with torch.no_grad():
             out1 = net(x)
@@ -257,6 +277,11 @@ def zen_terms(net: nn.Module, ctx: ProxyContext) -> dict[str, object]:
     finally:
         for h in handles:
             h.remove()
+    return host, per_bn
+
+
+def _terms(host: torch.Tensor, per_bn: list[torch.Tensor]) -> dict[str, object]:
+    """The score's parts from the host copy: log delta plus half the log of each BN's mean variance."""
     delta_v = float(host[0])
     bn_var = [float(chunk.mean()) for chunk in torch.split(host[1:], [t.numel() for t in per_bn])]
     log_delta = math.log(delta_v) if delta_v > 0 else (-math.inf if delta_v == 0 else math.nan)

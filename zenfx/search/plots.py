@@ -76,7 +76,6 @@ def draw(run_dir: str | Path) -> list[str]:
     timings = {int(r["id"]): r for r in _rows(rd / "timings.jsonl") if "id" in r}
     cfg = _json(rd / "config.json")
     summary = _json(rd / "summary.json")
-    proxy = cfg.get("proxy", "score")
     out = rd / "plots"
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
@@ -84,6 +83,22 @@ def draw(run_dir: str | Path) -> list[str]:
     scored = [r for r in history if r.get("verdict") == "scored" and r.get("score") is not None]
     if not scored:
         return written
+    written.append(_progress_plot(plt, history, timings, cfg, seed, out / "progress.png"))
+    best = max(scored, key=lambda r: r["score"])
+    for fig_name, key, label in (("score_vs_macs.png", "macs", "MACs"), ("score_vs_params.png", "params", "params")):
+        pts = [(float(r[key]), float(r["score"])) for r in scored if r.get(key) is not None]
+        if pts:
+            written.append(_cost_plot(plt, pts, seed, best, cfg, key, label, out / fig_name))
+    stages = (summary or {}).get("stages") or {}
+    if stages.get("seed") and stages.get("best"):
+        written.append(_stage_plot(plt, stages, out / "stages.png"))
+    return written
+
+
+def _progress_plot(plt: Any, history: list[dict[str, Any]], timings: dict[int, dict[str, Any]],
+                   cfg: dict[str, Any], seed: dict[str, Any] | None, path: Path) -> str:
+    """Best and median score of the population against candidates proposed and against search time."""
+    proxy = cfg.get("proxy", "score")
     curves = progress_curves(history, int(cfg.get("population", 10**9)))
     t = [float(timings.get(i, {}).get("t", float("nan"))) for i in curves["ids"]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -98,35 +113,33 @@ def draw(run_dir: str | Path) -> list[str]:
     axes[0].legend(loc="lower right")
     fig.suptitle(f"{cfg.get('seed_spec', '')}: {proxy} under {_budget_text(cfg)}")
     fig.tight_layout()
-    written.append(_save(fig, out / "progress.png"))
+    written = _save(fig, path)
     plt.close(fig)
-    best = max(scored, key=lambda r: r["score"])
-    for fig_name, key, label in (("score_vs_macs.png", "macs", "MACs"), ("score_vs_params.png", "params", "params")):
-        pts = [(float(r[key]), float(r["score"])) for r in scored if r.get(key) is not None]
-        if not pts:
-            continue
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=8, alpha=0.4, label="candidates", color="tab:blue")
-        front = pareto(pts)
-        ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:orange", marker="o", ms=3,
-                label="Pareto front")
-        if seed is not None and seed.get(key) is not None:
-            ax.scatter([seed[key]], [seed["score"]], marker="s", s=60, color="black", label="seed", zorder=5)
-        if best.get(key) is not None:
-            ax.scatter([best[key]], [best["score"]], marker="*", s=160, color="tab:red", label="best", zorder=6)
-        limit = (cfg.get("budgets") or {}).get(key)
-        if limit:
-            ax.axvline(float(limit), color="gray", ls=":", label="budget")
-        ax.set_xlabel(label)
-        ax.set_ylabel(proxy)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
-        fig.tight_layout()
-        written.append(_save(fig, out / fig_name))
-        plt.close(fig)
-    stages = (summary or {}).get("stages") or {}
-    if stages.get("seed") and stages.get("best"):
-        written.append(_stage_plot(plt, stages, out / "stages.png"))
+    return written
+
+
+def _cost_plot(plt: Any, pts: list[tuple[float, float]], seed: dict[str, Any] | None, best: dict[str, Any],
+               cfg: dict[str, Any], key: str, label: str, path: Path) -> str:
+    """Every scored candidate against one cost (``key``), with the Pareto front, seed, best and budget."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=8, alpha=0.4, label="candidates", color="tab:blue")
+    front = pareto(pts)
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="tab:orange", marker="o", ms=3,
+            label="Pareto front")
+    if seed is not None and seed.get(key) is not None:
+        ax.scatter([seed[key]], [seed["score"]], marker="s", s=60, color="black", label="seed", zorder=5)
+    if best.get(key) is not None:
+        ax.scatter([best[key]], [best["score"]], marker="*", s=160, color="tab:red", label="best", zorder=6)
+    limit = (cfg.get("budgets") or {}).get(key)
+    if limit:
+        ax.axvline(float(limit), color="gray", ls=":", label="budget")
+    ax.set_xlabel(label)
+    ax.set_ylabel(cfg.get("proxy", "score"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    written = _save(fig, path)
+    plt.close(fig)
     return written
 
 

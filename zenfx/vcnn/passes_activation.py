@@ -95,43 +95,54 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
     for n in list(graph.nodes):
         if getattr(n, "_erased", False) or not n.users or not is_tensor_mul(n):
             continue
-        ins = data_inputs(n, dep)
-        if len(ins) != 2 or shape(ins[0]) != shape(ins[1]):
-            continue
-        for x, g in ((ins[0], ins[1]), (ins[1], ins[0])):
-            if _self_gate(gm, x, g, dep):
-                with graph.inserting_before(n):
-                    r = graph.call_function(torch.relu, (x,))
-                r.meta = dict(n.meta)
-                replace_with(n, r)
-                record(changes, NAME, n, "activation", kept="ReLU", dropped=[describe(gm, g)],
-                       detail="self-gated activation x * f(x) (swish / hard-swish / mish form) -> ReLU")
-                erase_dead(gm, ancestors(g) - ancestors(x) | {n})
-                break
+        _collapse_self_gate(gm, n, dep, changes)
     for n in list(graph.nodes):
-        if getattr(n, "_erased", False):
-            continue
-        if _is_pow(n) and isinstance(n.args[0], fx.Node) and is_relu(gm, n.args[0]) and n.args[0] in dep:
-            replace_with(n, n.args[0])  # squared ReLU (timm's StarReLU: s * relu(x) ** 2 + b) -> ReLU
-            record(changes, NAME, n, "activation", kept="ReLU", dropped=[f"relu(x) ** {n.args[1]}"],
-                   detail="squared ReLU (StarReLU / SquaredReLU) -> ReLU")
-            continue
-        if n.op == "call_module" and not is_non_relu_activation(gm, n):
-            _inside_leaf(gm, n, changes)
-            continue
-        if not is_non_relu_activation(gm, n):
-            continue
-        name = _act_name(gm, n)
-        if n.op == "call_module":
-            set_module(gm, str(n.target), nn.ReLU())
-            record(changes, NAME, n, "activation", kept="ReLU", dropped=[name], detail=f"{n.target}: {name} -> ReLU")
-            continue
-        src = n.args[0] if n.args else n.kwargs.get("input")
-        if not isinstance(src, fx.Node):
-            continue
-        with graph.inserting_before(n):
-            r = graph.call_function(torch.relu, (src,))
-        r.meta = dict(n.meta)
-        replace_with(n, r)
-        record(changes, NAME, n, "activation", kept="ReLU", dropped=[name], detail=f"{name} -> torch.relu")
+        if not getattr(n, "_erased", False):
+            _to_relu(gm, n, dep, changes)
     return finish(gm), changes
+
+
+def _collapse_self_gate(gm: fx.GraphModule, n: fx.Node, dep: set[fx.Node], changes: list[Change]) -> None:
+    """``x * f(x)`` (swish, hard-swish, mish written out) -> ``relu(x)``, the gate branch erased."""
+    graph = gm.graph
+    ins = data_inputs(n, dep)
+    if len(ins) != 2 or shape(ins[0]) != shape(ins[1]):
+        return
+    for x, g in ((ins[0], ins[1]), (ins[1], ins[0])):
+        if _self_gate(gm, x, g, dep):
+            with graph.inserting_before(n):
+                r = graph.call_function(torch.relu, (x,))
+            r.meta = dict(n.meta)
+            replace_with(n, r)
+            record(changes, NAME, n, "activation", kept="ReLU", dropped=[describe(gm, g)],
+                   detail="self-gated activation x * f(x) (swish / hard-swish / mish form) -> ReLU")
+            erase_dead(gm, ancestors(g) - ancestors(x) | {n})
+            return
+
+
+def _to_relu(gm: fx.GraphModule, n: fx.Node, dep: set[fx.Node], changes: list[Change]) -> None:
+    """One node: squared ReLU -> ReLU; an activation module, function or method -> ReLU; a leaf
+    module kept whole gets the activations inside it replaced."""
+    if _is_pow(n) and isinstance(n.args[0], fx.Node) and is_relu(gm, n.args[0]) and n.args[0] in dep:
+        replace_with(n, n.args[0])  # squared ReLU (timm's StarReLU: s * relu(x) ** 2 + b) -> ReLU
+        record(changes, NAME, n, "activation", kept="ReLU", dropped=[f"relu(x) ** {n.args[1]}"],
+               detail="squared ReLU (StarReLU / SquaredReLU) -> ReLU")
+        return
+    if n.op == "call_module" and not is_non_relu_activation(gm, n):
+        _inside_leaf(gm, n, changes)
+        return
+    if not is_non_relu_activation(gm, n):
+        return
+    name = _act_name(gm, n)
+    if n.op == "call_module":
+        set_module(gm, str(n.target), nn.ReLU())
+        record(changes, NAME, n, "activation", kept="ReLU", dropped=[name], detail=f"{n.target}: {name} -> ReLU")
+        return
+    src = n.args[0] if n.args else n.kwargs.get("input")
+    if not isinstance(src, fx.Node):
+        return
+    with gm.graph.inserting_before(n):
+        r = gm.graph.call_function(torch.relu, (src,))
+    r.meta = dict(n.meta)
+    replace_with(n, r)
+    record(changes, NAME, n, "activation", kept="ReLU", dropped=[name], detail=f"{name} -> torch.relu")

@@ -132,26 +132,34 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
         if not mul and sa == sb:
             continue  # a same-shape add is a residual, not a context add
         for main, gate in ((a, b), (b, a)):
-            if numel(shape(gate)) > numel(shape(main)) or len(shape(main)) < 3:
-                continue
-            region = gate_region(main, gate, dep)
-            if region is None:
-                continue
-            norm = normalisation_channels(gm, region, dep) if mul else None
-            if norm is not None:
-                target = _to_batchnorm(gm, n, main, *norm)
-                record(changes, NAME, n, "norm_replaced", kept=f"{target} (BatchNorm over {norm[1]} channels)",
-                       dropped=dropped_names(gm, region), approximate=True,
-                       detail="parameter-free normalisation written out (RMSNorm / GRN: x * f(pooled statistic)) "
-                              "-> BatchNorm over the same channels")
-                ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over "
-                           "the same channels")
-                erase_dead(gm, region | {n})
+            if _remove_gate(gm, ctx, n, main, gate, dep, mul, changes):
                 break
-            replace_with(n, main)
-            what = "gating multiply" if mul else "pooled-context add"
-            record(changes, NAME, n, "gate", kept=main.name, dropped=dropped_names(gm, region),
-                   detail=f"{what}: gate {describe(gm, gate)} is computed from a global pooling of the feature map")
-            erase_dead(gm, region | {n})
-            break
     return finish(gm), changes
+
+
+def _remove_gate(gm: fx.GraphModule, ctx: PassContext, n: fx.Node, main: fx.Node, gate: fx.Node,
+                 dep: set[fx.Node], mul: bool, changes: list[Change]) -> bool:
+    """``n`` = main (*|+) gate: when ``gate`` is computed from a global pooling, ``n`` becomes ``main``
+    (or a BatchNorm of it, for a parameter-free normalisation) and the gate branch is erased."""
+    if numel(shape(gate)) > numel(shape(main)) or len(shape(main)) < 3:
+        return False
+    region = gate_region(main, gate, dep)
+    if region is None:
+        return False
+    norm = normalisation_channels(gm, region, dep) if mul else None
+    if norm is not None:
+        target = _to_batchnorm(gm, n, main, *norm)
+        record(changes, NAME, n, "norm_replaced", kept=f"{target} (BatchNorm over {norm[1]} channels)",
+               dropped=dropped_names(gm, region), approximate=True,
+               detail="parameter-free normalisation written out (RMSNorm / GRN: x * f(pooled statistic)) "
+                      "-> BatchNorm over the same channels")
+        ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over "
+                   "the same channels")
+        erase_dead(gm, region | {n})
+        return True
+    replace_with(n, main)
+    what = "gating multiply" if mul else "pooled-context add"
+    record(changes, NAME, n, "gate", kept=main.name, dropped=dropped_names(gm, region),
+           detail=f"{what}: gate {describe(gm, gate)} is computed from a global pooling of the feature map")
+    erase_dead(gm, region | {n})
+    return True

@@ -63,39 +63,55 @@ def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Chan
     changes: list[Change] = []
     dep = input_dependent(gm)
     for n in list(gm.graph.nodes):
-        what = None
-        if n.op == "call_module":
-            m = node_module(gm, n)
-            if isinstance(m, DROPOUT_TYPES) or type(m).__name__ in IDENTITY_CLASS_NAMES:
-                what = type(m).__name__
-        elif n.op == "call_function" and (n.target in DROPOUT_FUNCS or n.target in _extra_identity_funcs()):
-            what = getattr(n.target, "__name__", str(n.target))
-        elif n.op == "call_method" and n.target in DROPOUT_METHODS:
-            what = f".{n.target}"
+        what = _identity_kind(gm, n)
         if what is not None:
-            src = _first_input(n)
-            if src is None:
-                continue
-            kind_detail = "drop-path / stochastic depth" if "path" in what.lower() or "depth" in what.lower() else (
-                "identity wrapper" if "Identity" in what else "dropout")
-            replace_with(n, src)
-            if what == "Identity":
-                continue  # exactly the identity: removed without a report line
-            dropped = [str(n.target) if n.op == "call_module" else n.name]
-            record(changes, NAME, n, "identity", kept=src.name, dropped=dropped,
-                   detail=f"{what} -> identity ({kind_detail})")
+            _drop_identity(n, what, changes)
             continue
         # layer-scale: x * gamma where gamma depends on parameters only (no input)
         if is_mul(n) and n.op in ("call_function", "call_method"):
-            tensors = [a for a in n.args[:2] if isinstance(a, fx.Node)]
-            if len(tensors) == 2:
-                ins = data_inputs(n, dep)
-                const = [a for a in tensors if a not in dep]
-                if len(ins) == 1 and len(const) == 1 and _is_param_derived(gm, const[0]):
-                    replace_with(n, ins[0])
-                    record(changes, NAME, n, "identity", kept=ins[0].name, dropped=[const[0].name],
-                           detail="layer-scale multiply by a learnt per-channel constant -> identity")
+            _drop_layer_scale(gm, n, dep, changes)
     return finish(gm), changes
+
+
+def _identity_kind(gm: fx.GraphModule, n: fx.Node) -> str | None:
+    """What ``n`` calls when it is a dropout / drop-path / identity wrapper (module, function or method), else None."""
+    if n.op == "call_module":
+        m = node_module(gm, n)
+        if isinstance(m, DROPOUT_TYPES) or type(m).__name__ in IDENTITY_CLASS_NAMES:
+            return type(m).__name__
+    elif n.op == "call_function" and (n.target in DROPOUT_FUNCS or n.target in _extra_identity_funcs()):
+        return getattr(n.target, "__name__", str(n.target))
+    elif n.op == "call_method" and n.target in DROPOUT_METHODS:
+        return f".{n.target}"
+    return None
+
+
+def _drop_identity(n: fx.Node, what: str, changes: list[Change]) -> None:
+    """``n`` -> its input; reported unless it was a plain ``nn.Identity``."""
+    src = _first_input(n)
+    if src is None:
+        return
+    kind_detail = "drop-path / stochastic depth" if "path" in what.lower() or "depth" in what.lower() else (
+        "identity wrapper" if "Identity" in what else "dropout")
+    replace_with(n, src)
+    if what == "Identity":
+        return  # exactly the identity: removed without a report line
+    dropped = [str(n.target) if n.op == "call_module" else n.name]
+    record(changes, NAME, n, "identity", kept=src.name, dropped=dropped,
+           detail=f"{what} -> identity ({kind_detail})")
+
+
+def _drop_layer_scale(gm: fx.GraphModule, n: fx.Node, dep: set[fx.Node], changes: list[Change]) -> None:
+    """``x * gamma`` with ``gamma`` computed from parameters alone -> ``x``."""
+    tensors = [a for a in n.args[:2] if isinstance(a, fx.Node)]
+    if len(tensors) != 2:
+        return
+    ins = data_inputs(n, dep)
+    const = [a for a in tensors if a not in dep]
+    if len(ins) == 1 and len(const) == 1 and _is_param_derived(gm, const[0]):
+        replace_with(n, ins[0])
+        record(changes, NAME, n, "identity", kept=ins[0].name, dropped=[const[0].name],
+               detail="layer-scale multiply by a learnt per-channel constant -> identity")
 
 
 def _is_param_derived(gm: fx.GraphModule, n: fx.Node) -> bool:

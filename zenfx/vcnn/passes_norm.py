@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.fx as fx
@@ -141,59 +141,86 @@ def _copy_affine(bn: nn.Module, weight: Any, bias: Any) -> None:
                 setattr(bn, name, nn.Parameter(t.detach().clone() if t.device.type != "meta" else t.detach()))
 
 
+class _NormSite(NamedTuple):
+    """What a non-BN normalisation node is: its kind, what it normalises over, its affine tensors,
+    the module path those live under (functional calls) and how the report names it."""
+    kind: str
+    normalized: tuple[int, ...] | None
+    weight: Any
+    bias: Any
+    prefix: str | None
+    label: str
+
+
 def _other_norm(gm: fx.GraphModule, n: fx.Node, changes: list[Change], ctx: PassContext) -> None:
     x = n.args[0] if n.args else n.kwargs.get("input")
     s = shape(x) if isinstance(x, fx.Node) else None
     if s is None:
         return
     m = node_module(gm, n)
-    weight = bias = None
-    prefix: str | None = None
-    if m is not None:
-        kinds = {nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.LocalResponseNorm: "local_response_norm"}
-        kind = kinds.get(
-            type(m), "layer_norm" if isinstance(m, nn.LayerNorm) else "group_norm" if isinstance(m, nn.GroupNorm)
-            else "layer_norm" if RMS_TYPES and isinstance(m, RMS_TYPES)
-            else "instance_norm" if "Instance" in type(m).__name__ else type(m).__name__)
-        normalized = tuple(m.normalized_shape) if isinstance(m, (nn.LayerNorm, *RMS_TYPES)) else None
-        weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
-        label = f"{n.target} ({type(m).__name__})"
-    else:
-        kind = ("layer_norm" if n.target in LN_FUNCS or n.target in RMS_FUNCS else "group_norm" if n.target in GN_FUNCS
-                else "instance_norm")
-        normalized = tuple(_arg(n, 1, "normalized_shape")) if kind == "layer_norm" else None
-        try:
-            wi = 2 if kind == "layer_norm" else 2 if kind == "group_norm" else 3
-            weight, t_w = _attr(gm, _arg(n, wi, "weight"))
-            bias, t_b = _attr(gm, _arg(n, wi + 1, "bias"))
-            prefix = _prefix([t_w, t_b])
-        except (ValueError, AttributeError):
-            weight = bias = None
-        label = describe(gm, n)
+    site = _module_norm(n, m) if m is not None else _functional_norm(gm, n)
+    label = site.label
     if ctx.keep_norms:
-        record(changes, NAME, n, "norm_kept", kept=label, detail=f"{kind} kept (keep_norms=True)", approximate=True)
+        record(changes, NAME, n, "norm_kept", kept=label, detail=f"{site.kind} kept (keep_norms=True)",
+               approximate=True)
         ctx.approx("norms kept: non-BatchNorm normalisation left in place (keep_norms=True)")
         return
-    bn, why = _replacement(kind, s, normalized)
+    bn, why = _replacement(site.kind, s, site.normalized)
     if bn is None:
         record(changes, NAME, n, "norm_kept", kept=label, detail=f"kept: {why} has no BatchNorm equivalent",
                approximate=True)
         ctx.approx(f"norm kept: {why} has no BatchNorm equivalent and was left in place")
         return
-    ref = weight if isinstance(weight, torch.Tensor) else next(iter(list(gm.parameters()) + list(gm.buffers())), None)
-    if ref is not None:
-        bn = bn.to(ref.device)
-    _copy_affine(bn, weight, bias)
-    if m is not None:
-        set_module(gm, str(n.target), bn)
-        target = str(n.target)
-    else:
-        target = _install(gm, n, prefix, bn, n.name)
-        _swap_to_module(gm, n, x, target)  # type: ignore[arg-type]
+    target, bn = _put_batchnorm(gm, n, x, m, site, bn)  # type: ignore[arg-type]
     record(changes, NAME, n, "norm_replaced", kept=f"{target} ({type(bn).__name__})", dropped=[label], detail=why,
            approximate=True)
     ctx.approx("norms replaced: LayerNorm / GroupNorm / other normalisation replaced by BatchNorm over the "
                "same channels")
+
+
+def _module_norm(n: fx.Node, m: nn.Module) -> _NormSite:
+    """A norm module (LayerNorm, GroupNorm, RMSNorm, InstanceNorm, LocalResponseNorm, ...)."""
+    kinds = {nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.LocalResponseNorm: "local_response_norm"}
+    kind = kinds.get(
+        type(m), "layer_norm" if isinstance(m, nn.LayerNorm) else "group_norm" if isinstance(m, nn.GroupNorm)
+        else "layer_norm" if RMS_TYPES and isinstance(m, RMS_TYPES)
+        else "instance_norm" if "Instance" in type(m).__name__ else type(m).__name__)
+    normalized = tuple(m.normalized_shape) if isinstance(m, (nn.LayerNorm, *RMS_TYPES)) else None
+    return _NormSite(kind, normalized, getattr(m, "weight", None), getattr(m, "bias", None), None,
+                     f"{n.target} ({type(m).__name__})")
+
+
+def _functional_norm(gm: fx.GraphModule, n: fx.Node) -> _NormSite:
+    """A functional norm call; its weight and bias only when they are get_attr tensors (else none)."""
+    kind = ("layer_norm" if n.target in LN_FUNCS or n.target in RMS_FUNCS else "group_norm" if n.target in GN_FUNCS
+            else "instance_norm")
+    normalized = tuple(_arg(n, 1, "normalized_shape")) if kind == "layer_norm" else None
+    prefix: str | None = None
+    try:
+        wi = 2 if kind == "layer_norm" else 2 if kind == "group_norm" else 3
+        weight, t_w = _attr(gm, _arg(n, wi, "weight"))
+        bias, t_b = _attr(gm, _arg(n, wi + 1, "bias"))
+        prefix = _prefix([t_w, t_b])
+    except (ValueError, AttributeError):
+        weight = bias = None
+    return _NormSite(kind, normalized, weight, bias, prefix, describe(gm, n))
+
+
+def _put_batchnorm(gm: fx.GraphModule, n: fx.Node, x: fx.Node, m: nn.Module | None, site: _NormSite,
+                   bn: nn.Module) -> tuple[str, nn.Module]:
+    """Move ``bn`` to the model's device with the norm's affine tensors, and put it where the norm
+    was: in the module's place, or as a new call_module for a functional call. Returns (target, bn)."""
+    weight = site.weight
+    ref = weight if isinstance(weight, torch.Tensor) else next(iter(list(gm.parameters()) + list(gm.buffers())), None)
+    if ref is not None:
+        bn = bn.to(ref.device)
+    _copy_affine(bn, weight, site.bias)
+    if m is not None:
+        set_module(gm, str(n.target), bn)
+        return str(n.target), bn
+    target = _install(gm, n, site.prefix, bn, n.name)
+    _swap_to_module(gm, n, x, target)
+    return target, bn
 
 
 def run(gm: fx.GraphModule, ctx: PassContext) -> tuple[fx.GraphModule, list[Change]]:
