@@ -16,8 +16,8 @@ EDIT_KINDS = ("width", "kernel", "depth")
 # Levers of the algorithm (docs/search.md, "Against the reference"): the parent is the best of
 # DEFAULT_TOURNAMENT uniform draws from the population (1: the reference's uniform choice), an edit's
 # kind is drawn with DEFAULT_KIND_WEIGHTS (None: uniform over the kinds).
-DEFAULT_TOURNAMENT = 1
-DEFAULT_KIND_WEIGHTS: dict[str, float] | None = None
+DEFAULT_TOURNAMENT = 8
+DEFAULT_KIND_WEIGHTS: dict[str, float] | None = {"depth": 2.0}
 # Crowning: a scored child whose one-repeat score beats the best's crowned score is rescored with
 # this many repeats and crowned best only if the mean beats it (0: the best is the best single draw).
 DEFAULT_CROWN_REPEATS = 0
