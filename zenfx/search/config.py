@@ -59,9 +59,14 @@ class SearchConfig:
     ray_address: str | None = None
 
     def identity(self) -> dict[str, Any]:
+        """What fixes the history. A lever at the value it had before it existed (``LEGACY``) is left
+        out, so a run written before the lever keeps its identity (its history header) and resumes."""
         d = self.to_dict()
         for k in RUN_ONLY:
             d.pop(k, None)
+        for k, v in LEGACY.items():
+            if d.get(k) == v:
+                d.pop(k, None)
         return d
 
     def to_dict(self) -> dict[str, Any]:
