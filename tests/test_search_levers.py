@@ -80,6 +80,16 @@ def test_levers_resume_exactly_and_are_the_runs_own_on_resume(lever_run, tmp_pat
     assert SearchConfig.from_dict(doc).tournament == 1 and SearchConfig.from_dict(doc).kind_weights is None
     search(SEED, out=old, candidates=12, workers=0, resume=True, plots=False, export=False, **COMMON)
     assert (old / "history.jsonl").read_bytes() == (whole / "history.jsonl").read_bytes()
+    # and one whose header names a lever at its pre-lever value (written while the lever was new)
+    named = tmp_path / "named"
+    search(SEED, out=named, candidates=8, workers=0, plots=False, export=False, **legacy)
+    lines = (named / "history.jsonl").read_text().splitlines(keepends=True)
+    head = json.loads(lines[0])
+    head["header"]["identity"]["crown_repeats"] = 0
+    (named / "history.jsonl").write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
+    search(SEED, out=named, candidates=12, workers=0, resume=True, plots=False, export=False, **COMMON)
+    rows_named = (named / "history.jsonl").read_text().splitlines()[1:]
+    assert rows_named == (whole / "history.jsonl").read_text().splitlines()[1:]
 
 
 def test_cpu_limit_ends_a_run_and_may_change_on_resume(tmp_path):
