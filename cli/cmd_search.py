@@ -190,10 +190,10 @@ def search_cmd(
 
     Defaults suit a laptop CPU (population 64, 500 candidates); the paper's CIFAR search used
     population 512 and 480,000 proposals on GPUs. Each round proposes --round children (parent: the
-    seed while the population has at most min(10, P-1) members, else a random member; 1 edit from the seed, 2
-    from a member), scores those within budget (cheapest checks first; a structure is never scored
-    twice), inserts them and drops the lowest beyond --population. A checkpoint follows every round;
-    --resume continues exactly.
+    seed while the population has at most min(10, P-1) members, else the best of --tournament random
+    members; 1 edit from the seed, 2 from a member, kinds drawn with --kind-weights), scores those
+    within budget (cheapest checks first; a structure is never scored twice), inserts them and drops
+    the lowest beyond --population. A checkpoint follows every round; --resume continues exactly.
     """
     import zenfx
     from zenfx.search import search

@@ -56,8 +56,6 @@ def test_levers_give_the_same_history_for_any_number_of_workers(lever_run, tmp_p
 
 
 def test_levers_resume_exactly_and_are_the_runs_own_on_resume(lever_run, tmp_path):
-    import shutil
-
     ref, ref_res = lever_run
     out = tmp_path / "cut"
     search(SEED, out=out, candidates=12, workers=0, plots=False, export=False, **COMMON, **LEVERS)
@@ -67,13 +65,31 @@ def test_levers_resume_exactly_and_are_the_runs_own_on_resume(lever_run, tmp_pat
     assert res.best_score == ref_res.best_score
     with pytest.raises(UsageError, match="cannot resume .*tournament"):
         search(SEED, out=out, candidates=30, workers=0, resume=True, **COMMON, tournament=2)
-    # a config written before the levers existed resumes with the reference's rules
+    # a run written before the levers existed (no lever in its config or history header) resumes,
+    # with the reference's rules, exactly like an uninterrupted run of those rules
+    legacy = dict(COMMON, tournament=1, kind_weights="uniform", crown_repeats=0)
+    whole = tmp_path / "whole"
+    search(SEED, out=whole, candidates=12, workers=0, plots=False, export=False, **legacy)
     old = tmp_path / "old"
-    shutil.copytree(out, old)
+    search(SEED, out=old, candidates=8, workers=0, plots=False, export=False, **legacy)
     doc = json.loads((old / "config.json").read_text())
     for k in LEGACY:
         doc.pop(k)
+    (old / "config.json").write_text(json.dumps(doc))
+    assert not any(k in (old / "history.jsonl").read_text().splitlines()[0] for k in LEGACY)
     assert SearchConfig.from_dict(doc).tournament == 1 and SearchConfig.from_dict(doc).kind_weights is None
+    search(SEED, out=old, candidates=12, workers=0, resume=True, plots=False, export=False, **COMMON)
+    assert (old / "history.jsonl").read_bytes() == (whole / "history.jsonl").read_bytes()
+    # and one whose header names a lever at its pre-lever value (written while the lever was new)
+    named = tmp_path / "named"
+    search(SEED, out=named, candidates=8, workers=0, plots=False, export=False, **legacy)
+    lines = (named / "history.jsonl").read_text().splitlines(keepends=True)
+    head = json.loads(lines[0])
+    head["header"]["identity"]["crown_repeats"] = 0
+    (named / "history.jsonl").write_text(json.dumps(head) + "\n" + "".join(lines[1:]))
+    search(SEED, out=named, candidates=12, workers=0, resume=True, plots=False, export=False, **COMMON)
+    rows_named = (named / "history.jsonl").read_text().splitlines()[1:]
+    assert rows_named == (whole / "history.jsonl").read_text().splitlines()[1:]
 
 
 def test_cpu_limit_ends_a_run_and_may_change_on_resume(tmp_path):

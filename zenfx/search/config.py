@@ -16,8 +16,8 @@ EDIT_KINDS = ("width", "kernel", "depth")
 # Levers of the algorithm (docs/search.md, "Against the reference"): the parent is the best of
 # DEFAULT_TOURNAMENT uniform draws from the population (1: the reference's uniform choice), an edit's
 # kind is drawn with DEFAULT_KIND_WEIGHTS (None: uniform over the kinds).
-DEFAULT_TOURNAMENT = 1
-DEFAULT_KIND_WEIGHTS: dict[str, float] | None = None
+DEFAULT_TOURNAMENT = 8
+DEFAULT_KIND_WEIGHTS: dict[str, float] | None = {"depth": 2.0}
 # Crowning: a scored child whose one-repeat score beats the best's crowned score is rescored with
 # this many repeats and crowned best only if the mean beats it (0: the best is the best single draw).
 DEFAULT_CROWN_REPEATS = 0
@@ -61,13 +61,18 @@ class SearchConfig:
     def identity(self) -> dict[str, Any]:
         """What fixes the history. A file seed counts by its content: where the file lies (its paths
         in the genome) is not identity, so the same run resumed from another folder or machine, or
-        run twice in two folders, writes the same history."""
+        run twice in two folders, writes the same history. A lever at the value it had before it
+        existed (``LEGACY``) is left out, so a run written before the lever keeps its identity (its
+        history header) and resumes."""
         d = self.to_dict()
         for k in RUN_ONLY:
             d.pop(k, None)
         d["seed_genome"] = _placeless(d["seed_genome"])
         if isinstance(d.get("shrink"), dict) and isinstance(d["shrink"].get("genome"), dict):
             d["shrink"] = {**d["shrink"], "genome": _placeless(d["shrink"]["genome"])}
+        for k, v in LEGACY.items():
+            if d.get(k) == v:
+                d.pop(k, None)
         return d
 
     def to_dict(self) -> dict[str, Any]:

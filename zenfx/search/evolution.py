@@ -19,6 +19,9 @@ zenfx's changes:
   ``min(10, P - 1)`` members (the reference: 10). With P <= 10 the reference's rule never lets a
   member be a parent, so every child is the seed plus one edit and the search cannot go further
   (measured with P = 8: 1,605 redraws and 25 duplicates in 96 proposals). Identical for P > 10.
+* **tournament parents** (``pick_parent``): a member parent is the best of ``tournament`` uniform
+  draws (1: the reference's uniform draw, the RNG used identically). With P = 512 the reference's
+  population does not fill for thousands of candidates and a uniform parent is a random walk.
 """
 
 from __future__ import annotations

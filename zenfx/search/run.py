@@ -21,6 +21,7 @@ it proposes the same children (the RNG state is the checkpoint's) and scores the
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -394,10 +395,24 @@ class _Run:
         from ..runlog import JsonlLog
 
         self.history = JsonlLog(self.rd / "history.jsonl", header={"format": "zenfx-search-history",
-                                                                   "identity": self.cfg.identity()},
+                                                                   "identity": self._header_identity()},
                                 what="search history")
         self.timings = JsonlLog(self.rd / "timings.jsonl", header={"format": "zenfx-search-timings"},
                                 what="search timings")
+
+    def _header_identity(self) -> dict[str, Any]:
+        """This run's identity as its history header says it: a header that names a lever at its
+        pre-lever value (written while the lever was new) is the same run and keeps its header."""
+        ident = self.cfg.identity()
+        path = self.rd / "history.jsonl"
+        try:
+            with open(path, encoding="utf-8") as fh:
+                found = json.loads(fh.readline()).get("header", {}).get("identity")
+        except (OSError, ValueError, AttributeError):
+            return ident
+        if isinstance(found, dict) and _without_legacy(found) == _without_legacy(ident):
+            return found
+        return ident
 
     def settings(self) -> EvalSettings:
         c = self.cfg
@@ -649,6 +664,13 @@ class Keyer:
         text = json.dumps([g.seed_name(), g.kwargs, list(g.input_size), g.init_seed, items], sort_keys=True,
                           default=str)
         return "e" + hashlib.sha256(text.encode()).hexdigest()[:15]
+
+
+def _without_legacy(ident: dict[str, Any]) -> dict[str, Any]:
+    from .config import LEGACY
+
+    return json.loads(json.dumps({k: v for k, v in ident.items() if not (k in LEGACY and v == LEGACY[k])},
+                                 sort_keys=True, default=str))
 
 
 def _flat(figs: dict[str, Any]) -> dict[str, Any]:
