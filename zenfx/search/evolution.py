@@ -47,15 +47,21 @@ class Member:
     genome: dict[str, Any]
     figures: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None
+    # a rank-aggregated objective: the members' values (None for -inf/NaN), from which ``score`` (the
+    # aggregate within the current pool) is recomputed every round
+    values: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
-                "parent": self.parent}
+        d = {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
+             "parent": self.parent}
+        if self.values is not None:
+            d["values"] = dict(self.values)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Member:
         return cls(int(d["id"]), float(d["score"]), dict(d["genome"]), dict(d.get("figures") or {}),
-                   d.get("parent"))
+                   d.get("parent"), None if d.get("values") is None else dict(d["values"]))
 
 
 @dataclass
@@ -111,6 +117,18 @@ class Population:
             scores = [x.score for x in self.members]
             return self.members.pop(scores.index(min(scores)))
         return None
+
+    def rerank(self, score_of: Callable[[list[Member]], Sequence[float]]) -> list[Member]:
+        """A rank-aggregated objective: every member's score recomputed within the pool (all members,
+        the round's new ones included), then the lowest dropped (ties: the earliest) until at most
+        ``size`` remain. Returns the members dropped."""
+        for m, s in zip(self.members, score_of(self.members), strict=True):
+            m.score = float(s)
+        dropped = []
+        while len(self.members) > self.size:
+            scores = [x.score for x in self.members]
+            dropped.append(self.members.pop(scores.index(min(scores))))
+        return dropped
 
     def best(self) -> Member | None:
         if not self.members:

@@ -283,6 +283,12 @@ class _Run:
         self._keyer: Keyer | None = None
         self.mutator: Any = None
         self.pending_seed = False  # a fresh run: the seed is scored by the first worker
+        # a rank-aggregated objective ("az", "zen+zico"): scores are ranks within the pool
+        # (population + the round's candidates), recomputed every round
+        from ..proxies.aggregate import Objective, is_aggregate, members_of
+
+        self.objective = Objective(cfg.proxy, members_of(cfg.proxy)) if is_aggregate(cfg.proxy) else None
+        self.round_scores: dict[int, float] = {}
 
     def key_of(self, g: Any) -> str:
         if self.mutator is not None:
@@ -362,9 +368,12 @@ class _Run:
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
                          "key": key}
+        extra = {}
+        if out.get("values") is not None:  # an aggregate: the seed alone scores 0; its members' values
+            self.seed_row["values"] = extra["values"] = out["values"]
         self.open_logs()
         self._append({"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
-                      "score": out["score"], **_flat(out["figures"])}, out, 0.0)
+                      "score": out["score"], **extra, **_flat(out["figures"])}, out, 0.0)
         self.checkpoint()
         self.pending_seed = False
 
@@ -402,8 +411,12 @@ class _Run:
         self.elapsed += time.perf_counter() - t0
         self.main_cpu += time.process_time() - c0
         self.counters.rounds += 1
+        if self.objective is not None:
+            self.round_scores = self._pool_scores(props, results)
         for p in props:
             self._apply(p, results.get(p.id))
+        if self.objective is not None:
+            self._rerank()
         self.checkpoint()
         if self.progress is not None:
             self.progress(self.snapshot())
@@ -432,7 +445,12 @@ class _Run:
         if self.mutator is not None and p.genome is not None:
             row["kwargs"] = p.genome.kwargs
         verdict = row["verdict"]
-        if verdict == "scored":
+        if verdict == "scored" and self.objective is not None:
+            self.counters.scored += 1
+            row.update(score=self.round_scores[p.id], values=out["values"])
+            self.population.members.append(Member(p.id, float(row["score"]), p.genome.to_dict(),
+                                                  dict(out["figures"]), p.parent, dict(out["values"])))
+        elif verdict == "scored":
             self.counters.scored += 1
             m = Member(p.id, float(row["score"]), p.genome.to_dict(), dict(out["figures"]), p.parent)
             self.population.insert(m)
@@ -447,6 +465,33 @@ class _Run:
         if out is not None:
             self.cpu += float(out.get("cpu_seconds", 0.0))
         self._append(row, out, self.elapsed)
+
+    # ---- a rank-aggregated objective
+    def _pool_scores(self, props: list[Proposal], results: dict[int, Any]) -> dict[int, float]:
+        """Each of the round's scored candidates' aggregate within the pool: the population as it stood
+        plus the round's scored candidates, in proposal order (what ``_rerank`` then ranks again)."""
+        from ..proxies.aggregate import aggregate_scores
+
+        new: list[tuple[int, dict[str, Any]]] = []
+        for p in props:
+            o = results.get(p.id)
+            if p.error is None and not p.duplicate and o is not None and o.status == "ok" \
+                    and o.value.get("status") == "scored":
+                new.append((p.id, o.value["values"]))
+        if not new:
+            return {}
+        old = [m.values or {} for m in self.population.members]
+        agg = aggregate_scores(self.objective, old + [v for _, v in new])  # type: ignore[arg-type]
+        return {pid: float(a) for (pid, _), a in zip(new, agg[len(old):], strict=True)}
+
+    def _rerank(self) -> None:
+        """Every member re-scored within the pool, the lowest dropped down to the population size; the
+        best is the top of that pool (its score: its aggregate there)."""
+        from ..proxies.aggregate import aggregate_scores
+
+        obj = self.objective
+        self.population.rerank(lambda ms: aggregate_scores(obj, [m.values or {} for m in ms]))  # type: ignore[arg-type]
+        self.best = self.population.best()
 
     def snapshot(self) -> SearchProgress:
         c = self.counters
@@ -588,9 +633,10 @@ def worker_preload() -> list[str]:
 
 def _check_args(proxy: str, population: int, round_size: int, candidates: int | None, batch_size: int,
                 kinds: Sequence[str], bn_stat: str) -> None:
+    from ..proxies.aggregate import is_aggregate, members_of
     from ..proxies.base import get_proxy
 
-    get_proxy(proxy)
+    members_of(proxy) if is_aggregate(proxy) else get_proxy(proxy)
     if population < 1:
         raise UsageError(f"--population must be at least 1, got {population}")
     if round_size < 1:
