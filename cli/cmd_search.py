@@ -93,7 +93,8 @@ def search_cmd(
     input_size: InputSizeOpt = None,
     proxy: Annotated[str, typer.Option(
         "--proxy", "-p",
-        help="Objective: any registered proxy (zen, zico, params, ...)."
+        help="Objective: any registered proxy (zen, zico, params, ...), or a rank-aggregated one: az (AZ-NAS's "
+             "four proxies) or A+B (zen+zico), ranked within the population plus each round's candidates."
     )] = "zen",
     batch_size: Annotated[int, typer.Option(
         "--batch-size", "-b",

@@ -241,6 +241,9 @@ def test_rank_aggregate_by_hand():
 
 
 def test_objectives_and_members():
+    from zenfx.proxies.az import AZ_MEMBERS
+
+    assert members_of("az") == AZ_MEMBERS
     assert members_of("az") == ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
     assert members_of("zen+zico") == ("zen", "zico")
     objs = parse_objectives("zen,az,zen+params")

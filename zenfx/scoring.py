@@ -529,7 +529,7 @@ def score_proxy(prep: Prepared, proxy: str | ProxySpec, options: ScoreOptions | 
             if not spec.mutates:
                 net: nn.Module = template
             elif spec.reinitializes:
-                net = prep.device_copy(spec.name, kind, dev, dt)
+                net = prep.device_copy(spec.shared_pass or spec.name, kind, dev, dt)
             else:
                 net = materialise(template, prep.on_meta, dev, dt)
             if head_c is not None:

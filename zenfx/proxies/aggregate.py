@@ -23,13 +23,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from .az import AZ_MEMBERS
 
-ENSEMBLES: dict[str, tuple[str, ...]] = {"az": AZ_MEMBERS}
+if TYPE_CHECKING:
+    import numpy as np
+
+# Light on purpose (no torch, no numpy at import): the CLI asks ``is_aggregate`` before loading torch.
+ENSEMBLES: dict[str, tuple[str, ...]] = {
+    "az": ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),  # zenfx.proxies.az.AZ_MEMBERS
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ def parse_objectives(text: str | Sequence[str]) -> list[Objective]:
 
 
 def _column(values: Sequence[float | None], higher_is_better: bool) -> np.ndarray:
+    import numpy as np
+
     arr = np.array([-math.inf if v is None else float(v) for v in values], dtype=np.float64)
     if not higher_is_better:
         arr = -arr
@@ -90,6 +96,7 @@ def _column(values: Sequence[float | None], higher_is_better: bool) -> np.ndarra
 def rank_aggregate(columns: Mapping[str, Sequence[float | None]],
                    higher_is_better: Mapping[str, bool] | None = None) -> np.ndarray:
     """Sum over members of log(rank / N) within the pool (the columns' common length N)."""
+    import numpy as np
     from scipy.stats import rankdata
 
     if not columns:

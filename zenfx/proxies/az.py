@@ -20,7 +20,7 @@ Protocol, in this order (all random draws from ``ctx.generator(AZ_RNG_OFFSET, de
    the reference would fail). M = g_in^T g_out / (B*H_out*W_out) over pixels; sigma = the largest
    singular value of M; score -sigma - 1/(sigma + 1e-6) + 2. An identity block (g_in equals
    g_out exactly) scores -inf. ``az_trainability`` = the mean over the block pairs.
-7. **Complexity**: ``az_complexity`` = the FLOPs (MACs) of one image, ``zenfx.cost.flops``.
+7. **Complexity**: ``az_complexity`` = the Conv and Linear MACs of one image (:func:`conv_linear_macs`).
 
 NaN becomes -inf (the reference's rule), and so does a quantity that needs two feature points on a
 model that has one. Values of -inf are ranks, not failures (``ProxySpec.inf_is_rank``).
@@ -89,6 +89,29 @@ def _kaiming_(w: torch.Tensor, generator: torch.Generator | None) -> None:
     fan_in = w.shape[1] * math.prod(w.shape[2:]) if w.ndim >= 2 else w.numel()
     std = math.sqrt(2.0) / math.sqrt(max(1, fan_in))
     w.normal_(0.0, std, generator=generator)
+
+
+def _macs_from_shapes(net: nn.Module, input_size: Sequence[int]) -> int | None:
+    import torch.fx as fx
+
+    if not isinstance(net, fx.GraphModule) or tuple(net.meta.get("zenfx_input_size", ())) != tuple(input_size):
+        return None
+    total = 0
+    for n in net.graph.nodes:
+        if n.op != "call_module":
+            continue
+        m = net.get_submodule(str(n.target))
+        if not isinstance(m, CONV_TYPES + (nn.Linear,)):
+            continue
+        shp = n.meta.get("shape")
+        if not (isinstance(shp, tuple) and shp and all(isinstance(d, int) for d in shp)):
+            return None
+        out = math.prod(shp) // shp[0]  # the record is at batch 1 or more: per image
+        if isinstance(m, nn.Linear):
+            total += out // shp[-1] * m.in_features * m.out_features
+        else:
+            total += out * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+    return total
 
 
 # --------------------------------------------------------------------------- the three measures
@@ -220,7 +243,7 @@ def _register(name: str, attr: str, summary: str) -> None:
 
     fn.__name__ = name
     register_proxy(name, graph="original", needs_data=False, reference=REFERENCE, summary=summary,
-                   reinitializes=True, inf_is_rank=True)(fn)
+                   reinitializes=True, inf_is_rank=True, shared_pass="az")(fn)
 
 
 _register("az_expressivity", "expressivity",
@@ -234,15 +257,43 @@ _register("az_trainability", "trainability",
     "az_complexity",
     graph="original",
     needs_data=False,
-    reference=REFERENCE + "; FLOPs of the network (MACs here)",
-    summary="MACs of one image at the scoring resolution (AZ-NAS's complexity, zenfx.cost.flops)",
+    reference=REFERENCE + "; FLOPs of the network (Conv/Linear MACs here)",
+    summary="Conv and Linear MACs of one image at the scoring resolution (AZ-NAS's complexity)",
     deterministic=True,
     mutates=False,
 )
 def az_complexity(net: nn.Module, ctx: ProxyContext) -> float:
-    from ..cost.flops import count_macs
+    return float(conv_linear_macs(net, tuple(ctx.input_size)))
 
-    return float(count_macs(net, tuple(ctx.input_size), batch_size=1))
+
+def conv_linear_macs(net: nn.Module, input_size: Sequence[int]) -> int:
+    """MACs of the Conv and Linear layers for one image: from the shape record of a zenfx-traced graph
+    at the same input size, else from one forward on zeros with hooks. What the reference's
+    MobileNetV2 ``get_FLOPs`` counts (convolutions and the classifier), equal to
+    ``zenfx.cost.flops.count_macs`` on CNNs made of those layers, and a fraction of its cost (a search
+    scores it per candidate)."""
+    from_shapes = _macs_from_shapes(net, input_size)
+    if from_shapes is not None:
+        return from_shapes
+    total = [0]
+
+    def hook(m: nn.Module, inp: Any, out: torch.Tensor) -> None:
+        if isinstance(m, nn.Linear):
+            total[0] += out.numel() // out.shape[-1] * m.in_features * m.out_features
+        else:
+            total[0] += out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, CONV_TYPES + (nn.Linear,))]
+    ref = next(iter(list(net.parameters()) + list(net.buffers())), None)
+    dev = ref.device if ref is not None else torch.device("cpu")
+    dt = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
+    try:
+        with torch.no_grad():
+            net(torch.zeros((1, *input_size), device=dev, dtype=dt))
+    finally:
+        for h in hs:
+            h.remove()
+    return total[0]
 
 
 __all__ = ["AZMeasures", "AZ_MEMBERS", "az_measures", "block_entropy", "kaiming_fanin_init_",

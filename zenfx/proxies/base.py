@@ -84,6 +84,9 @@ class ProxySpec:
     mutates: bool = True
     # -inf is a rank (the lowest), not a failure (AZ-NAS maps NaN and identity blocks to -inf).
     inf_is_rank: bool = False
+    # Proxies computed by one common pass (AZ-NAS's three) name the pass: scoring gives them one
+    # re-initialised copy of the model between them instead of one each.
+    shared_pass: str | None = None
 
 
 REGISTRY: dict[str, ProxySpec] = {}
@@ -92,12 +95,14 @@ REGISTRY: dict[str, ProxySpec] = {}
 def register_proxy(name: str, *, graph: GraphKind, needs_data: bool, needs_head: bool = False,
                    reference: str, summary: str, higher_is_better: bool = True,
                    deterministic: bool = False, reinitializes: bool = False,
-                   mutates: bool = True, inf_is_rank: bool = False) -> Callable[[ProxyFn], ProxyFn]:
+                   mutates: bool = True, inf_is_rank: bool = False,
+                   shared_pass: str | None = None) -> Callable[[ProxyFn], ProxyFn]:
     def deco(fn: ProxyFn) -> ProxyFn:
         if name in REGISTRY:
             raise RuntimeError(f"proxy '{name}' registered twice")
         REGISTRY[name] = ProxySpec(name, fn, graph, needs_data, needs_head, reference, summary,
-                                   higher_is_better, deterministic, reinitializes, mutates, inf_is_rank)
+                                   higher_is_better, deterministic, reinitializes, mutates, inf_is_rank,
+                                   shared_pass)
         return fn
 
     return deco

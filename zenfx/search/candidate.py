@@ -92,6 +92,13 @@ class WorkerState:
     templates: dict[Any, Template] = field(default_factory=dict)  # traced + converted graphs per topology
     init_seconds: float = 0.0
     fast: bool = True  # reuse a topology's traced/converted graphs for width/kernel-only differences
+    # a rank-aggregated objective ("az", "zen+zico"): the member proxies, each scored per candidate
+    # (``out["values"]``); the search ranks them within its pool. Empty for a single proxy.
+    members: list[Any] = field(default_factory=list)
+
+    @property
+    def specs(self) -> list[Any]:
+        return self.members or [self.spec]
 
 
 def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
@@ -101,17 +108,19 @@ def init_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
     t0 = time.perf_counter()
     s = settings if isinstance(settings, EvalSettings) else EvalSettings(**settings)
     torch.set_num_threads(max(1, int(s.threads)))
+    from ..proxies.aggregate import is_aggregate, members_of
     from ..proxies.base import get_proxy
 
-    spec = get_proxy(s.proxy)
-    on_meta = (spec.reinitializes or not spec.mutates)
-    state = WorkerState(s, Budgets.from_dict(s.budgets), spec, on_meta)
+    members = [get_proxy(m) for m in members_of(s.proxy)] if is_aggregate(s.proxy) else []
+    spec = members[0] if members else get_proxy(s.proxy)
+    on_meta = all(sp.reinitializes or not sp.mutates for sp in (members or [spec]))
+    state = WorkerState(s, Budgets.from_dict(s.budgets), spec, on_meta, members=members)
     if s.sources:
         from ..loading import register_source
 
         for sha, src in s.sources.items():
             register_source(sha, src["name"], src["text"])
-    if s.data and spec.needs_data:
+    if s.data and any(sp.needs_data for sp in state.specs):
         from ..data import npz_batches
 
         state.batches = npz_batches(s.data, batch_size=s.batch_size)
@@ -203,11 +212,14 @@ def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = T
             value, proxy_s = ev.score(repeats)
             out["proxy_seconds"] = proxy_s
             out["proxy_cpu_seconds"] = time.process_time() - c0
-            if not math.isfinite(value):
+            if isinstance(value, dict):  # an aggregate's members: the search ranks them within its pool
+                out.update(status="scored", score=0.0, values=_member_values(state, value))
+            elif not math.isfinite(value):
                 raise FloatingPointError(f"{state.spec.name} score is {value}")
-            out.update(status="scored", score=value)
-            if repeats > 1:
-                out["values"] = list(ev.values)
+            else:
+                out.update(status="scored", score=value)
+                if repeats > 1:
+                    out["repeat_values"] = list(ev.values)
         else:
             out.update(status="ok")
     except Exception as exc:  # noqa: BLE001 - recorded with its stage; the search goes on
@@ -244,9 +256,9 @@ class _Evaluation:
         self.input_size = tuple(int(x) for x in self.genome.input_size)
         self.module = build(self.genome, device="meta" if state.on_meta else None)
         self._prep: Any = None
-        b, spec = state.budgets, state.spec
+        b = state.budgets
         self.topo = topology_key(self.genome, self.module)
-        usable = (state.fast and state.on_meta and spec.graph == "vcnn" and not spec.needs_head
+        usable = (state.fast and state.on_meta and all(sp.graph == "vcnn" and not sp.needs_head for sp in state.specs)
                   and b.memory is None and b.latency is None)
         self.template: Template | None = state.templates.get(self.topo) if usable else None
         self._remember = usable and self.template is None
@@ -263,7 +275,7 @@ class _Evaluation:
             from ..scoring import prepare
 
             self.stage.enter("trace")
-            self._prep = prepare(self.module, [self.state.spec], input_size=self.input_size)
+            self._prep = prepare(self.module, self.state.specs, input_size=self.input_size)
             if self._remember:
                 self.stage.enter("convert")
                 vcnn = self._prep.graph("vcnn")
@@ -318,7 +330,7 @@ class _Evaluation:
         self.stage.enter("latency")
         return predicted_latency(self.state, prep.original, self.genome, self.input_size)
 
-    def score(self, repeats: int = 1) -> tuple[float, float]:
+    def score(self, repeats: int = 1) -> tuple[float | dict[str, float], float]:
         prep = self.prep()
         self.stage.enter("score")
         s = self.state.settings
@@ -333,9 +345,22 @@ class _Evaluation:
             from dataclasses import replace
 
             options = replace(options, repeat=repeats)
+        if self.state.members:  # one Prepared for all members: AZ-NAS's three share one pass
+            scores = [score_proxy(prep, sp, options) for sp in self.state.members]
+            return {ps.proxy: float(ps.value) for ps in scores}, float(sum(ps.seconds for ps in scores))
         ps = score_proxy(prep, self.state.spec, options)
         self.values = list(ps.values)
         return float(ps.value), float(ps.seconds)
+
+
+def _member_values(state: WorkerState, values: dict[str, float]) -> dict[str, float | None]:
+    """Members' values for the history: a NaN, or an inf the proxy does not rank, fails the candidate;
+    -inf (a rank) is stored as None, which ranks lowest exactly as -inf does."""
+    for sp in state.members:
+        v = values[sp.name]
+        if math.isnan(v) or (math.isinf(v) and not (sp.inf_is_rank and v < 0)):
+            raise FloatingPointError(f"{sp.name} score is {v}")
+    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
 _MATMUL_NAMES = ("matmul", "bmm", "mm", "addmm", "baddbmm", "linear", "conv", "einsum", "scaled_dot_product",

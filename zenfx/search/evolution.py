@@ -51,18 +51,24 @@ class Member:
     figures: dict[str, Any] = field(default_factory=dict)
     parent: int | None = None
     crown: float | None = None  # mean score over the crowning repeats, when it was rescored to be crowned
+    # a rank-aggregated objective: the members' values (None for -inf/NaN), from which ``score`` (the
+    # aggregate within the current pool) is recomputed every round
+    values: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.id, "score": self.score, "genome": self.genome, "figures": dict(self.figures),
              "parent": self.parent}
         if self.crown is not None:
             d["crown"] = self.crown
+        if self.values is not None:
+            d["values"] = dict(self.values)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Member:
         return cls(int(d["id"]), float(d["score"]), dict(d["genome"]), dict(d.get("figures") or {}),
-                   d.get("parent"), None if d.get("crown") is None else float(d["crown"]))
+                   d.get("parent"), None if d.get("crown") is None else float(d["crown"]),
+                   None if d.get("values") is None else dict(d["values"]))
 
 
 @dataclass
@@ -118,6 +124,18 @@ class Population:
             scores = [x.score for x in self.members]
             return self.members.pop(scores.index(min(scores)))
         return None
+
+    def rerank(self, score_of: Callable[[list[Member]], Sequence[float]]) -> list[Member]:
+        """A rank-aggregated objective: every member's score recomputed within the pool (all members,
+        the round's new ones included), then the lowest dropped (ties: the earliest) until at most
+        ``size`` remain. Returns the members dropped."""
+        for m, s in zip(self.members, score_of(self.members), strict=True):
+            m.score = float(s)
+        dropped = []
+        while len(self.members) > self.size:
+            scores = [x.score for x in self.members]
+            dropped.append(self.members.pop(scores.index(min(scores))))
+        return dropped
 
     def best(self) -> Member | None:
         if not self.members:

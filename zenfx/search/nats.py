@@ -296,6 +296,7 @@ def _random_search(proxy: str, archs: list[str], params: dict[str, int], budget:
     settings = EvalSettings(proxy=proxy, batch_size=batch_size, seed=seed, num_classes=NUM_CLASSES,
                             budgets=Budgets().to_dict(), seed_genome=None, threads=1)
     scores: dict[str, float] = {}
+    values: dict[str, dict[str, Any]] = {}
     from .run import NO_GRAD_PROXIES
 
     opts = {} if proxy in NO_GRAD_PROXIES or os.environ.get("ZENFX_START_METHOD") else {"start_method": "forkserver"}
@@ -303,8 +304,15 @@ def _random_search(proxy: str, archs: list[str], params: dict[str, int], budget:
         for o in ex.map(evaluate_task, [{"genome": _nats_genome(a).to_dict()} for a in fit]):
             if o.ok and o.value.get("status") == "scored":
                 scores[fit[o.index]] = float(o.value["score"])
+                if o.value.get("values") is not None:
+                    values[fit[o.index]] = o.value["values"]
     if not scores:
         return None, 0
+    if values:  # a rank-aggregated objective: ranked within the architectures drawn and scored
+        from ..proxies.aggregate import aggregate_scores
+
+        pool = [a for a in fit if a in values]
+        scores = dict(zip(pool, (float(v) for v in aggregate_scores(proxy, [values[a] for a in pool])), strict=True))
     return max(fit, key=lambda a: scores.get(a, -math.inf)), len(scores)
 
 

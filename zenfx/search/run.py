@@ -382,6 +382,12 @@ class _Run:
         self._keyer: Keyer | None = None
         self.mutator: Any = None
         self.pending_seed = False  # a fresh run: the seed is scored by the first worker
+        # a rank-aggregated objective ("az", "zen+zico"): scores are ranks within the pool
+        # (population + the round's candidates), recomputed every round
+        from ..proxies.aggregate import Objective, is_aggregate, members_of
+
+        self.objective = Objective(cfg.proxy, members_of(cfg.proxy)) if is_aggregate(cfg.proxy) else None
+        self.round_scores: dict[int, float] = {}
 
     def key_of(self, g: Any) -> str:
         if self.mutator is not None:
@@ -477,14 +483,17 @@ class _Run:
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
                          "key": key}
+        extra = {}
+        if out.get("values") is not None:  # an aggregate: the seed alone scores 0; its members' values
+            self.seed_row["values"] = extra["values"] = out["values"]
         row = {"id": 0, "round": 0, "parent": None, "verdict": "seed", "edits": [], "key": key,
-               "score": out["score"], **_flat(out["figures"])}
+               "score": out["score"], **extra, **_flat(out["figures"])}
         crowned = None
-        if self.cfg.crown_repeats >= 2:  # the bar a first best must clear
+        if self.cfg.crown_repeats >= 2 and self.objective is None:  # the bar a first best must clear
             crowned = evaluate_seed({**self.start.to_dict(), "__repeats__": int(self.cfg.crown_repeats)})
             if crowned["status"] == "scored":
                 self.seed_row["crown"] = crowned["score"]
-                row.update(crown=crowned["score"], crown_repeats=len(crowned.get("values") or []))
+                row.update(crown=crowned["score"], crown_repeats=len(crowned.get("repeat_values") or []))
                 self.cpu += float(crowned.get("cpu_seconds", 0.0))
             else:
                 crowned = None
@@ -532,8 +541,12 @@ class _Run:
         self.elapsed += time.perf_counter() - t0
         self.main_cpu += time.process_time() - c0
         self.counters.rounds += 1
+        if self.objective is not None:
+            self.round_scores = self._pool_scores(props, results)
         for p in props:
             self._apply(p, results.get(p.id), crowns.get(p.id))
+        if self.objective is not None:
+            self._rerank()
         self.checkpoint()
         if self.progress is not None:
             self.progress(self.snapshot())
@@ -550,7 +563,7 @@ class _Run:
         beats the best's crowned score *at the round's start*: the set depends on the scores alone,
         so the history stays the same for any number of workers."""
         n = int(self.cfg.crown_repeats)
-        if n < 2:
+        if n < 2 or self.objective is not None:  # an aggregate is re-ranked each round instead
             return {}
         bar = self._bar()
         contenders = [p for p in todo if (o := results.get(p.id)) is not None and o.status == "ok"
@@ -587,8 +600,13 @@ class _Run:
         crowned = crown.value if (crown is not None and crown.status == "ok"
                                   and crown.value["status"] == "scored") else None
         if verdict == "scored" and crowned is not None:
-            row.update(crown=crowned["score"], crown_repeats=len(crowned.get("values") or []))
-        if verdict == "scored":
+            row.update(crown=crowned["score"], crown_repeats=len(crowned.get("repeat_values") or []))
+        if verdict == "scored" and self.objective is not None:
+            self.counters.scored += 1
+            row.update(score=self.round_scores[p.id], values=out["values"])
+            self.population.members.append(Member(p.id, float(row["score"]), p.genome.to_dict(),
+                                                  dict(out["figures"]), p.parent, values=dict(out["values"])))
+        elif verdict == "scored":
             self._admit(p, row, out, crowned)
         elif verdict == "rejected":
             self.counters.rejected += 1
@@ -614,6 +632,33 @@ class _Run:
                 self.best = m
         elif self.best is None or m.score > self.best.score:
             self.best = m
+
+    # ---- a rank-aggregated objective
+    def _pool_scores(self, props: list[Proposal], results: dict[int, Any]) -> dict[int, float]:
+        """Each of the round's scored candidates' aggregate within the pool: the population as it stood
+        plus the round's scored candidates, in proposal order (what ``_rerank`` then ranks again)."""
+        from ..proxies.aggregate import aggregate_scores
+
+        new: list[tuple[int, dict[str, Any]]] = []
+        for p in props:
+            o = results.get(p.id)
+            if p.error is None and not p.duplicate and o is not None and o.status == "ok" \
+                    and o.value.get("status") == "scored":
+                new.append((p.id, o.value["values"]))
+        if not new:
+            return {}
+        old = [m.values or {} for m in self.population.members]
+        agg = aggregate_scores(self.objective, old + [v for _, v in new])  # type: ignore[arg-type]
+        return {pid: float(a) for (pid, _), a in zip(new, agg[len(old):], strict=True)}
+
+    def _rerank(self) -> None:
+        """Every member re-scored within the pool, the lowest dropped down to the population size; the
+        best is the top of that pool (its score: its aggregate there)."""
+        from ..proxies.aggregate import aggregate_scores
+
+        obj = self.objective
+        self.population.rerank(lambda ms: aggregate_scores(obj, [m.values or {} for m in ms]))  # type: ignore[arg-type]
+        self.best = self.population.best()
 
     def snapshot(self) -> SearchProgress:
         c = self.counters
@@ -715,6 +760,11 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
                                     ("crown_repeats", crown_repeats is None)) if default]
     if crown_repeats is not None and crown_repeats < 0:
         raise UsageError(f"--crown-repeats must be >= 0, got {crown_repeats}")
+    from ..proxies.aggregate import is_aggregate
+
+    if crown_repeats is not None and crown_repeats >= 2 and is_aggregate(proxy):
+        raise UsageError(f"--crown-repeats rescores one proxy's score; the rank-aggregated '{proxy}' is re-ranked "
+                         "within the population every round instead", hint="drop --crown-repeats")
     limit = parse_duration(time_limit)
     cpu_lim = parse_duration(cpu_limit, "--cpu-limit")
     if candidates is None and limit is None and cpu_lim is None:
@@ -796,9 +846,10 @@ def worker_preload() -> list[str]:
 
 def _check_args(proxy: str, population: int, round_size: int, candidates: int | None, batch_size: int,
                 kinds: Sequence[str], bn_stat: str, tournament: int = 1) -> None:
+    from ..proxies.aggregate import is_aggregate, members_of
     from ..proxies.base import get_proxy
 
-    get_proxy(proxy)
+    members_of(proxy) if is_aggregate(proxy) else get_proxy(proxy)
     if population < 1:
         raise UsageError(f"--population must be at least 1, got {population}")
     if round_size < 1:
