@@ -18,8 +18,8 @@ from .common import (
     err,
     handle_errors,
     input_size_option,
-    out,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _render(rep: CostReport) -> None:
                                            f"({len(p.nodes)} ops, {p.measured} newly measured; threads {p.threads})")
     if rep.macs.unsupported_ops:
         table.add_row("not counted (fvcore)", ", ".join(f"{k} x{v}" for k, v in rep.macs.unsupported_ops.items()))
-    out.print(table)
+    print_table(table)
     if rep.depth is not None and rep.layers:
         lt = Table(title=f"per layer (depth {rep.depth})")
         lt.add_column("module")
@@ -101,7 +101,7 @@ def _render(rep: CostReport) -> None:
             if with_pred:
                 row.append("" if r.predicted_ms is None else f"{r.predicted_ms:.3f}")
             lt.add_row(*row)
-        out.print(lt)
+        print_table(lt)
     for note in rep.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
 

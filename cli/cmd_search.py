@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json, print_table
 from .executor_options import RayAddressOpt
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def render(res: SearchResult) -> None:
         table.add_row(label + ("" if label == "seed" else f" (#{row['id']})"), _score(row.get("score")),
                       _fmt("params", f.get("params")), _fmt("macs", f.get("macs")), _fmt("depth", f.get("depth")),
                       _fmt("memory", f.get("memory")), _fmt("latency", f.get("latency")))
-    out.print(table)
+    print_table(table)
     for note in res.notes:
         out.print(f"note: {note}", style="dim", highlight=False, markup=False)
     shown = ", ".join(f"{k} {v}" for k, v in res.files.items() if k in ("best", "best_py", "history", "plots"))
