@@ -137,3 +137,22 @@ def test_a_lone_repeatable_block_is_a_run_wherever_it_stands():
     m = zenfx.build(g)
     assert len(m.features) == 7 and m.features[5].conv.out_channels == 24 and m.features[6].conv.in_channels == 24
     assert m(torch.randn(1, 3, 32, 32)).shape == (1, 32, 16, 16)
+
+
+def test_resume_needs_only_the_run_folder_and_names_each_differing_setting(cli, tmp_path):
+    out = tmp_path / "run"
+    code, _, stderr = cli("search", "zoo:cifar_resnet_basic", *FAST, "--budget-params", "200k", "--out", str(out))
+    assert code == 0, stderr
+    code, stdout, stderr = cli("search", "--out", str(out), "--resume", "--candidates", "4", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["counters"]["proposed"] == 4
+    code, _, stderr = cli("search", "zoo:cifar_resnet_basic", "--out", str(out), "--resume", "--proxy", "params",
+                          "--budget-params", "300k", "-b", "4")
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert "2 setting(s) differ" in lines[0]
+    assert any(ln.strip() == "budgets.params: 200000 in the run, 300000 now" for ln in lines)
+    assert any(ln.strip() == "proxy: 'zen' in the run, 'params' now" for ln in lines)
+    assert all(len(ln) < 120 for ln in lines[1:])
+    code, _, stderr = cli("search", "--out", str(tmp_path / "nothing"))
+    assert code == 2 and "SEED" in stderr

@@ -672,9 +672,10 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
         diff = differences({k: v for k, v in old_cfg.identity().items() if k != "shrink"},
                            {k: v for k, v in cfg.identity().items() if k != "shrink"})
         if diff:
-            shown = "; ".join(f"{k}: {old.get(k)!r} there, {getattr(cfg, k)!r} now" for k in diff[:3])
-            raise UsageError(f"cannot resume {rd.path} with other settings ({shown})",
-                             hint="resume with the run's settings (candidates, time limit and workers may change)")
+            lines = [line for k in diff for line in _setting_lines(k, old.get(k), getattr(cfg, k))]
+            raise UsageError(f"cannot resume {rd.path}: {len(lines)} setting(s) differ from the run's "
+                             "(give none of them again, or the run's values; candidates, time limit and workers "
+                             "may change):\n" + "\n".join(f"  {line}" for line in lines))
         cfg.shrink = old_cfg.shrink
         atomic_write_json(rd / "config.json", cfg.document())
         run = _Run(cfg, rd, progress)
@@ -713,6 +714,44 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
     state = init_worker(run.settings())
     run.pending_seed = True
     return run, state
+
+
+def _short(v: Any, width: int = 40) -> str:
+    text = repr(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _setting_lines(key: str, old: Any, new: Any) -> list[str]:
+    """One short line per differing setting; a dict setting (budgets, the seed genome) by its keys."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in sorted(set(old) | set(new)) if differences({k: old.get(k)}, {k: new.get(k)})]
+        if keys:
+            return [f"{key}.{k}: {_short(old.get(k))} in the run, {_short(new.get(k))} now" for k in keys]
+    return [f"{key}: {_short(old)} in the run, {_short(new)} now"]
+
+
+def resume_arguments(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``search`` arguments of the run in ``out``, read from its config.json, so that a resume
+    needs nothing but the folder (``zenfx search --out RUN --resume``); arguments given again
+    override these and must agree with the run, as before."""
+    from ..runlog import read_json
+
+    rd = RunDir(out)
+    if not (rd / "config.json").exists():
+        raise UsageError(f"nothing to resume in {rd.path}: no config.json", hint="drop --resume to start a run")
+    cfg = SearchConfig.from_dict(read_json(rd / "config.json", "search config"))
+    g, b = cfg.seed_genome, cfg.budgets
+    return {"model": cfg.seed_spec or g, "kwargs": dict(g.get("kwargs") or {}),
+            "input_size": tuple(g["input_size"]), "proxy": cfg.proxy, "batch_size": cfg.batch_size,
+            "bn_stat": cfg.bn_stat, "mixup_gamma": cfg.mixup_gamma, "num_classes": cfg.num_classes,
+            "data": cfg.data, "budget_params": b.get("params"), "budget_macs": b.get("macs"),
+            "budget_latency": b.get("latency"), "budget_memory": b.get("memory"), "max_depth": b.get("depth"),
+            "latency_device": b.get("latency_device", "cpu"), "latency_dtype": b.get("latency_dtype", "float32"),
+            "latency_batch": b.get("latency_batch", 1), "population": cfg.population,
+            "round_size": cfg.round_size, "seed": cfg.seed, "kinds": tuple(cfg.kinds),
+            "width_choices": cfg.width_choices, "device": cfg.device, "candidates": cfg.candidates,
+            "time_limit": cfg.time_limit, "workers": cfg.workers, "backend": cfg.backend,
+            "ray_address": cfg.ray_address}
 
 
 def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str], None]) -> SearchResult:
@@ -837,4 +876,5 @@ def _export(genome: dict[str, Any], path: Path) -> str | None:
     return None
 
 
-__all__ = ["RunDir", "SearchProgress", "SearchResult", "fit_seed", "parse_duration", "search", "seed_genome"]
+__all__ = ["RunDir", "SearchProgress", "SearchResult", "fit_seed", "parse_duration", "resume_arguments", "search",
+           "seed_genome"]
