@@ -156,3 +156,20 @@ def test_resume_needs_only_the_run_folder_and_names_each_differing_setting(cli, 
     assert all(len(ln) < 120 for ln in lines[1:])
     code, _, stderr = cli("search", "--out", str(tmp_path / "nothing"))
     assert code == 2 and "SEED" in stderr
+
+
+def test_extending_a_finished_run_is_exactly_the_longer_run(tmp_path):
+    """item 9: 6 candidates in rounds of 4 cut the second round short; --resume --candidates 10
+    runs that round again whole, so the history is byte for byte the 10-candidate run's."""
+    from zenfx.search import search
+
+    common = dict(resolution=32, batch_size=2, population=4, round_size=4, budget_params="200k", seed=1,
+                  num_classes=10, workers=0, plots=False, export=False)
+    search("zoo:cifar_resnet_basic", out=tmp_path / "long", candidates=10, **common)
+    search("zoo:cifar_resnet_basic", out=tmp_path / "ext", candidates=6, **common)
+    assert (tmp_path / "ext" / "checkpoint.before-short-round.json").exists()
+    search("zoo:cifar_resnet_basic", out=tmp_path / "ext", candidates=10, resume=True, **common)
+    assert (tmp_path / "ext" / "history.jsonl").read_bytes() == (tmp_path / "long" / "history.jsonl").read_bytes()
+    for name in ("checkpoint.json", "checkpoint.before-short-round.json"):  # 10 = 4 + 4 + 2: short again
+        a, b = (json.loads((tmp_path / d / name).read_text()) for d in ("ext", "long"))
+        assert (a["rows"], a["rng"], a["population"]) == (b["rows"], b["rng"], b["population"])

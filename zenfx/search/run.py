@@ -10,6 +10,9 @@ RUN_DIR holds::
     timings.jsonl     per candidate: worker wall and CPU seconds, proxy seconds, stage times, search
                       time at the end of its round (kept apart so history.jsonl stays deterministic)
     checkpoint.json   after every round, atomically: population, RNG state, counters, elapsed time
+    checkpoint.before-short-round.json   the checkpoint before a last round that --candidates cut
+                      short: a resume with more candidates runs that round again, whole, so that an
+                      extended run is exactly the run started with the larger count
     best.json         the best genome (a zenfx genome: ``zenfx score best.json`` rebuilds it)
     best.py           the standalone export of the best network (when zenfx.export is available)
     summary.json      the result (``--json`` prints it)
@@ -45,6 +48,7 @@ from .config import (
 from .evolution import Counters, Member, Population, Proposal, propose_round, rng_from_json, rng_state_to_json
 
 CHECKPOINT_FORMAT = "zenfx-search-checkpoint"
+BEFORE_SHORT_ROUND = "checkpoint.before-short-round.json"  # the state before a round the count cut short
 NO_GRAD_PROXIES = ("zen", "params", "flops")  # forked workers are safe: no backward pass in them
 FILES = ("config.json", "history.jsonl", "timings.jsonl", "checkpoint.json", "best.json", "best.py",
          "summary.json", "plots")
@@ -351,6 +355,9 @@ class _Run:
 
         path = self.rd / "checkpoint.json"
         ck = read_json(path, "search checkpoint")
+        before = self.rd / BEFORE_SHORT_ROUND
+        if before.exists() and self._continues(ck):  # extended past a round the old count cut short:
+            path, ck = before, read_json(before, "search checkpoint")  # run that round again, whole
         try:
             if ck.get("format") != CHECKPOINT_FORMAT:
                 raise KeyError("format")
@@ -414,6 +421,12 @@ class _Run:
 
         c = self.cfg
         k = c.round_size if c.candidates is None else min(c.round_size, c.candidates - self.counters.proposed)
+        if k < c.round_size:  # the candidate count cuts this round short: keep the state before it, so that
+            import shutil  # a run extended later runs it whole, exactly as a run started with the larger count
+
+            shutil.copyfile(self.rd / "checkpoint.json", self.rd / BEFORE_SHORT_ROUND)
+        else:
+            (self.rd / BEFORE_SHORT_ROUND).unlink(missing_ok=True)
         t0, c0 = time.perf_counter(), time.process_time()
 
         def mutate(parent: Any, rng: Any, n: int) -> Any:
@@ -482,6 +495,16 @@ class _Run:
         return SearchProgress(c.proposed, c.scored, c.rejected, c.failed,
                               None if self.best is None else self.best.score, self.seed_row.get("score"),
                               self.elapsed, self.cfg.candidates, self.cfg.time_limit, c.rounds)
+
+    def _continues(self, ck: dict[str, Any]) -> bool:
+        """Whether the run goes on past checkpoint ``ck`` under the settings it is resumed with."""
+        try:
+            proposed, elapsed = int(ck["counters"]["proposed"]), float(ck["elapsed_s"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        c = self.cfg
+        return ((c.candidates is None or proposed < c.candidates)
+                and (c.time_limit is None or elapsed < c.time_limit))
 
     def done(self) -> str | None:
         c = self.cfg
