@@ -173,3 +173,16 @@ def test_extending_a_finished_run_is_exactly_the_longer_run(tmp_path):
     for name in ("checkpoint.json", "checkpoint.before-short-round.json"):  # 10 = 4 + 4 + 2: short again
         a, b = (json.loads((tmp_path / d / name).read_text()) for d in ("ext", "long"))
         assert (a["rows"], a["rng"], a["population"]) == (b["rows"], b["rng"], b["population"])
+
+
+def test_a_best_below_the_seed_is_said(tmp_path):
+    """item 10: when no candidate beats the seed, the result says so and which one the files hold."""
+    from zenfx.search import search
+
+    # width edits under a budget of the seed's own 155,026 parameters: only narrower candidates fit
+    res = search("zoo:cifar_resnet_basic", out=tmp_path / "run", resolution=32, batch_size=2, population=4,
+                 round_size=4, candidates=4, seed=0, num_classes=10, workers=0, plots=False, export=False,
+                 kinds=("width",), budget_params=155026)
+    assert res.best is not None and res.best_score < res.seed["score"]
+    said = [n for n in res.notes if n.startswith("no candidate beat the seed")]
+    assert said and f"#{res.best['id']}" in said[0] and "best.json" in said[0]

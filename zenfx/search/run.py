@@ -846,6 +846,12 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
                 notes.append(note)
             else:
                 files["best_py"] = str(rd / "best.py")
+    seed_score = run.seed_row.get("score")
+    if best is not None and seed_score is not None and best.score <= seed_score:
+        notes.append(f"no candidate beat the seed: the best candidate (#{best.id}, {best.score:.3f}) scores "
+                     f"{'below' if best.score < seed_score else 'the same as'} the seed ({seed_score:.3f}); "
+                     "best.json and best.py hold that candidate, not the seed (history row 0; its genome is "
+                     "summary.json's seed.genome)")
     if run.cfg.shrink is not None:
         notes.append(f"the seed broke the budget ({', '.join(run.cfg.shrink['broken'])}) and was shrunk uniformly "
                      f"(widths x{run.cfg.shrink['widths']}, depths: {run.cfg.shrink['depths']})")
