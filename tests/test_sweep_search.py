@@ -186,3 +186,19 @@ def test_a_best_below_the_seed_is_said(tmp_path):
     assert res.best is not None and res.best_score < res.seed["score"]
     said = [n for n in res.notes if n.startswith("no candidate beat the seed")]
     assert said and f"#{res.best['id']}" in said[0] and "best.json" in said[0]
+
+
+def test_an_extreme_shrink_of_the_seed_is_a_warning(tmp_path):
+    """item 11: a seed shrunk to a sliver of itself gets a warning with what to do, not only a note."""
+    from zenfx.search import search
+    from zenfx.search.run import shrink_warning
+
+    said: list[str] = []
+    res = search("zoo:cifar_resnet_basic", out=tmp_path / "run", resolution=32, batch_size=2, population=4,
+                 round_size=4, candidates=2, seed=0, num_classes=10, workers=0, plots=False, export=False,
+                 budget_params="8k", notify=said.append)
+    shrink = json.loads((tmp_path / "run" / "config.json").read_text())["shrink"]
+    assert shrink["widths"] <= 0.25
+    assert any(m.startswith("warning: the seed was shrunk") and "smaller seed or a larger budget" in m for m in said)
+    assert any("degenerate" in n for n in res.notes)
+    assert shrink_warning({"widths": 0.7, "depths": "seed"}) is None

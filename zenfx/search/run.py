@@ -212,6 +212,19 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
                      + ", ".join(parts), hint="raise the budget or start from a smaller seed")
 
 
+EXTREME_SHRINK = 0.25  # widths shrunk below a quarter: the start is a different, degenerate network
+
+
+def shrink_warning(shrink: dict[str, Any] | None) -> str | None:
+    """A warning when the seed had to shrink so far that the search starts from a degenerate copy of
+    it (timm:regnetx_004 under 8 ms: every width x0.0625); None for a moderate shrink."""
+    if not shrink or float(shrink.get("widths", 1.0)) > EXTREME_SHRINK:
+        return None
+    depth = " and every block run to its minimum depth" if shrink.get("depths") == "min" else ""
+    return (f"the seed was shrunk to widths x{shrink['widths']}{depth} to fit the budget: the search starts from "
+            "a degenerate copy of it; a smaller seed or a larger budget will likely find better networks")
+
+
 EDIT_SITES = {"width": "no free channel group", "kernel": "no free kernel site", "depth": "no free block run"}
 
 
@@ -731,6 +744,9 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
         say(f"the seed breaks the budget ({', '.join(shrink['broken'])}): shrunk uniformly to widths x"
             f"{shrink['widths']} (depths: {shrink['depths']}) -> "
             + ", ".join(f"{k} {fmt_figure(k, v)}" for k, v in figs.items()))
+        warning = shrink_warning(cfg.shrink)
+        if warning:
+            say(f"warning: {warning}")
     atomic_write_json(rd / "config.json", cfg.document())
     run = _Run(cfg, rd, progress)
     run.mutator = mutator
@@ -855,6 +871,9 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
     if run.cfg.shrink is not None:
         notes.append(f"the seed broke the budget ({', '.join(run.cfg.shrink['broken'])}) and was shrunk uniformly "
                      f"(widths x{run.cfg.shrink['widths']}, depths: {run.cfg.shrink['depths']})")
+        warning = shrink_warning(run.cfg.shrink)
+        if warning:
+            notes.append(warning)
     stages = {}
     try:
         from .stages import stage_table
