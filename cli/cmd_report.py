@@ -18,6 +18,7 @@ from .common import (
     err,
     handle_errors,
     input_size_option,
+    out,
     print_json,
     print_table,
 )
@@ -166,6 +167,13 @@ def report_cmd(
         print_json(rep.to_dict())
         return
     _render(rep)
+    if (latency or predict) and threads is None and device.strip().lower() == "cpu":
+        n = rep.latency.threads if rep.latency is not None else rep.predicted.threads if rep.predicted else None
+        if n is not None and n != 1:
+            what = "timed and predicted" if latency and predict else "timed" if latency else "predicted"
+            out.print(f"note: {what} for {n} threads (torch's default here); a search's "
+                      "--budget-latency assumes 1 thread: add --threads 1 to compare with it",
+                      style="dim", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

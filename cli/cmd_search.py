@@ -163,6 +163,10 @@ def search_cmd(
         help="Continue the run in --out exactly, with the seed and settings of its config.json (options "
              "given again must agree; candidates, time limit and workers may change)."
     )] = False,
+    verify_latency: Annotated[bool, typer.Option(
+        "--verify-latency",
+        help="With --budget-latency: time the best network for real at the budget's setting (1 thread) and "
+             "say whether it keeps the budget (the search itself only predicts).")] = False,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the plots.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -193,7 +197,8 @@ def search_cmd(
     elif seed_model is None:
         raise zenfx.UsageError("search needs a SEED model (or --resume with the --out of an earlier run)")
     with _Live() as live:
-        res = search(out=out_dir, resume=resume, plots=not no_plots, progress=live, notify=live.say, **args)
+        res = search(out=out_dir, resume=resume, plots=not no_plots, progress=live, notify=live.say,
+                     verify_latency=verify_latency, **args)
     if json:
         print_json(res.to_dict())
         return

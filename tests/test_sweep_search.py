@@ -202,3 +202,29 @@ def test_an_extreme_shrink_of_the_seed_is_a_warning(tmp_path):
     assert any(m.startswith("warning: the seed was shrunk") and "smaller seed or a larger budget" in m for m in said)
     assert any("degenerate" in n for n in res.notes)
     assert shrink_warning({"widths": 0.7, "depths": "seed"}) is None
+
+
+def test_a_latency_budget_says_its_setting_and_error_and_can_verify_the_best(tmp_path):
+    """item 7b: the budget's thread count and the predictor's expected error are stated, and
+    --verify-latency times the best for real at that setting."""
+    from zenfx.search import search
+
+    res = search("zoo:cifar_resnet_basic", out=tmp_path / "run", resolution=32, batch_size=2, population=4,
+                 round_size=4, candidates=2, seed=0, num_classes=10, workers=0, plots=False, export=False,
+                 budget_latency="1s", verify_latency=True)
+    note = next(n for n in res.notes if n.startswith("latency is predicted"))
+    assert "1 thread" in note and "expected error" in note and "--threads 1" in note
+    verified = next(n for n in res.notes if n.startswith("--verify-latency"))
+    assert "measures" in verified and "within the budget" in verified
+
+
+def test_report_says_when_its_thread_count_differs_from_a_search_budgets(cli, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path))  # the operator table of this fake setting stays here
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    code, stdout, stderr = cli("report", "zoo:cifar_resnet20", "-r", "32", "--predict")
+    assert code == 0, stderr
+    assert "assumes 1 thread" in stdout and "--threads 1" in stdout
+    code, stdout, _ = cli("report", "zoo:cifar_resnet20", "-r", "32", "--predict", "--threads", "1")
+    assert code == 0 and "assumes 1 thread" not in stdout

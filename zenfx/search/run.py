@@ -212,6 +212,42 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
                      + ", ".join(parts), hint="raise the budget or start from a smaller seed")
 
 
+# The per-operator predictor's error on this project's 2-core CPU (benchmarks/results/
+# latency_predictor_cpu_wall_clock.txt, 42 models, 1 thread, batch 1): it sums operators timed alone
+# and misses the per-call overhead of a whole forward, so it mostly predicts too little.
+PREDICTOR_CPU_ERROR = "mean |error| 36%, mostly too low (42 models, 1 thread)"
+
+
+def latency_note(budgets: Budgets) -> str:
+    """What a latency budget promises: the setting it predicts for, and how far to trust it."""
+    setting = (f"{budgets.latency_device} {budgets.latency_dtype}, batch {budgets.latency_batch}, 1 thread "
+               "(the search's workers run one torch thread each)")
+    error = (f"expected error {PREDICTOR_CPU_ERROR}" if budgets.latency_device == "cpu"
+             else "expected error: see benchmarks/results/gpu_h100_predictor.txt")
+    return (f"latency is predicted, never timed per candidate: per-operator sums for {setting}; {error}; "
+            f"--verify-latency times the best, and `zenfx report best.json --latency --predict --threads 1` "
+            "compares both for the same setting")
+
+
+def verified_latency(best: Any, budgets: Budgets) -> str:
+    """Time the best network for real at the budget's setting (1 thread) and say how it compares."""
+    from ..cost.latency import measure_latency
+    from ..genome import Genome
+    from ..mutation import build
+
+    g = Genome.from_dict(best.genome)
+    lat = measure_latency(build(g), g.input_size, budgets.latency_batch, budgets.latency_device,
+                          budgets.latency_dtype, threads=1, min_run_time=1.0)
+    predicted = best.figures.get("latency")
+    assert budgets.latency is not None
+    verdict = "within the budget" if lat.median_s <= budgets.latency else \
+        f"OVER the budget by {100 * (lat.median_s / budgets.latency - 1):.0f}%"
+    shown = "" if predicted is None else f", predicted {fmt_figure('latency', predicted)}"
+    return (f"--verify-latency: the best network measures {fmt_figure('latency', lat.median_s)} "
+            f"(IQR {fmt_figure('latency', lat.iqr_s)}{shown}; budget {fmt_figure('latency', budgets.latency)}): "
+            f"{verdict}")
+
+
 EXTREME_SHRINK = 0.25  # widths shrunk below a quarter: the start is a different, degenerate network
 
 
@@ -577,6 +613,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            workers: int | None = None, backend: str = "local", ray_address: str | None = None,
            device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
+           verify_latency: bool = False,
            progress: Callable[[SearchProgress], None] | None = None,
            notify: Callable[[str], None] | None = None) -> SearchResult:
     """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
@@ -617,7 +654,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     try:
         with _ray_if_asked(cfg):
             run, state = _open_run(cfg, rd, resume, progress, say, mutator)
-            return _loop(run, state, plots, export, say)
+            return _loop(run, state, plots, export, say, verify_latency)
     finally:
         torch.set_num_threads(threads)
 
@@ -793,7 +830,8 @@ def resume_arguments(out: str | os.PathLike[str]) -> dict[str, Any]:
             "ray_address": cfg.ray_address}
 
 
-def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str], None]) -> SearchResult:
+def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str], None],
+          verify_latency: bool = False) -> SearchResult:
     from ..executor import make_executor
 
     cfg = run.cfg
@@ -812,7 +850,7 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
             while stopped is None:
                 run.round(ex)
                 stopped = run.done()
-    return finish(run, stopped, plots=plots, export=export, say=say)
+    return finish(run, stopped, plots=plots, export=export, say=say, verify_latency=verify_latency)
 
 
 def _seed_space(genome: Any) -> dict[str, Any] | None:
@@ -843,7 +881,7 @@ def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
-           say: Callable[[str], None] = lambda _m: None) -> SearchResult:
+           say: Callable[[str], None] = lambda _m: None, verify_latency: bool = False) -> SearchResult:
     from ..runlog import atomic_write_json
 
     rd = run.rd
@@ -862,6 +900,12 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
                 notes.append(note)
             else:
                 files["best_py"] = str(rd / "best.py")
+    budgets = Budgets.from_dict(run.cfg.budgets)
+    if budgets.latency is not None:
+        notes.append(latency_note(budgets))
+        if verify_latency and best is not None:
+            say("timing the best network (--verify-latency) ...")
+            notes.append(verified_latency(best, budgets))
     seed_score = run.seed_row.get("score")
     if best is not None and seed_score is not None and best.score <= seed_score:
         notes.append(f"no candidate beat the seed: the best candidate (#{best.id}, {best.score:.3f}) scores "
