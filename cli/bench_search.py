@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .common import JsonOpt, err, handle_errors, out, print_json, resolve_truth
+from .common import JsonOpt, err, handle_errors, out, print_json, print_table, resolve_truth
 
 if TYPE_CHECKING:
     from zenfx.search.nats import SearchBenchResult
@@ -35,7 +35,7 @@ def render(res: SearchBenchResult) -> None:
                       _f(e["mean_percentile"], "{:.1f}"),
                       f"{_f(r['mean_accuracy'])} ± {_f(r['std_accuracy'])}", _f(r["mean_percentile"], "{:.1f}"),
                       f"{res.best_in_budget:.2f}", f"{p.seconds:.0f}")
-    out.print(table)
+    print_table(table)
     out.print(f"best architecture within the budget: {res.best_arch} ({res.best_in_budget:.2f}%); median "
               f"{res.median_accuracy_in_budget:.2f}%", highlight=False)
     for n in res.notes:

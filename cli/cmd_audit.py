@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .common import JsonOpt, err, handle_errors, out, print_json
+from .common import JsonOpt, err, handle_errors, print_json, print_table
 from .executor_options import BackendOpt, RayAddressOpt
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def _render(summary: AuditSummary, rows: bool | None) -> None:
             table.add_row(r["source"], r["name"], r.get("tracer") or "", f"[{style}]{r['verdict']}[/]", changes,
                           str(r.get("bn_count", "")), f"{int(r.get('params') or 0):,}", f"{float(r['seconds']):.1f}",
                           why[:160])
-        out.print(table)
+        print_table(table)
     s = Table(title="summary", show_header=False)
     s.add_column("what", style="bold")
     s.add_column("value")
@@ -59,7 +59,7 @@ def _render(summary: AuditSummary, rows: bool | None) -> None:
     for reason, n in summary.top_reasons():
         s.add_row("[red]blocking[/]", f"{n} x {reason}")
     s.add_row("wall time", f"{summary.wall_seconds:.1f} s ({summary.models_per_second:.2f} models/s)")
-    out.print(s)
+    print_table(s)
 
 
 @handle_errors

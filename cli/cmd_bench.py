@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .common import JsonOpt, err, handle_errors, out, print_json, resolve_truth
+from .common import JsonOpt, err, handle_errors, out, print_json, print_table, resolve_truth
 from .executor_options import BackendOpt, RayAddressOpt
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def render(res: BenchResult) -> None:
         table.add_row(p.proxy, n, _fmt(p.kendall_tau), _fmt(p.spearman_rho),
                       _fmt_pub(p.published_tau, p.published_rho),
                       "—" if p.mean_seconds is None else f"{p.mean_seconds:.3f}", data)
-    out.print(table)
+    print_table(table)
     if any(p.gaussian_data for p in res.correlations):
         out.print("* data-dependent proxy on Gaussian inputs with random labels (published: CIFAR batches)",
                   highlight=False)

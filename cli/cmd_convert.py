@@ -18,8 +18,8 @@ from .common import (
     fail,
     handle_errors,
     input_size_option,
-    out,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -52,14 +52,14 @@ def render(res: VCNNResult) -> None:
         head.add_row("[yellow]approximation[/]", a)
     for n in res.notes:
         head.add_row("note", n)
-    out.print(head)
+    print_table(head)
     if res.changes:
         table = Table(title="changes", show_lines=False)
         for col in ("pass", "node", "kind", "kept", "dropped", "detail"):
             table.add_column(col, overflow="fold")
         for c in res.changes:
             table.add_row(c.pass_name, c.node, c.kind, c.kept or "", ", ".join(c.dropped), c.detail)
-        out.print(table)
+        print_table(table)
 
 
 def _check_device(device: str) -> None:

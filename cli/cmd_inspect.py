@@ -13,8 +13,8 @@ from .common import (
     ResolutionOpt,
     handle_errors,
     input_size_option,
-    out,
     print_json,
+    print_table,
 )
 
 
@@ -40,7 +40,7 @@ def inspect_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionO
     table.add_row("nodes", f"{info['nodes']} (" + ", ".join(f"{k} {v}" for k, v in info["nodes_by_kind"].items()) + ")")
     for key in ("convolutions", "linears", "batchnorms", "other_norms", "residual_adds", "concats", "multiplies"):
         table.add_row(key.replace("_", " "), str(info[key]))
-    out.print(table)
+    print_table(table)
 
 
 def register(app: typer.Typer) -> None:

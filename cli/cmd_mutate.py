@@ -19,6 +19,7 @@ from .common import (
     input_size_option,
     out,
     print_json,
+    print_table,
 )
 
 EditsOpt = Annotated[int, typer.Option("--edits", "-n", help="Number of random edits to append.")]
@@ -144,7 +145,7 @@ def render(result: dict[str, Any]) -> None:
     start = len(result["genome"]["edits"]) - len(result["new_edits"])
     for i, e in enumerate(result["new_edits"], start=start + 1):
         edits.add_row(str(i), e["kind"], e["target"], str(e["value"]))
-    out.print(edits)
+    print_table(edits)
     cmp = Table(title=f"{result['model']} at {'x'.join(map(str, result['input_size']))}: seed vs mutant")
     for col in ("", "params", "MACs", "VCNN depth", "Zen-Score"):
         cmp.add_column(col, justify="right" if col else "left")
@@ -152,7 +153,7 @@ def render(result: dict[str, Any]) -> None:
         row = result[name]
         cmp.add_row(name, _fmt("params", row["params"]), _fmt("macs", row["macs"]),
                     _fmt("vcnn_depth", row["vcnn_depth"]), _fmt("zen", row.get("zen")))
-    out.print(cmp)
+    print_table(cmp)
     for note in _dash_notes(result):
         out.print(f"note: {note}", style="dim", highlight=False, markup=False)
     if result.get("out"):

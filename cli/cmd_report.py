@@ -20,6 +20,7 @@ from .common import (
     input_size_option,
     out,
     print_json,
+    print_table,
 )
 
 if TYPE_CHECKING:
@@ -63,9 +64,9 @@ def _render(rep: CostReport) -> None:
     _latency_rows(table, rep)
     if rep.macs.unsupported_ops:
         table.add_row("not counted (fvcore)", ", ".join(f"{k} x{v}" for k, v in rep.macs.unsupported_ops.items()))
-    out.print(table)
+    print_table(table)
     if rep.depth is not None and rep.layers:
-        out.print(_layer_table(rep))
+        print_table(_layer_table(rep))
     for note in rep.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
 
@@ -173,6 +174,13 @@ def report_cmd(
         print_json(rep.to_dict())
         return
     _render(rep)
+    if (latency or predict) and threads is None and device.strip().lower() == "cpu":
+        n = rep.latency.threads if rep.latency is not None else rep.predicted.threads if rep.predicted else None
+        if n is not None and n != 1:
+            what = "timed and predicted" if latency and predict else "timed" if latency else "predicted"
+            out.print(f"note: {what} for {n} threads (torch's default here); a search's "
+                      "--budget-latency assumes 1 thread: add --threads 1 to compare with it",
+                      style="dim", highlight=False, markup=False)
 
 
 def _quiet_cuda_warning(device: str) -> None:

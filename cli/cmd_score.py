@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, handle_errors, out, print_json
+from .common import (
+    InputSizeOpt,
+    JsonOpt,
+    KwargOpt,
+    ResolutionOpt,
+    err,
+    handle_errors,
+    out,
+    print_json,
+    print_table,
+)
 
 if TYPE_CHECKING:
     from zenfx.scoring import ScoreResult
@@ -84,7 +94,7 @@ def render(res: ScoreResult) -> None:
     for name, s in res.scores.items():
         table.add_row(name, _fmt_score(name, s.value, s.ci95), str(s.repeat), f"{s.seconds:.3f} s",
                       f"{s.seconds_per_repeat:.3f} s", s.graph)
-    out.print(table)
+    print_table(table)
     if "zen" in res.scores:
         out.print(f"bn-stat {res.bn_stat}, mixup-gamma {res.mixup_gamma:g}, seed {res.seed}")
     conv = res.conversion

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from zenfx.errors import SearchFailedError
 
-from .common import InputSizeOpt, JsonOpt, KwargOpt, ResolutionOpt, err, fail, handle_errors, out, print_json
+from .common import (
+    InputSizeOpt,
+    JsonOpt,
+    KwargOpt,
+    ResolutionOpt,
+    err,
+    fail,
+    handle_errors,
+    out,
+    print_json,
+    print_table,
+)
 from .executor_options import RayAddressOpt
 
 if TYPE_CHECKING:
@@ -21,9 +32,10 @@ DEFAULT_CANDIDATES = 500
 DEFAULT_ROUND = 16
 DEFAULT_BATCH = 64
 
-SeedArg = Annotated[str, typer.Argument(
+SeedArg = Annotated[str | None, typer.Argument(
     metavar="SEED",
-    help="Seed model: any model spec (zoo:NAME, torchvision.models.resnet18, file.py:build) or a genome JSON.")]
+    help="Seed model: any model spec (zoo:NAME, torchvision.models.resnet18, file.py:build) or a genome JSON; "
+         "not needed with --resume (the run's config has it).")]
 
 
 def _fmt(name: str, v: float | None) -> str:
@@ -51,7 +63,7 @@ def render(res: SearchResult) -> None:
         table.add_row(label + ("" if label == "seed" else f" (#{row['id']})"), _score(row.get("score")),
                       _fmt("params", f.get("params")), _fmt("macs", f.get("macs")), _fmt("depth", f.get("depth")),
                       _fmt("memory", f.get("memory")), _fmt("latency", f.get("latency")))
-    out.print(table)
+    print_table(table)
     for note in res.notes:
         out.print(f"note: {note}", style="dim", highlight=False, markup=False)
     shown = ", ".join(f"{k} {v}" for k, v in res.files.items() if k in ("best", "best_py", "history", "plots"))
@@ -85,9 +97,10 @@ class _Live:
 
 @handle_errors
 def search_cmd(
-    seed_model: SeedArg,
+    ctx: typer.Context,
     out_dir: Annotated[str, typer.Option(
         "--out", "-o", help="Run folder (config, history, checkpoint, best genome, plots).")],
+    seed_model: SeedArg = None,
     kwarg: KwargOpt = None,
     resolution: ResolutionOpt = None,
     input_size: InputSizeOpt = None,
@@ -181,9 +194,13 @@ def search_cmd(
     )] = "cpu",
     resume: Annotated[bool, typer.Option(
         "--resume",
-        help="Continue the run in --out exactly (candidates, time limit and workers may "
-             "change)."
+        help="Continue the run in --out exactly, with the seed and settings of its config.json (options "
+             "given again must agree; candidates, time limit and workers may change)."
     )] = False,
+    verify_latency: Annotated[bool, typer.Option(
+        "--verify-latency",
+        help="With --budget-latency: time the best network for real at the budget's setting (1 thread) and "
+             "say whether it keeps the budget (the search itself only predicts).")] = False,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the plots.")] = False,
     json: JsonOpt = False,
 ) -> None:
@@ -199,21 +216,24 @@ def search_cmd(
     import zenfx
     from zenfx.search import search
 
-    kwargs = zenfx.parse_kwargs(kwarg)
     size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size is not None else None
     n = None if (candidates == 0 and (time_limit or cpu_limit)) else candidates
+    args = dict(model=seed_model, kwargs=zenfx.parse_kwargs(kwarg), input_size=size, resolution=resolution,
+                proxy=proxy, batch_size=batch_size, bn_stat=bn_stat.strip().lower(), num_classes=num_classes,
+                data=data, budget_params=budget_params, budget_macs=budget_macs, budget_latency=budget_latency,
+                budget_memory=budget_memory, max_depth=max_depth, latency_device=latency_device,
+                latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
+                round_size=round_size, candidates=n, time_limit=time_limit, cpu_limit=cpu_limit, seed=seed,
+                tournament=tournament, kind_weights=kind_weights, crown_repeats=crown_repeats,
+                kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
+                backend=backend, ray_address=ray_address, device=device)
+    if resume:
+        args = _resume_args(ctx, out_dir, args)
+    elif seed_model is None:
+        raise zenfx.UsageError("search needs a SEED model (or --resume with the --out of an earlier run)")
     with _Live() as live:
-        res = search(seed_model, out=out_dir, kwargs=kwargs, input_size=size, resolution=resolution, proxy=proxy,
-                     batch_size=batch_size, bn_stat=bn_stat.strip().lower(), num_classes=num_classes, data=data,
-                     budget_params=budget_params, budget_macs=budget_macs, budget_latency=budget_latency,
-                     budget_memory=budget_memory, max_depth=max_depth, latency_device=latency_device,
-                     latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
-                     round_size=round_size, candidates=n, time_limit=time_limit, cpu_limit=cpu_limit, seed=seed,
-                     tournament=tournament, kind_weights=kind_weights, crown_repeats=crown_repeats,
-                     kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
-                     backend=backend, ray_address=ray_address, device=device, resume=resume, plots=not no_plots,
-                     progress=live,
-                     notify=live.say)
+        res = search(out=out_dir, resume=resume, plots=not no_plots, progress=live, notify=live.say,
+                     verify_latency=verify_latency, **args)
     if json:
         if res.all_failed:
             fail(SearchFailedError(res.failure_message()), json_mode=True, **res.to_dict())
@@ -222,6 +242,28 @@ def search_cmd(
     render(res)
     if res.all_failed:
         fail(SearchFailedError(res.failure_message()))
+
+
+# The CLI parameter behind each search() argument, where the names differ.
+_FROM = {"model": "seed_model", "kwargs": "kwarg"}
+
+
+def _resume_args(ctx: typer.Context, out_dir: str, mine: dict[str, Any]) -> dict[str, Any]:
+    """A resume's arguments: the run's own settings (its config.json), overridden by the options
+    given on this command line only (which must agree with the run where they fix its history)."""
+    from zenfx.search.run import resume_arguments
+
+    def given(name: str) -> bool:  # typer vendors its own click: the source is compared by name
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    args = resume_arguments(out_dir)
+    if given("resolution") or given("input_size"):
+        args.pop("input_size")  # the size asked for now is compared with the run's
+    for key, value in mine.items():
+        if given(_FROM.get(key, key)):
+            args[key] = value
+    return args
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from .common import (
     input_size_option,
     out,
     print_json,
+    print_table,
 )
 
 ProbeOpt = Annotated[bool, typer.Option(
@@ -38,29 +39,29 @@ def render(sp: Any, members: bool = False) -> None:
     groups = Table(title=f"{sp.model} at {size}: channel groups")
     for col, just in (("group", "left"), ("role", "left"), ("channels", "right"), ("range / step", "right"),
                       ("members", "right" if not members else "left"), ("status", "left")):
-        groups.add_column(col, justify=just, no_wrap=col != "status" and col != "members")  # type: ignore[arg-type]
+        groups.add_column(col, justify=just, no_wrap=col == "group")  # type: ignore[arg-type]
     for g in sp.groups:
         role = g.role + (f" (x{g.ratio:g})" if g.ratio else "")
         status = "[green]free[/]" if g.free else f"[red]frozen[/]: {g.reason}"
         mem = "\n".join(g.members) if members else str(len(g.members))
         groups.add_row(g.id, role, str(g.channels), _range(g.min, g.max, g.step) if g.free else "", mem, status)
-    out.print(groups)
+    print_table(groups)
     if sp.kernels:
         kernels = Table(title="kernel sites (odd square convs with 'same' padding)")
         for col in ("conv", "kernel", "choices", "status"):
-            kernels.add_column(col, no_wrap=col != "status")
+            kernels.add_column(col, no_wrap=col == "conv")
         for k in sp.kernels:
             kernels.add_row(k.path, str(k.kernel), "/".join(map(str, k.choices)),
                             "[green]free[/]" if k.free else f"[red]frozen[/]: {k.reason}")
-        out.print(kernels)
+        print_table(kernels)
     if sp.blocks:
         blocks = Table(title="block runs (depth: copies of the last block added or removed at the end)")
         for col in ("run", "container", "blocks", "range", "status"):
-            blocks.add_column(col, no_wrap=col != "status")
+            blocks.add_column(col, no_wrap=col == "run")
         for b in sp.blocks:
             blocks.add_row(b.path, b.container or "<root>", str(b.count), _range(b.min, b.max),
                            "[green]free[/]" if b.free else f"[red]frozen[/]: {b.reason}")
-        out.print(blocks)
+        print_table(blocks)
     line = ", ".join(f"{name}: {c['free']} free, {c['frozen']} frozen" for name, c in counts.items())
     out.print(f"{line}; size of the space 10^{sp.size_log10():.1f}")
     reasons = sp.frozen_reasons()

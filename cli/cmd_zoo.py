@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import JsonOpt, handle_errors, out, print_json
+from .common import JsonOpt, handle_errors, out, print_json, print_table
 
 PatternArg = Annotated[str | None, typer.Argument(help="Shell pattern (zennet_*) or a word the name contains.")]
 KindOpt = Annotated[str | None, typer.Option("--kind", help="Only this kind: family, seed, released or found.")]
@@ -60,7 +60,7 @@ def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = Fa
                ("Zen", "right")] + ([("description", "left")] if wide else [])
     for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold",  # type: ignore[arg-type]
-                         no_wrap=col != "description", ratio=1 if col == "description" else None)
+                         ratio=1 if col == "description" else None)  # zenfx's print_table keeps figures whole
     dates = set()
     for row in rows:
         fig = row["figures"]
@@ -70,7 +70,7 @@ def zoo_cmd(pattern: PatternArg = None, kind: KindOpt = None, json: JsonOpt = Fa
         cells = [row["spec"], row["kind"], "x".join(map(str, row["input_size"][1:])), _human(fig.get("params")),
                  _human(fig.get("macs")), f"{zen:.2f}" if isinstance(zen, (int, float)) else "-"]
         table.add_row(*cells, *([row["description"]] if wide else []))
-    out.print(table)
+    print_table(table)
     note = ("Zen: official Zen-Score, `./dev zenfx score zoo:NAME` (batch 16, 4 repeats, seed 0; CPU, or a GPU "
             "for the 224-px nets)")
     out.print(note + (f", measured {', '.join(sorted(dates))}" if dates else "") + "; --json gives each command.")

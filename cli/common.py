@@ -9,15 +9,18 @@ Only typer, rich and ``zenfx.errors`` are imported here (no torch): ``zenfx --he
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 
@@ -191,3 +194,90 @@ def resolve_truth(truth: str) -> str:
         return truth
     beside = Path(__file__).resolve().parents[1].parent / "shared" / "data"
     return str(beside) if beside.exists() else truth
+
+
+# --------------------------------------------------------------------------- tables on any terminal
+
+# A figure: a number with its unit or interval (155.03k, 40.53 ± 1.15, 224x224, 12.4 ms, 8..64 /8,
+# 3/5/7, 19%, #2), or a placeholder. Such a cell is never cut or wrapped.
+_FIGURE = re.compile(r"^[-+~<>#(]?\s*[\d.,]+\s*[a-zA-Zµ%)]{0,4}"
+                     r"(\s*(±|x|/|\.\.|-|–)\s*[\d.,]+\s*[a-zA-Zµ%)]{0,4})*\s*$|^[-—–]?$")
+_NUMBER = re.compile(r"(?<![\w.])\d[\d.,]*[a-zA-Zµ%]*(?![\w.])")  # a number in text, not one in a name
+_TEXT_MIN = 12  # a name or status column folds, but keeps at least this many cells (or its longest)
+
+
+def _plain(cell: Any) -> str | None:
+    from rich.text import Text
+
+    if isinstance(cell, str):
+        return Text.from_markup(cell).plain
+    if isinstance(cell, Text):
+        return cell.plain
+    return None
+
+
+def _fits(console: Console, table: Any) -> bool:
+    """Whether ``table`` renders within ``console``'s width with every figure cell whole."""
+    probe = Console(width=console.width, record=True, file=io.StringIO(), color_system=None, soft_wrap=False)
+    probe.print(table, crop=False)
+    text = probe.export_text()
+    if any(cell_len(line) > console.width for line in text.splitlines()):
+        return False
+    flat = text
+    for col in table.columns:
+        if not getattr(col, "_zenfx_figure", False):
+            continue
+        for cell in col._cells:
+            value = _plain(cell)
+            if value and value.strip() and not re.search(rf"(?<![\w.]){re.escape(value.strip())}(?![\w.])", flat):
+                return False  # cut or wrapped
+    return True
+
+
+def print_table(table: Any, console: Console | None = None) -> None:
+    """Print a rich table so that a number or a unit is never cut, on any terminal width: figure
+    columns (every cell a number with its unit) are never wrapped or shortened, nor is a column its
+    command made ``no_wrap`` (an identifier); name and status columns fold (keeping at least a few
+    cells, so "frozen" stays visible, and never inside a number); when even that does not fit, the
+    table is printed stacked, one "header: value" line per cell."""
+    console = console or out
+    for col in table.columns:
+        cells = [_plain(c) for c in col._cells]
+        texts = [c for c in cells if c is not None]
+        figure = bool(texts) and any(t.strip() for t in texts) and all(_FIGURE.match(t) for t in texts)
+        longest = max((cell_len(t) for t in texts), default=0)
+        header = len(str(col.header)) if col.header else 0
+        if figure:
+            col._zenfx_figure = True
+            col.no_wrap, col.overflow = True, "fold"
+            col.min_width = max(longest, header if table.show_header else 0)
+        elif col.no_wrap:  # an identifier its command keeps whole (a group id to copy into an edit)
+            col.min_width = max(longest, 1)
+        else:  # folds at spaces first; never narrower than its longest number (so no number is folded)
+            col.overflow = "fold"
+            numbers = [cell_len(m) for t in texts for m in _NUMBER.findall(t)]
+            col.min_width = max([min(max(longest, 1), _TEXT_MIN), *numbers])
+    if _fits(console, table):
+        console.print(table)
+        return
+    _print_stacked(table, console)
+
+
+def _print_stacked(table: Any, console: Console) -> None:
+    from rich.text import Text
+
+    if table.title:
+        console.print(Text.from_markup(str(table.title), style="italic"), soft_wrap=True)
+    cols = table.columns
+    rows = max((len(c._cells) for c in cols), default=0)
+    for i in range(rows):
+        cells = [c._cells[i] if i < len(c._cells) else "" for c in cols]
+        first, rest = cells[0], cells[1:]
+        line = Text.from_markup(first) if isinstance(first, str) else first
+        console.print(Text("• ", style="dim") + line, soft_wrap=True)
+        for col, cell in zip(cols[1:], rest, strict=True):
+            value = Text.from_markup(cell) if isinstance(cell, str) else cell
+            if not _plain(value):
+                continue
+            head = f"{col.header}: " if table.show_header and col.header else ""
+            console.print(Text("    " + head, style="dim") + value, soft_wrap=True)

@@ -94,9 +94,17 @@ class SE(nn.Module):
         super().__init__()
         self.fc1 = nn.Conv2d(c, max(8, c // r), 1)
         self.fc2 = nn.Conv2d(max(8, c // r), c, 1)
+        self.gap = nn.AdaptiveAvgPool2d((1, 1))
+
+    pool = "functional"  # how the squeeze is written: functional, module or mean (set by mobile_se)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = F.adaptive_avg_pool2d(x, 1)
+        if self.pool == "module":
+            s = self.gap(x)
+        elif self.pool == "mean":
+            s = x.mean((2, 3), keepdim=True)
+        else:
+            s = F.adaptive_avg_pool2d(x, 1)
         return x * F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
 
 
@@ -132,8 +140,12 @@ class MobileSE(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def mobile_se() -> nn.Module:
-    return MobileSE()
+def mobile_se(pool: str = "functional") -> nn.Module:
+    """At 32x32 the last two blocks run at 1x1."""
+    m = MobileSE()
+    for se in (mod for mod in m.modules() if isinstance(mod, SE)):
+        se.pool = pool
+    return m
 
 
 class ResLoop(nn.Module):

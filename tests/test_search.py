@@ -125,7 +125,7 @@ def test_sigkill_then_resume_ends_exactly_like_the_uninterrupted_run(reference_r
 
 def test_resume_with_other_settings_is_refused(reference_run):
     out, _ = reference_run
-    with pytest.raises(UsageError, match="cannot resume .*population"):
+    with pytest.raises(UsageError, match="(?s)cannot resume .*population"):
         search(SEED, out=out, candidates=16, workers=0, resume=True, **{**COMMON, "population": 9})
     with pytest.raises(UsageError, match="already holds a search"):
         search(SEED, out=out, candidates=16, workers=0, **COMMON)
@@ -315,7 +315,7 @@ def test_executor_options_ask_ray_for_a_gpu_per_worker_when_scoring_on_cuda():
 def test_resume_on_another_device_is_refused(reference_run):
     """GPU float sums differ from the CPU's: the device is part of the run's identity."""
     out, _ = reference_run
-    with pytest.raises(UsageError, match="cannot resume .*device"):
+    with pytest.raises(UsageError, match="(?s)cannot resume .*device"):
         search(SEED, out=out, candidates=16, workers=0, resume=True, backend="ray", device="cuda", **COMMON)
 
 

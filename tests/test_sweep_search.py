@@ -133,3 +133,94 @@ def test_a_lone_repeatable_block_is_a_run_wherever_it_stands():
     m = zenfx.build(g)
     assert len(m.features) == 7 and m.features[5].conv.out_channels == 24 and m.features[6].conv.in_channels == 24
     assert m(torch.randn(1, 3, 32, 32)).shape == (1, 32, 16, 16)
+
+
+def test_resume_needs_only_the_run_folder_and_names_each_differing_setting(cli, tmp_path):
+    out = tmp_path / "run"
+    code, _, stderr = cli("search", "zoo:cifar_resnet_basic", *FAST, "--budget-params", "200k", "--out", str(out))
+    assert code == 0, stderr
+    code, stdout, stderr = cli("search", "--out", str(out), "--resume", "--candidates", "4", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["counters"]["proposed"] == 4
+    code, _, stderr = cli("search", "zoo:cifar_resnet_basic", "--out", str(out), "--resume", "--proxy", "params",
+                          "--budget-params", "300k", "-b", "4")
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert "2 setting(s) differ" in lines[0]
+    assert any(ln.strip() == "budgets.params: 200000 in the run, 300000 now" for ln in lines)
+    assert any(ln.strip() == "proxy: 'zen' in the run, 'params' now" for ln in lines)
+    assert all(len(ln) < 120 for ln in lines[1:])
+    code, _, stderr = cli("search", "--out", str(tmp_path / "nothing"))
+    assert code == 2 and "SEED" in stderr
+
+
+def test_extending_a_finished_run_is_exactly_the_longer_run(tmp_path):
+    """item 9: 6 candidates in rounds of 4 cut the second round short; --resume --candidates 10
+    runs that round again whole, so the history is byte for byte the 10-candidate run's."""
+    from zenfx.search import search
+
+    common = dict(resolution=32, batch_size=2, population=4, round_size=4, budget_params="200k", seed=1,
+                  num_classes=10, workers=0, plots=False, export=False)
+    search("zoo:cifar_resnet_basic", out=tmp_path / "long", candidates=10, **common)
+    search("zoo:cifar_resnet_basic", out=tmp_path / "ext", candidates=6, **common)
+    assert (tmp_path / "ext" / "checkpoint.before-short-round.json").exists()
+    search("zoo:cifar_resnet_basic", out=tmp_path / "ext", candidates=10, resume=True, **common)
+    assert (tmp_path / "ext" / "history.jsonl").read_bytes() == (tmp_path / "long" / "history.jsonl").read_bytes()
+    for name in ("checkpoint.json", "checkpoint.before-short-round.json"):  # 10 = 4 + 4 + 2: short again
+        a, b = (json.loads((tmp_path / d / name).read_text()) for d in ("ext", "long"))
+        assert (a["rows"], a["rng"], a["population"]) == (b["rows"], b["rng"], b["population"])
+
+
+def test_a_best_below_the_seed_is_said(tmp_path):
+    """item 10: when no candidate beats the seed, the result says so and which one the files hold."""
+    from zenfx.search import search
+
+    # width edits under a budget of the seed's own 155,026 parameters: only narrower candidates fit
+    res = search("zoo:cifar_resnet_basic", out=tmp_path / "run", resolution=32, batch_size=2, population=4,
+                 round_size=4, candidates=4, seed=0, num_classes=10, workers=0, plots=False, export=False,
+                 kinds=("width",), budget_params=155026)
+    assert res.best is not None and res.best_score < res.seed["score"]
+    said = [n for n in res.notes if n.startswith("no candidate beat the seed")]
+    assert said and f"#{res.best['id']}" in said[0] and "best.json" in said[0]
+
+
+def test_an_extreme_shrink_of_the_seed_is_a_warning(tmp_path):
+    """item 11: a seed shrunk to a sliver of itself gets a warning with what to do, not only a note."""
+    from zenfx.search import search
+    from zenfx.search.run import shrink_warning
+
+    said: list[str] = []
+    res = search("zoo:cifar_resnet_basic", out=tmp_path / "run", resolution=32, batch_size=2, population=4,
+                 round_size=4, candidates=2, seed=0, num_classes=10, workers=0, plots=False, export=False,
+                 budget_params="8k", notify=said.append)
+    shrink = json.loads((tmp_path / "run" / "config.json").read_text())["shrink"]
+    assert shrink["widths"] <= 0.25
+    assert any(m.startswith("warning: the seed was shrunk") and "smaller seed or a larger budget" in m for m in said)
+    assert any("degenerate" in n for n in res.notes)
+    assert shrink_warning({"widths": 0.7, "depths": "seed"}) is None
+
+
+def test_a_latency_budget_says_its_setting_and_error_and_can_verify_the_best(tmp_path):
+    """item 7b: the budget's thread count and the predictor's expected error are stated, and
+    --verify-latency times the best for real at that setting."""
+    from zenfx.search import search
+
+    res = search("zoo:cifar_resnet_basic", out=tmp_path / "run", resolution=32, batch_size=2, population=4,
+                 round_size=4, candidates=2, seed=0, num_classes=10, workers=0, plots=False, export=False,
+                 budget_latency="1s", verify_latency=True)
+    note = next(n for n in res.notes if n.startswith("latency is predicted"))
+    assert "1 thread" in note and "expected error" in note and "--threads 1" in note
+    verified = next(n for n in res.notes if n.startswith("--verify-latency"))
+    assert "measures" in verified and "within the budget" in verified
+
+
+def test_report_says_when_its_thread_count_differs_from_a_search_budgets(cli, monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setenv("ZENFX_CACHE_DIR", str(tmp_path))  # the operator table of this fake setting stays here
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    code, stdout, stderr = cli("report", "zoo:cifar_resnet20", "-r", "32", "--predict")
+    assert code == 0, stderr
+    assert "assumes 1 thread" in stdout and "--threads 1" in stdout
+    code, stdout, _ = cli("report", "zoo:cifar_resnet20", "-r", "32", "--predict", "--threads", "1")
+    assert code == 0 and "assumes 1 thread" not in stdout

@@ -368,14 +368,54 @@ def branch_weight(gm: fx.GraphModule, nodes: Iterable[fx.Node]) -> tuple[int, in
 # --------------------------------------------------------------------------- pooling and residuals
 
 
+_ADAPTIVE_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+                   nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_REDUCTIONS = {"mean", "sum", "amax", "max", "nanmean", "logsumexp"}
+
+
+def _all_ones(v: Any) -> bool:
+    if isinstance(v, int):
+        return v == 1
+    return isinstance(v, (tuple, list)) and len(v) > 0 and all(x == 1 for x in v)
+
+
+def pools_every_position(n: fx.Node, rank: int) -> bool:
+    """``n`` pools all spatial positions of its rank-``rank`` (N, C, ...) input *by construction* --
+    an adaptive pool to 1, a mean / sum / max over every spatial dim -- whatever the input's size, so
+    an SE gate is one at a resolution where the map is already 1x1 (there the shapes alone cannot
+    tell a pool from a copy)."""
+    name = str(getattr(n.target, "__name__", n.target)).lower()
+    if n.op == "call_module":
+        owner = n.graph.owning_module
+        m = owner.get_submodule(str(n.target)) if owner is not None else None
+        return isinstance(m, _ADAPTIVE_POOLS) and _all_ones(m.output_size)
+    if n.op not in ("call_function", "call_method"):
+        return False
+    if name.startswith("adaptive_") and "pool" in name:
+        size = n.args[1] if len(n.args) > 1 else n.kwargs.get("output_size")
+        return _all_ones(size)
+    if name in _REDUCTIONS:
+        dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
+        dims = (dims,) if isinstance(dims, int) else dims
+        if not isinstance(dims, (tuple, list)) or not all(isinstance(d, int) for d in dims):
+            return False
+        return {d % rank for d in dims} == set(range(2, rank))
+    return False
+
+
 def is_global_pool_like(n: fx.Node, dep: set[fx.Node]) -> bool:
-    """``n`` reduces a feature map over all spatial positions (to <= N*C values) or over all channels."""
+    """``n`` reduces a feature map over all spatial positions (to <= N*C values) or over all channels;
+    a pool over every position by construction counts at any size (``pools_every_position``)."""
     ins = data_inputs(n, dep)
     so = shape(n)
     if len(ins) != 1 or so is None:
         return False
     si = shape(ins[0])
-    if si is None or len(si) < 3 or numel(so) >= numel(si):
+    if si is None or len(si) < 3:
+        return False
+    if numel(so) == numel(si) and pools_every_position(n, len(si)):
+        return True  # a 1x1 map pooled: the same values, but structurally the global pool of a gate
+    if numel(so) >= numel(si):
         return False
     if len(si) == 4:
         n_, c, h, w = si

@@ -10,6 +10,9 @@ RUN_DIR holds::
     timings.jsonl     per candidate: worker wall and CPU seconds, proxy seconds, stage times, search
                       time at the end of its round (kept apart so history.jsonl stays deterministic)
     checkpoint.json   after every round, atomically: population, RNG state, counters, elapsed time
+    checkpoint.before-short-round.json   the checkpoint before a last round that --candidates cut
+                      short: a resume with more candidates runs that round again, whole, so that an
+                      extended run is exactly the run started with the larger count
     best.json         the best genome (a zenfx genome: ``zenfx score best.json`` rebuilds it)
     best.py           the standalone export of the best network (when zenfx.export is available)
     summary.json      the result (``--json`` prints it)
@@ -49,6 +52,7 @@ from .config import (
 from .evolution import Counters, Member, Population, Proposal, propose_round, rng_from_json, rng_state_to_json
 
 CHECKPOINT_FORMAT = "zenfx-search-checkpoint"
+BEFORE_SHORT_ROUND = "checkpoint.before-short-round.json"  # the state before a round the count cut short
 NO_GRAD_PROXIES = ("zen", "params", "flops")  # forked workers are safe: no backward pass in them
 FILES = ("config.json", "history.jsonl", "timings.jsonl", "checkpoint.json", "best.json", "best.py",
          "summary.json", "plots")
@@ -279,6 +283,55 @@ def fit_seed(state: Any, genome: Any) -> tuple[Any, dict[str, Any] | None, dict[
                      + ", ".join(parts), hint="raise the budget or start from a smaller seed")
 
 
+# The per-operator predictor's error on this project's 2-core CPU (benchmarks/results/
+# latency_predictor_cpu_wall_clock.txt, 42 models, 1 thread, batch 1): it sums operators timed alone
+# and misses the per-call overhead of a whole forward, so it mostly predicts too little.
+PREDICTOR_CPU_ERROR = "mean |error| 36%, mostly too low (42 models, 1 thread)"
+
+
+def latency_note(budgets: Budgets) -> str:
+    """What a latency budget promises: the setting it predicts for, and how far to trust it."""
+    setting = (f"{budgets.latency_device} {budgets.latency_dtype}, batch {budgets.latency_batch}, 1 thread "
+               "(the search's workers run one torch thread each)")
+    error = (f"expected error {PREDICTOR_CPU_ERROR}" if budgets.latency_device == "cpu"
+             else "expected error: see benchmarks/results/gpu_h100_predictor.txt")
+    return (f"latency is predicted, never timed per candidate: per-operator sums for {setting}; {error}; "
+            f"--verify-latency times the best, and `zenfx report best.json --latency --predict --threads 1` "
+            "compares both for the same setting")
+
+
+def verified_latency(best: Any, budgets: Budgets) -> str:
+    """Time the best network for real at the budget's setting (1 thread) and say how it compares."""
+    from ..cost.latency import measure_latency
+    from ..genome import Genome
+    from ..mutation import build
+
+    g = Genome.from_dict(best.genome)
+    lat = measure_latency(build(g), g.input_size, budgets.latency_batch, budgets.latency_device,
+                          budgets.latency_dtype, threads=1, min_run_time=1.0)
+    predicted = best.figures.get("latency")
+    assert budgets.latency is not None
+    verdict = "within the budget" if lat.median_s <= budgets.latency else \
+        f"OVER the budget by {100 * (lat.median_s / budgets.latency - 1):.0f}%"
+    shown = "" if predicted is None else f", predicted {fmt_figure('latency', predicted)}"
+    return (f"--verify-latency: the best network measures {fmt_figure('latency', lat.median_s)} "
+            f"(IQR {fmt_figure('latency', lat.iqr_s)}{shown}; budget {fmt_figure('latency', budgets.latency)}): "
+            f"{verdict}")
+
+
+EXTREME_SHRINK = 0.25  # widths shrunk below a quarter: the start is a different, degenerate network
+
+
+def shrink_warning(shrink: dict[str, Any] | None) -> str | None:
+    """A warning when the seed had to shrink so far that the search starts from a degenerate copy of
+    it (timm:regnetx_004 under 8 ms: every width x0.0625); None for a moderate shrink."""
+    if not shrink or float(shrink.get("widths", 1.0)) > EXTREME_SHRINK:
+        return None
+    depth = " and every block run to its minimum depth" if shrink.get("depths") == "min" else ""
+    return (f"the seed was shrunk to widths x{shrink['widths']}{depth} to fit the budget: the search starts from "
+            "a degenerate copy of it; a smaller seed or a larger budget will likely find better networks")
+
+
 EDIT_SITES = {"width": "no free channel group", "kernel": "no free kernel site", "depth": "no free block run"}
 
 
@@ -443,6 +496,9 @@ class _Run:
 
         path = self.rd / "checkpoint.json"
         ck = read_json(path, "search checkpoint")
+        before = self.rd / BEFORE_SHORT_ROUND
+        if before.exists() and self._continues(ck):  # extended past a round the old count cut short:
+            path, ck = before, read_json(before, "search checkpoint")  # run that round again, whole
         try:
             if ck.get("format") != CHECKPOINT_FORMAT:
                 raise KeyError("format")
@@ -522,6 +578,12 @@ class _Run:
 
         c = self.cfg
         k = c.round_size if c.candidates is None else min(c.round_size, c.candidates - self.counters.proposed)
+        if k < c.round_size:  # the candidate count cuts this round short: keep the state before it, so that
+            import shutil  # a run extended later runs it whole, exactly as a run started with the larger count
+
+            shutil.copyfile(self.rd / "checkpoint.json", self.rd / BEFORE_SHORT_ROUND)
+        else:
+            (self.rd / BEFORE_SHORT_ROUND).unlink(missing_ok=True)
         t0, c0 = time.perf_counter(), time.process_time()
 
         def mutate(parent: Any, rng: Any, n: int) -> Any:
@@ -666,6 +728,16 @@ class _Run:
                               None if self.best is None else self.best.score, self.seed_row.get("score"),
                               self.elapsed, self.cfg.candidates, self.cfg.time_limit, c.rounds)
 
+    def _continues(self, ck: dict[str, Any]) -> bool:
+        """Whether the run goes on past checkpoint ``ck`` under the settings it is resumed with."""
+        try:
+            proposed, elapsed = int(ck["counters"]["proposed"]), float(ck["elapsed_s"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        c = self.cfg
+        return ((c.candidates is None or proposed < c.candidates)
+                and (c.time_limit is None or elapsed < c.time_limit))
+
     def done(self) -> str | None:
         c = self.cfg
         if c.candidates is not None and self.counters.proposed >= c.candidates:
@@ -736,6 +808,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            crown_repeats: int | None = None,
            workers: int | None = None, backend: str = "local", ray_address: str | None = None,
            device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
+           verify_latency: bool = False,
            progress: Callable[[SearchProgress], None] | None = None,
            notify: Callable[[str], None] | None = None) -> SearchResult:
     """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
@@ -793,7 +866,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     try:
         with _ray_if_asked(cfg):
             run, state = _open_run(cfg, rd, resume, progress, say, mutator, inherit)
-            return _loop(run, state, plots, export, say)
+            return _loop(run, state, plots, export, say, verify_latency)
     finally:
         torch.set_num_threads(threads)
 
@@ -889,9 +962,10 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
         diff = differences({k: v for k, v in old_cfg.identity().items() if k != "shrink"},
                            {k: v for k, v in cfg.identity().items() if k != "shrink"})
         if diff:
-            shown = "; ".join(f"{k}: {old.get(k)!r} there, {getattr(cfg, k)!r} now" for k in diff[:3])
-            raise UsageError(f"cannot resume {rd.path} with other settings ({shown})",
-                             hint="resume with the run's settings (candidates, time limit and workers may change)")
+            lines = [line for k in diff for line in _setting_lines(k, old.get(k), getattr(cfg, k))]
+            raise UsageError(f"cannot resume {rd.path}: {len(lines)} setting(s) differ from the run's "
+                             "(give none of them again, or the run's values; candidates, time limit and workers "
+                             "may change):\n" + "\n".join(f"  {line}" for line in lines))
         cfg.shrink = old_cfg.shrink
         atomic_write_json(rd / "config.json", cfg.document())
         run = _Run(cfg, rd, progress)
@@ -924,6 +998,9 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
         say(f"the seed breaks the budget ({', '.join(shrink['broken'])}): shrunk uniformly to widths x"
             f"{shrink['widths']} (depths: {shrink['depths']}) -> "
             + ", ".join(f"{k} {fmt_figure(k, v)}" for k, v in figs.items()))
+        warning = shrink_warning(cfg.shrink)
+        if warning:
+            say(f"warning: {warning}")
     atomic_write_json(rd / "config.json", cfg.document())
     run = _Run(cfg, rd, progress)
     run.mutator = mutator
@@ -932,7 +1009,48 @@ def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: C
     return run, state
 
 
-def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str], None]) -> SearchResult:
+def _short(v: Any, width: int = 40) -> str:
+    text = repr(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _setting_lines(key: str, old: Any, new: Any) -> list[str]:
+    """One short line per differing setting; a dict setting (budgets, the seed genome) by its keys."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in sorted(set(old) | set(new)) if differences({k: old.get(k)}, {k: new.get(k)})]
+        if keys:
+            return [f"{key}.{k}: {_short(old.get(k))} in the run, {_short(new.get(k))} now" for k in keys]
+    return [f"{key}: {_short(old)} in the run, {_short(new)} now"]
+
+
+def resume_arguments(out: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``search`` arguments of the run in ``out``, read from its config.json, so that a resume
+    needs nothing but the folder (``zenfx search --out RUN --resume``); arguments given again
+    override these and must agree with the run, as before."""
+    from ..runlog import read_json
+
+    rd = RunDir(out)
+    if not (rd / "config.json").exists():
+        raise UsageError(f"nothing to resume in {rd.path}: no config.json", hint="drop --resume to start a run")
+    cfg = SearchConfig.from_dict(read_json(rd / "config.json", "search config"))
+    g, b = cfg.seed_genome, cfg.budgets
+    # a file seed by its genome (which finds the file from any folder), not the path typed back then
+    model = g if g.get("seed_file") else (cfg.seed_spec or g)
+    return {"model": model, "kwargs": dict(g.get("kwargs") or {}),
+            "input_size": tuple(g["input_size"]), "proxy": cfg.proxy, "batch_size": cfg.batch_size,
+            "bn_stat": cfg.bn_stat, "mixup_gamma": cfg.mixup_gamma, "num_classes": cfg.num_classes,
+            "data": cfg.data, "budget_params": b.get("params"), "budget_macs": b.get("macs"),
+            "budget_latency": b.get("latency"), "budget_memory": b.get("memory"), "max_depth": b.get("depth"),
+            "latency_device": b.get("latency_device", "cpu"), "latency_dtype": b.get("latency_dtype", "float32"),
+            "latency_batch": b.get("latency_batch", 1), "population": cfg.population,
+            "round_size": cfg.round_size, "seed": cfg.seed, "kinds": tuple(cfg.kinds),
+            "width_choices": cfg.width_choices, "device": cfg.device, "candidates": cfg.candidates,
+            "time_limit": cfg.time_limit, "cpu_limit": cfg.cpu_limit, "workers": cfg.workers,
+            "backend": cfg.backend, "ray_address": cfg.ray_address}
+
+
+def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str], None],
+          verify_latency: bool = False) -> SearchResult:
     from ..executor import make_executor
 
     cfg = run.cfg
@@ -951,7 +1069,7 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
             while stopped is None:
                 run.round(ex)
                 stopped = run.done()
-    return finish(run, stopped, plots=plots, export=export, say=say)
+    return finish(run, stopped, plots=plots, export=export, say=say, verify_latency=verify_latency)
 
 
 def _seed_space(genome: Any) -> dict[str, Any] | None:
@@ -984,7 +1102,7 @@ def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
-           say: Callable[[str], None] = lambda _m: None) -> SearchResult:
+           say: Callable[[str], None] = lambda _m: None, verify_latency: bool = False) -> SearchResult:
     from ..runlog import atomic_write_json
 
     rd = run.rd
@@ -1003,9 +1121,24 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
                 notes.append(note)
             else:
                 files["best_py"] = str(rd / "best.py")
+    budgets = Budgets.from_dict(run.cfg.budgets)
+    if budgets.latency is not None:
+        notes.append(latency_note(budgets))
+        if verify_latency and best is not None:
+            say("timing the best network (--verify-latency) ...")
+            notes.append(verified_latency(best, budgets))
+    seed_score = run.seed_row.get("score")
+    if best is not None and seed_score is not None and best.score <= seed_score:
+        notes.append(f"no candidate beat the seed: the best candidate (#{best.id}, {best.score:.3f}) scores "
+                     f"{'below' if best.score < seed_score else 'the same as'} the seed ({seed_score:.3f}); "
+                     "best.json and best.py hold that candidate, not the seed (history row 0; its genome is "
+                     "summary.json's seed.genome)")
     if run.cfg.shrink is not None:
         notes.append(f"the seed broke the budget ({', '.join(run.cfg.shrink['broken'])}) and was shrunk uniformly "
                      f"(widths x{run.cfg.shrink['widths']}, depths: {run.cfg.shrink['depths']})")
+        warning = shrink_warning(run.cfg.shrink)
+        if warning:
+            notes.append(warning)
     stages = {}
     try:
         from .stages import stage_table
@@ -1065,4 +1198,5 @@ def _export(genome: dict[str, Any], path: Path) -> str | None:
     return None
 
 
-__all__ = ["RunDir", "SearchProgress", "SearchResult", "fit_seed", "parse_duration", "search", "seed_genome"]
+__all__ = ["RunDir", "SearchProgress", "SearchResult", "fit_seed", "parse_duration", "resume_arguments", "search",
+           "seed_genome"]
