@@ -102,7 +102,9 @@ def test_best_json_scores_the_searchs_best_from_another_folder_and_another_machi
     args = ["-b", "8", "-n", "1", "--seed", "3", "--json"]
     r = _zenfx("score", str(ref / "best.json"), *args, cwd=tmp_path, hash_seed="4")  # another folder
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["scores"]["zen"]["value"] == pytest.approx(best["score"], rel=1e-9)
+    # the same network, weights and inputs; the search may have scored it through its reused graph,
+    # whose float sums can differ in the last digits (measured: 3e-9 relative)
+    assert json.loads(r.stdout)["scores"]["zen"]["value"] == pytest.approx(best["score"], rel=1e-6)
 
     # "another machine": the project folder copied elsewhere, the original gone
     moved = tmp_path / "machine2" / "proj"
@@ -113,7 +115,7 @@ def test_best_json_scores_the_searchs_best_from_another_folder_and_another_machi
     try:
         r = _zenfx("score", "runs/ref/best.json", *args, cwd=moved, hash_seed="5")
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["scores"]["zen"]["value"] == pytest.approx(best["score"], rel=1e-9)
+        assert json.loads(r.stdout)["scores"]["zen"]["value"] == pytest.approx(best["score"], rel=1e-6)
         # an edited seed file is a one-line error saying so, exit 2
         path = moved / "nets" / "my_backbone.py"
         path.write_text(path.read_text() + "\n# edited\n")

@@ -49,7 +49,7 @@ class EvalSettings:
     data: str | None = None
     budgets: dict[str, Any] = field(default_factory=dict)
     seed_genome: dict[str, Any] | None = None  # warmed up in init_worker
-    seed_space: dict[str, Any] | None = None  # mutation.seed_space_document: a worker adopts it instead of probing
+    seed_space: dict[str, Any] | None = None  # genome.seed_space_document: a worker adopts it instead of probing
     threads: int = 1
     device: str = "cpu"  # where candidates are scored (figures and budgets never need a device)
     # A file seed's source by content hash ({sha256: {"name", "text"}}): a worker on a machine

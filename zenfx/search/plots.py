@@ -173,13 +173,6 @@ def _stage_value(d: dict[str, Any] | None, field: str) -> float:
     return float(max(v)) if isinstance(v, list) else float(v)
 
 
-def _stage_value(d: dict[str, Any] | None, field: str) -> float:
-    if d is None:
-        return 0.0
-    v = d[field]
-    return float(max(v)) if isinstance(v, list) else float(v)
-
-
 def _save(fig: Any, path: Path) -> str:
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)

@@ -303,8 +303,7 @@ def latency_note(budgets: Budgets) -> str:
 def verified_latency(best: Any, budgets: Budgets) -> str:
     """Time the best network for real at the budget's setting (1 thread) and say how it compares."""
     from ..cost.latency import measure_latency
-    from ..genome import Genome
-    from ..mutation import build
+    from ..genome import Genome, build
 
     g = Genome.from_dict(best.genome)
     lat = measure_latency(build(g), g.input_size, budgets.latency_batch, budgets.latency_device,
