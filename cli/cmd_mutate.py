@@ -194,6 +194,23 @@ def _check_buildable(child: Any, n: int) -> None:
                            hint="draw fewer edits: each width edit scales a channel group by up to 2.5x")
 
 
+def _base_genome(model: str, kw: dict[str, Any], size: tuple[int, int, int] | None, init_seed: int) -> Any:
+    """The genome the edits are appended to: a genome file as it is, or a spec at its input size."""
+    import zenfx
+    from zenfx.genome import Genome, is_genome_spec
+
+    if is_genome_spec(model):
+        if kw:
+            raise zenfx.UsageError("constructor arguments were given with a genome: the genome carries its own")
+        base = Genome.load(model)
+        if size and tuple(size) != base.input_size:
+            raise zenfx.UsageError(f"the genome is for input size {base.input_size}; drop --input-size/--resolution")
+        return base
+    if size is None:
+        size = tuple(zenfx.resolve_model(model, kw, device="meta").default_input_size)
+    return Genome(model, kw, tuple(size), init_seed)  # type: ignore[arg-type]
+
+
 @handle_errors
 def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOpt = None,
                input_size: InputSizeOpt = None, edits: EditsOpt = 1, seed: SeedOpt = 0,
@@ -208,24 +225,12 @@ def mutate_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOp
     import random
 
     import zenfx
-    from zenfx.genome import Genome, is_genome_spec
 
     at_least("--edits", edits, 1)
     at_least("--batch-size", batch_size, 1)
     at_least("--repeat", repeat, 1)
-    kw = zenfx.parse_kwargs(kwarg)
-    size = input_size_option(input_size, resolution)
+    base = _base_genome(model, zenfx.parse_kwargs(kwarg), input_size_option(input_size, resolution), init_seed)
     grid = parse_choices(width_choices)
-    if is_genome_spec(model):
-        if kw:
-            raise zenfx.UsageError("constructor arguments were given with a genome: the genome carries its own")
-        base = Genome.load(model)
-        if size and tuple(size) != base.input_size:
-            raise zenfx.UsageError(f"the genome is for input size {base.input_size}; drop --input-size/--resolution")
-    else:
-        if size is None:
-            size = tuple(zenfx.resolve_model(model, kw, device="meta").default_input_size)
-        base = Genome(model, kw, tuple(size), init_seed)  # type: ignore[arg-type]
     if not json:
         err.print("[dim]reading the space (probed once per seed, then cached) and drawing edits...[/]")
     if grid:

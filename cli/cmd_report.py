@@ -123,39 +123,42 @@ def _layer_table(rep: CostReport) -> Table:
     return lt
 
 
-@handle_errors
-def report_cmd(
-    model: ModelArg,
-    kwarg: KwargOpt = None,
-    resolution: ResolutionOpt = None,
-    input_size: InputSizeOpt = None,
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", "-b", help="Batch size for activation memory and latency.")] = 1,
-    per_layer: Annotated[bool, typer.Option("--per-layer", help="Add a per-module breakdown table.")] = False,
-    depth: Annotated[int | None, typer.Option(
+BatchSizeOpt = Annotated[int, typer.Option(
+        "--batch-size", "-b", help="Batch size for activation memory and latency.")]
+DepthOpt = Annotated[int | None, typer.Option(
         "--depth", help=f"Group the breakdown to depth K of the module hierarchy (default {DEFAULT_DEPTH}; implies "
-                        f"--per-layer).")] = None,
-    latency: Annotated[bool, typer.Option("--latency", help="Measure latency with torch.utils.benchmark.")] = False,
-    predict: Annotated[bool, typer.Option(
+                        f"--per-layer).")]
+PredictOpt = Annotated[bool, typer.Option(
         "--predict",
-        help="Add the per-operator latency predictor's estimate (table cached under ~/.cache/zenfx).")] = False,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda (latency).")] = "cpu",
-    dtype: Annotated[str, typer.Option(
-        "--dtype", help="float32, float16 or bfloat16 (activation bytes and latency).")] = "float32",
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="Pin the intra-op thread count for latency, at least 1 (default: torch's current).")] = None,
-    counter: Annotated[str, typer.Option(
-        "--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")] = "torch",
-    vcnn: Annotated[bool, typer.Option(
-        "--vcnn", help="Report the VCNN-converted graph instead of the original.")] = False,
-    clock: Annotated[str, typer.Option(
+        help="Add the per-operator latency predictor's estimate (table cached under ~/.cache/zenfx).")]
+DtypeOpt = Annotated[str, typer.Option(
+        "--dtype", help="float32, float16 or bfloat16 (activation bytes and latency).")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+        "--threads", help="Pin the intra-op thread count for latency, at least 1 (default: torch's current).")]
+CounterOpt = Annotated[str, typer.Option(
+        "--counter", help="MAC counter: torch (FlopCounterMode, default) or fvcore (cross-check).")]
+VcnnOpt = Annotated[bool, typer.Option(
+        "--vcnn", help="Report the VCNN-converted graph instead of the original.")]
+ClockOpt = Annotated[str, typer.Option(
         "--clock",
-        help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")] = "wall",
-    min_run_time: Annotated[float, typer.Option(
-        "--min-run-time", help="Seconds of timed runs for --latency (greater than 0).")] = 1.0,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed forward passes before timing (--latency).")] = 10,
-    json: JsonOpt = False,
-) -> None:
+        help="wall (default) or thread: the calling thread's CPU time, for --threads 1 on a shared CPU.")]
+MinRunTimeOpt = Annotated[float, typer.Option(
+        "--min-run-time", help="Seconds of timed runs for --latency (greater than 0).")]
+
+
+PerLayerOpt = Annotated[bool, typer.Option("--per-layer", help="Add a per-module breakdown table.")]
+LatencyOpt = Annotated[bool, typer.Option("--latency", help="Measure latency with torch.utils.benchmark.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu or cuda (latency).")]
+WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed forward passes before timing (--latency).")]
+
+
+@handle_errors
+def report_cmd(model: ModelArg, kwarg: KwargOpt = None, resolution: ResolutionOpt = None,
+               input_size: InputSizeOpt = None, batch_size: BatchSizeOpt = 1, per_layer: PerLayerOpt = False,
+               depth: DepthOpt = None, latency: LatencyOpt = False, predict: PredictOpt = False,
+               device: DeviceOpt = "cpu", dtype: DtypeOpt = "float32", threads: ThreadsOpt = None,
+               counter: CounterOpt = "torch", vcnn: VcnnOpt = False, clock: ClockOpt = "wall",
+               min_run_time: MinRunTimeOpt = 1.0, warmup: WarmupOpt = 10, json: JsonOpt = False) -> None:
     """Params, MACs (FLOPs = 2*MACs), activation memory and, with --latency, measured latency of MODEL."""
     import zenfx
     from zenfx.cost.report import cost_report

@@ -22,15 +22,46 @@ from .common import (
     print_table,
 )
 from .executor_options import RayAddressOpt
+from .search_options import (  # noqa: F401 - DEFAULT_*: re-exported for the tests that compare them
+    DEFAULT_BATCH,
+    DEFAULT_CANDIDATES,
+    DEFAULT_POPULATION,
+    DEFAULT_ROUND,
+    BackendOpt,
+    BatchSizeOpt,
+    BnStatOpt,
+    BudgetLatencyOpt,
+    BudgetMacsOpt,
+    BudgetMemoryOpt,
+    BudgetParamsOpt,
+    CandidatesOpt,
+    CpuLimitOpt,
+    CrownRepeatsOpt,
+    DataOpt,
+    DeviceOpt,
+    KindsOpt,
+    KindWeightsOpt,
+    LatencyBatchOpt,
+    LatencyDeviceOpt,
+    LatencyDtypeOpt,
+    MaxDepthOpt,
+    NoPlotsOpt,
+    NumClassesOpt,
+    OutDirOpt,
+    PopulationOpt,
+    ProxyOpt,
+    ResumeOpt,
+    RoundSizeOpt,
+    SeedOpt,
+    TimeLimitOpt,
+    TournamentOpt,
+    VerifyLatencyOpt,
+    WorkersOpt,
+)
 
 if TYPE_CHECKING:
     from zenfx.search.run import SearchProgress, SearchResult
 
-# zenfx.search.config's defaults, repeated so that --help needs no torch import (tests check they agree).
-DEFAULT_POPULATION = 64
-DEFAULT_CANDIDATES = 500
-DEFAULT_ROUND = 16
-DEFAULT_BATCH = 64
 
 SeedArg = Annotated[str | None, typer.Argument(
     metavar="SEED",
@@ -96,114 +127,21 @@ class _Live:
 
 
 @handle_errors
-def search_cmd(
-    ctx: typer.Context,
-    out_dir: Annotated[str, typer.Option(
-        "--out", "-o", help="Run folder (config, history, checkpoint, best genome, plots).")],
-    seed_model: SeedArg = None,
-    kwarg: KwargOpt = None,
-    resolution: ResolutionOpt = None,
-    input_size: InputSizeOpt = None,
-    proxy: Annotated[str, typer.Option(
-        "--proxy", "-p",
-        help="Objective: any registered proxy (zen, zico, params, ...), or a rank-aggregated one: az (AZ-NAS's "
-             "four proxies) or A+B (zen+zico), ranked within the population plus each round's candidates."
-    )] = "zen",
-    batch_size: Annotated[int, typer.Option(
-        "--batch-size", "-b",
-        help="Inputs per scoring pass (the reference: 64)."
-    )] = DEFAULT_BATCH,
-    bn_stat: Annotated[str, typer.Option("--bn-stat", help="Zen BN statistic: official or batch.")] = "official",
-    num_classes: Annotated[int, typer.Option(
-        "--num-classes",
-        help="Classes of the head appended for proxies that need logits."
-    )] = 1000,
-    data: Annotated[str | None, typer.Option("--data", help=".npz batches (x/y) for data-dependent proxies.")] = None,
-    budget_params: Annotated[str | None, typer.Option("--budget-params", help="Max parameters, e.g. 1M, 500k.")] = None,
-    budget_macs: Annotated[str | None, typer.Option("--budget-macs", help="Max MACs of one image, e.g. 400M.")] = None,
-    budget_latency: Annotated[str | None, typer.Option(
-        "--budget-latency",
-        help="Max predicted latency per batch, e.g. 0.5ms (per-operator predictor, never a "
-             "timing per candidate)."
-    )] = None,
-    budget_memory: Annotated[str | None, typer.Option(
-        "--budget-memory",
-        help="Max activation peak of one image, e.g. 64MB or 64MiB."
-    )] = None,
-    max_depth: Annotated[int | None, typer.Option(
-        "--max-depth",
-        help="Max convolutions on the VCNN main path (the reference's max_layers)."
-    )] = None,
-    latency_device: Annotated[str, typer.Option("--latency-device", help="Device of the latency predictor.")] = "cpu",
-    latency_dtype: Annotated[str, typer.Option("--latency-dtype", help="dtype of the latency predictor.")] = "float32",
-    latency_batch: Annotated[int, typer.Option("--latency-batch", help="Batch size the latency budget is for.")] = 1,
-    population: Annotated[int, typer.Option(
-        "--population", "-P",
-        help="Population size (the paper: 512)."
-    )] = DEFAULT_POPULATION,
-    candidates: Annotated[int | None, typer.Option(
-        "--candidates", "-n",
-        help="Candidates to propose, scored or not (the paper: 480,000 for CIFAR). 0 with "
-             "--time-limit: no count limit."
-    )] = DEFAULT_CANDIDATES,
-    time_limit: Annotated[str | None, typer.Option(
-        "--time-limit",
-        help="Stop after this much search time, e.g. 2h, 30m, 90s."
-    )] = None,
-    cpu_limit: Annotated[str | None, typer.Option(
-        "--cpu-limit",
-        help="Stop after this many CPU seconds of the workers and the main process together, e.g. "
-             "1600s, 30m (fair on a shared machine; the run ends with the round that crosses it)."
-    )] = None,
-    round_size: Annotated[int, typer.Option(
-        "--round",
-        help="Candidates proposed per round from the population as it stood at the round's "
-             "start; same seed and round -> same history for any --workers."
-    )] = DEFAULT_ROUND,
-    seed: Annotated[int, typer.Option("--seed", help="Search seed (parents, edits, scoring).")] = 0,
-    tournament: Annotated[int | None, typer.Option(
-        "--tournament",
-        help="A parent is the best of this many uniform draws from the population (1: a uniform "
-             "draw, the reference's rule). Default: see docs/search.md; on --resume, the run's own."
-    )] = None,
-    kind_weights: Annotated[str, typer.Option(
-        "--kind-weights",
-        help="Weights of the edit kinds, e.g. depth=2 (unnamed kinds weigh 1; 'uniform': all 1). "
-             "On --resume, the run's own unless given."
-    )] = "default",
-    crown_repeats: Annotated[int | None, typer.Option(
-        "--crown-repeats",
-        help="Rescore a would-be best with this many repeats (as zenfx score -n does) and crown it "
-             "only if the mean beats the best's: a best less fooled by one lucky draw (0: off)."
-    )] = None,
-    kinds: Annotated[str, typer.Option(
-        "--kinds",
-        help="Edit kinds, comma-separated: width, kernel, depth."
-    )] = "width,kernel,depth",
-    workers: Annotated[int | None, typer.Option(
-        "--workers", "-j",
-        help="Worker processes, one torch thread each (default: the machine's cores; 0: in "
-             "this process)."
-    )] = None,
-    backend: Annotated[str, typer.Option("--backend", help="local (worker processes) or ray.")] = "local",
-    ray_address: RayAddressOpt = None,
-    device: Annotated[str, typer.Option(
-        "--device",
-        help="Where candidates are scored: cpu or cuda[:N]. With --backend ray each worker "
-             "reserves one GPU of the cluster."
-    )] = "cpu",
-    resume: Annotated[bool, typer.Option(
-        "--resume",
-        help="Continue the run in --out exactly, with the seed and settings of its config.json (options "
-             "given again must agree; candidates, time limit and workers may change)."
-    )] = False,
-    verify_latency: Annotated[bool, typer.Option(
-        "--verify-latency",
-        help="With --budget-latency: time the best network for real at the budget's setting (1 thread) and "
-             "say whether it keeps the budget (the search itself only predicts).")] = False,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the plots.")] = False,
-    json: JsonOpt = False,
-) -> None:
+def search_cmd(ctx: typer.Context, out_dir: OutDirOpt, seed_model: SeedArg = None, kwarg: KwargOpt = None,
+               resolution: ResolutionOpt = None, input_size: InputSizeOpt = None, proxy: ProxyOpt = "zen",
+               batch_size: BatchSizeOpt = DEFAULT_BATCH, bn_stat: BnStatOpt = "official",
+               num_classes: NumClassesOpt = 1000, data: DataOpt = None, budget_params: BudgetParamsOpt = None,
+               budget_macs: BudgetMacsOpt = None, budget_latency: BudgetLatencyOpt = None,
+               budget_memory: BudgetMemoryOpt = None, max_depth: MaxDepthOpt = None,
+               latency_device: LatencyDeviceOpt = "cpu", latency_dtype: LatencyDtypeOpt = "float32",
+               latency_batch: LatencyBatchOpt = 1, population: PopulationOpt = DEFAULT_POPULATION,
+               candidates: CandidatesOpt = DEFAULT_CANDIDATES, time_limit: TimeLimitOpt = None,
+               cpu_limit: CpuLimitOpt = None, round_size: RoundSizeOpt = DEFAULT_ROUND, seed: SeedOpt = 0,
+               tournament: TournamentOpt = None, kind_weights: KindWeightsOpt = "default",
+               crown_repeats: CrownRepeatsOpt = None, kinds: KindsOpt = "width,kernel,depth",
+               workers: WorkersOpt = None, backend: BackendOpt = "local", ray_address: RayAddressOpt = None,
+               device: DeviceOpt = "cpu", resume: ResumeOpt = False, verify_latency: VerifyLatencyOpt = False,
+               no_plots: NoPlotsOpt = False, json: JsonOpt = False) -> None:
     """Evolve SEED under budgets with the Zen-NAS algorithm and write RUN_DIR.
 
     Defaults suit a laptop CPU (population 64, 500 candidates); the paper's CIFAR search used
@@ -213,20 +151,11 @@ def search_cmd(
     within budget (cheapest checks first; a structure is never scored twice), inserts them and drops
     the lowest beyond --population. A checkpoint follows every round; --resume continues exactly.
     """
+    opts = dict(locals())
     import zenfx
     from zenfx.search import search
 
-    size = zenfx.parse_input_size(input_size, None, (3, 224, 224)) if input_size is not None else None
-    n = None if (candidates == 0 and (time_limit or cpu_limit)) else candidates
-    args = dict(model=seed_model, kwargs=zenfx.parse_kwargs(kwarg), input_size=size, resolution=resolution,
-                proxy=proxy, batch_size=batch_size, bn_stat=bn_stat.strip().lower(), num_classes=num_classes,
-                data=data, budget_params=budget_params, budget_macs=budget_macs, budget_latency=budget_latency,
-                budget_memory=budget_memory, max_depth=max_depth, latency_device=latency_device,
-                latency_dtype=latency_dtype, latency_batch=latency_batch, population=population,
-                round_size=round_size, candidates=n, time_limit=time_limit, cpu_limit=cpu_limit, seed=seed,
-                tournament=tournament, kind_weights=kind_weights, crown_repeats=crown_repeats,
-                kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), workers=workers,
-                backend=backend, ray_address=ray_address, device=device)
+    args = _search_arguments(opts)
     if resume:
         args = _resume_args(ctx, out_dir, args)
     elif seed_model is None:
@@ -234,6 +163,26 @@ def search_cmd(
     with _Live() as live:
         res = search(out=out_dir, resume=resume, plots=not no_plots, progress=live, notify=live.say,
                      verify_latency=verify_latency, **args)
+    _report(res, json)
+
+
+def _search_arguments(o: dict[str, Any]) -> dict[str, Any]:
+    """``zenfx.search`` arguments from the command's options (``o``: the command's locals)."""
+    import zenfx
+
+    size = zenfx.parse_input_size(o["input_size"], None, (3, 224, 224)) if o["input_size"] is not None else None
+    n = None if (o["candidates"] == 0 and (o["time_limit"] or o["cpu_limit"])) else o["candidates"]
+    same = ("resolution", "proxy", "batch_size", "num_classes", "data", "budget_params", "budget_macs",
+            "budget_latency", "budget_memory", "max_depth", "latency_device", "latency_dtype", "latency_batch",
+            "population", "round_size", "time_limit", "cpu_limit", "seed", "tournament", "kind_weights",
+            "crown_repeats", "workers", "backend", "ray_address", "device")
+    return dict(model=o["seed_model"], kwargs=zenfx.parse_kwargs(o["kwarg"]), input_size=size,
+                bn_stat=o["bn_stat"].strip().lower(), candidates=n,
+                kinds=tuple(k.strip() for k in o["kinds"].split(",") if k.strip()), **{k: o[k] for k in same})
+
+
+def _report(res: SearchResult, json: bool) -> None:
+    """The summary (table or JSON); a run in which every candidate failed exits 6 after it."""
     if json:
         if res.all_failed:
             fail(SearchFailedError(res.failure_message()), json_mode=True, **res.to_dict())

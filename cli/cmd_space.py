@@ -33,26 +33,18 @@ def _range(lo: int, hi: int, step: int | None = None) -> str:
     return f"{lo}..{hi}" + (f" /{step}" if step and step > 1 else "")
 
 
+def _status(free: bool, reason: str | None) -> str:
+    return "[green]free[/]" if free else f"[red]frozen[/]: {reason}"
+
+
 def render(sp: Any, members: bool = False) -> None:
-    size = "x".join(map(str, sp.input_size))
-    counts = sp.counts()
-    groups = Table(title=f"{sp.model} at {size}: channel groups")
-    for col, just in (("group", "left"), ("role", "left"), ("channels", "right"), ("range / step", "right"),
-                      ("members", "right" if not members else "left"), ("status", "left")):
-        groups.add_column(col, justify=just, no_wrap=col == "group")  # type: ignore[arg-type]
-    for g in sp.groups:
-        role = g.role + (f" (x{g.ratio:g})" if g.ratio else "")
-        status = "[green]free[/]" if g.free else f"[red]frozen[/]: {g.reason}"
-        mem = "\n".join(g.members) if members else str(len(g.members))
-        groups.add_row(g.id, role, str(g.channels), _range(g.min, g.max, g.step) if g.free else "", mem, status)
-    print_table(groups)
+    _group_table(sp, members)
     if sp.kernels:
         kernels = Table(title="kernel sites (odd square convs with 'same' padding)")
         for col in ("conv", "kernel", "choices", "status"):
             kernels.add_column(col, no_wrap=col == "conv")
         for k in sp.kernels:
-            kernels.add_row(k.path, str(k.kernel), "/".join(map(str, k.choices)),
-                            "[green]free[/]" if k.free else f"[red]frozen[/]: {k.reason}")
+            kernels.add_row(k.path, str(k.kernel), "/".join(map(str, k.choices)), _status(k.free, k.reason))
         print_table(kernels)
     if sp.blocks:
         blocks = Table(title="block runs (depth: copies of the last block added or removed at the end)")
@@ -60,9 +52,28 @@ def render(sp: Any, members: bool = False) -> None:
             blocks.add_column(col, no_wrap=col == "run")
         for b in sp.blocks:
             blocks.add_row(b.path, b.container or "<root>", str(b.count), _range(b.min, b.max),
-                           "[green]free[/]" if b.free else f"[red]frozen[/]: {b.reason}")
+                           _status(b.free, b.reason))
         print_table(blocks)
-    line = ", ".join(f"{name}: {c['free']} free, {c['frozen']} frozen" for name, c in counts.items())
+    _summary(sp)
+
+
+def _group_table(sp: Any, members: bool) -> None:
+    size = "x".join(map(str, sp.input_size))
+    groups = Table(title=f"{sp.model} at {size}: channel groups")
+    for col, just in (("group", "left"), ("role", "left"), ("channels", "right"), ("range / step", "right"),
+                      ("members", "right" if not members else "left"), ("status", "left")):
+        groups.add_column(col, justify=just, no_wrap=col == "group")  # type: ignore[arg-type]
+    for g in sp.groups:
+        role = g.role + (f" (x{g.ratio:g})" if g.ratio else "")
+        mem = "\n".join(g.members) if members else str(len(g.members))
+        groups.add_row(g.id, role, str(g.channels), _range(g.min, g.max, g.step) if g.free else "", mem,
+                       _status(g.free, g.reason))
+    print_table(groups)
+
+
+def _summary(sp: Any) -> None:
+    """Counts, the size of the space, why sites are frozen, and what the probe did."""
+    line = ", ".join(f"{name}: {c['free']} free, {c['frozen']} frozen" for name, c in sp.counts().items())
     out.print(f"{line}; size of the space 10^{sp.size_log10():.1f}")
     reasons = sp.frozen_reasons()
     if reasons:

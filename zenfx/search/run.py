@@ -635,10 +635,33 @@ class _Run:
         return out
 
     def _apply(self, p: Proposal, o: Any, crown: Any = None) -> None:
+        """One proposal's history row and its effect on the population, counters and CPU total."""
         self.counters.proposed += 1
+        out = o.value if (o is not None and o.status == "ok") else None
+        row = self._row(p, o, out)
+        verdict = row["verdict"]
+        crowned = crown.value if (crown is not None and crown.status == "ok"
+                                  and crown.value["status"] == "scored") else None
+        if verdict == "scored" and crowned is not None:
+            row.update(crown=crowned["score"], crown_repeats=len(crowned.get("repeat_values") or []))
+        if verdict == "scored" and self.objective is not None:
+            self.counters.scored += 1
+            row.update(score=self.round_scores[p.id], values=out["values"])
+            self.population.members.append(Member(p.id, float(row["score"]), p.genome.to_dict(),
+                                                  dict(out["figures"]), p.parent, values=dict(out["values"])))
+        elif verdict == "scored":
+            self._admit(p, row, out, crowned)
+        else:
+            self._count(verdict)
+        for spent in (out, crowned):
+            if spent is not None:
+                self.cpu += float(spent.get("cpu_seconds", 0.0))
+        self._append(row, out, self.elapsed, crowned)
+
+    def _row(self, p: Proposal, o: Any, out: dict[str, Any] | None) -> dict[str, Any]:
+        """The history row of a proposal: its verdict, figures and score, or where and why it failed."""
         row: dict[str, Any] = {"id": p.id, "round": self.counters.rounds, "parent": p.parent, "verdict": "failed",
                                "edits": p.edits, "key": p.key}
-        out = o.value if (o is not None and o.status == "ok") else None
         if p.error is not None:
             row.update(stage="mutate", error=p.error)
         elif p.duplicate:
@@ -657,29 +680,15 @@ class _Run:
             row["redraws"] = p.redraws
         if self.mutator is not None and p.genome is not None:
             row["kwargs"] = p.genome.kwargs
-        verdict = row["verdict"]
-        crowned = crown.value if (crown is not None and crown.status == "ok"
-                                  and crown.value["status"] == "scored") else None
-        if verdict == "scored" and crowned is not None:
-            row.update(crown=crowned["score"], crown_repeats=len(crowned.get("repeat_values") or []))
-        if verdict == "scored" and self.objective is not None:
-            self.counters.scored += 1
-            row.update(score=self.round_scores[p.id], values=out["values"])
-            self.population.members.append(Member(p.id, float(row["score"]), p.genome.to_dict(),
-                                                  dict(out["figures"]), p.parent, values=dict(out["values"])))
-        elif verdict == "scored":
-            self._admit(p, row, out, crowned)
-        elif verdict == "rejected":
+        return row
+
+    def _count(self, verdict: str) -> None:
+        if verdict == "rejected":
             self.counters.rejected += 1
         elif verdict == "duplicate":
             self.counters.duplicates += 1
         else:
             self.counters.failed += 1
-        if out is not None:
-            self.cpu += float(out.get("cpu_seconds", 0.0))
-        if crowned is not None:
-            self.cpu += float(crowned.get("cpu_seconds", 0.0))
-        self._append(row, out, self.elapsed, crowned)
 
     def _admit(self, p: Proposal, row: dict[str, Any], out: dict[str, Any], crowned: dict[str, Any] | None) -> None:
         """A scored child joins the population; it is the best if its score (crowning: its crowned
@@ -804,60 +813,36 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, cpu_limit: Any = None, seed: int = 0,
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            tournament: int | None = None, kind_weights: dict[str, float] | str | None = "default",
-           crown_repeats: int | None = None,
-           workers: int | None = None, backend: str = "local", ray_address: str | None = None,
+           crown_repeats: int | None = None, workers: int | None = None, backend: str = "local",
+           ray_address: str | None = None,
            device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
-           verify_latency: bool = False,
-           progress: Callable[[SearchProgress], None] | None = None,
+           verify_latency: bool = False, progress: Callable[[SearchProgress], None] | None = None,
            notify: Callable[[str], None] | None = None) -> SearchResult:
     """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
 
     The paper's CIFAR search used population 512 and 480,000 proposals on GPUs; the defaults here
     (population 64, 500 candidates) finish in minutes on a laptop CPU. ``candidates`` counts
     proposals (scored, rejected and failed alike); ``time_limit`` ('2h', '30m', seconds) stops the
-    run at the end of the round that crosses it; ``cpu_limit`` does the same for the CPU seconds of the
-    workers and this process together (a fair budget on a shared machine). Same ``seed`` and ``round_size`` -> same
-    history.jsonl for any ``workers``. ``resume=True`` continues the run in ``out`` exactly; other
-    settings than candidates / time limit / workers are refused. ``device`` scores candidates there
-    ("cuda": on the Ray backend each worker reserves one GPU of the cluster).
+    run at the end of the round that crosses it; ``cpu_limit`` likewise for the CPU seconds of the workers
+    and this process together. Same ``seed`` and ``round_size`` -> same history.jsonl for any ``workers``.
+    ``resume=True`` continues the run in ``out`` exactly (candidates / limits / workers may change);
+    ``device`` scores there ("cuda" on Ray: one GPU per worker).
     """
+    opts = dict(locals())
     say = notify or (lambda _msg: None)
     budgets = Budgets.parse(params=budget_params, macs=budget_macs, latency=budget_latency, memory=budget_memory,
                             max_depth=max_depth, latency_device=latency_device, latency_dtype=latency_dtype,
                             latency_batch=latency_batch)
     _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat,
                 DEFAULT_TOURNAMENT if tournament is None else tournament)
+    _check_crowning(proxy, crown_repeats)
     # levers left at their defaults: on resume, the run's own (it may predate a lever or its default)
     inherit = [k for k, default in (("tournament", tournament is None), ("kind_weights", kind_weights == "default"),
                                     ("crown_repeats", crown_repeats is None)) if default]
-    if crown_repeats is not None and crown_repeats < 0:
-        raise UsageError(f"--crown-repeats must be >= 0, got {crown_repeats}")
-    from ..proxies.aggregate import is_aggregate
-
-    if crown_repeats is not None and crown_repeats >= 2 and is_aggregate(proxy):
-        raise UsageError(f"--crown-repeats rescores one proxy's score; the rank-aggregated '{proxy}' is re-ranked "
-                         "within the population every round instead", hint="drop --crown-repeats")
-    limit = parse_duration(time_limit)
-    cpu_lim = parse_duration(cpu_limit, "--cpu-limit")
-    if candidates is None and limit is None and cpu_lim is None:
-        raise UsageError("a search needs an end: --candidates N, --time-limit and/or --cpu-limit")
-    backend = str(backend).strip().lower()
-    dev = _device(device, backend)
+    ends = _ends(opts)
     rd = RunDir(out)
     check_run_dir(rd.path)
-    genome = seed_genome(model, kwargs, input_size, resolution)
-    cfg = SearchConfig(seed_genome=genome.to_dict(), seed_spec=str(model) if isinstance(model, str) else genome.seed,
-                       proxy=proxy.strip().lower(), batch_size=int(batch_size), bn_stat=bn_stat,
-                       mixup_gamma=float(mixup_gamma), num_classes=int(num_classes), data=data,
-                       budgets=budgets.to_dict(), population=int(population), round_size=int(round_size),
-                       seed=int(seed), kinds=tuple(kinds), width_choices=width_choices,
-                       tournament=DEFAULT_TOURNAMENT if tournament is None else int(tournament),
-                       kind_weights=parse_kind_weights(kind_weights),
-                       crown_repeats=DEFAULT_CROWN_REPEATS if crown_repeats is None else int(crown_repeats),
-                       mutator=None if mutator is None else str(mutator.name),
-                       candidates=None if candidates is None else int(candidates), time_limit=limit,
-                       cpu_limit=cpu_lim,
-                       workers=_workers(workers), backend=backend, ray_address=ray_address, device=dev)
+    cfg = _config(opts, seed_genome(model, kwargs, input_size, resolution), budgets, ends)
     import torch
 
     threads = torch.get_num_threads()
@@ -868,6 +853,44 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
             return _loop(run, state, plots, export, say, verify_latency)
     finally:
         torch.set_num_threads(threads)
+
+
+def _check_crowning(proxy: str, crown_repeats: int | None) -> None:
+    from ..proxies.aggregate import is_aggregate
+
+    if crown_repeats is not None and crown_repeats < 0:
+        raise UsageError(f"--crown-repeats must be >= 0, got {crown_repeats}")
+    if crown_repeats is not None and crown_repeats >= 2 and is_aggregate(proxy):
+        raise UsageError(f"--crown-repeats rescores one proxy's score; the rank-aggregated '{proxy}' is re-ranked "
+                         "within the population every round instead", hint="drop --crown-repeats")
+
+
+def _ends(o: dict[str, Any]) -> tuple[float | None, float | None, str, str]:
+    """The time and CPU limits (one end at least), the backend and the checked scoring device."""
+    limit = parse_duration(o["time_limit"])
+    cpu_lim = parse_duration(o["cpu_limit"], "--cpu-limit")
+    if o["candidates"] is None and limit is None and cpu_lim is None:
+        raise UsageError("a search needs an end: --candidates N, --time-limit and/or --cpu-limit")
+    backend = str(o["backend"]).strip().lower()
+    return limit, cpu_lim, backend, _device(o["device"], backend)
+
+
+def _config(o: dict[str, Any], genome: Any, budgets: Budgets, ends: tuple[Any, Any, str, str]) -> SearchConfig:
+    """The run's configuration from ``search``'s arguments (``o``), its seed genome, budgets and ends."""
+    limit, cpu_lim, backend, device = ends
+    model, tournament, crown_repeats = o["model"], o["tournament"], o["crown_repeats"]
+    return SearchConfig(
+        seed_genome=genome.to_dict(), seed_spec=str(model) if isinstance(model, str) else genome.seed,
+        proxy=o["proxy"].strip().lower(), batch_size=int(o["batch_size"]), bn_stat=o["bn_stat"],
+        mixup_gamma=float(o["mixup_gamma"]), num_classes=int(o["num_classes"]), data=o["data"],
+        budgets=budgets.to_dict(), population=int(o["population"]), round_size=int(o["round_size"]),
+        seed=int(o["seed"]), kinds=tuple(o["kinds"]), width_choices=o["width_choices"],
+        tournament=DEFAULT_TOURNAMENT if tournament is None else int(tournament),
+        kind_weights=parse_kind_weights(o["kind_weights"]),
+        crown_repeats=DEFAULT_CROWN_REPEATS if crown_repeats is None else int(crown_repeats),
+        mutator=None if o["mutator"] is None else str(o["mutator"].name),
+        candidates=None if o["candidates"] is None else int(o["candidates"]), time_limit=limit, cpu_limit=cpu_lim,
+        workers=_workers(o["workers"]), backend=backend, ray_address=o["ray_address"], device=device)
 
 
 def check_run_dir(path: Path) -> None:
@@ -949,40 +972,54 @@ def _workers(workers: int | None) -> int:
 
 def _open_run(cfg: SearchConfig, rd: RunDir, resume: bool, progress: Any, say: Callable[[str], None],
               mutator: Any = None, inherit: Sequence[str] = ()) -> tuple[_Run, Any]:
+    if resume:
+        return _resume_run(cfg, rd, progress, say, mutator, inherit)
+    return _new_run(cfg, rd, progress, say, mutator)
+
+
+def _resume_run(cfg: SearchConfig, rd: RunDir, progress: Any, say: Callable[[str], None], mutator: Any,
+                inherit: Sequence[str]) -> tuple[_Run, Any]:
+    """The run in ``rd`` as its checkpoint left it, if ``cfg`` agrees with its config (levers not
+    given take the run's own values)."""
     from ..runlog import atomic_write_json, read_json
 
-    if resume:
-        if not (rd / "config.json").exists():
-            raise UsageError(f"nothing to resume in {rd.path}: no config.json", hint="drop --resume to start a run")
-        old = read_json(rd / "config.json", "search config")
-        old_cfg = SearchConfig.from_dict(old)
-        for k in inherit:
-            setattr(cfg, k, getattr(old_cfg, k))
-        diff = differences({k: v for k, v in old_cfg.identity().items() if k != "shrink"},
-                           {k: v for k, v in cfg.identity().items() if k != "shrink"})
-        if diff:
-            lines = [line for k in diff for line in _setting_lines(k, old.get(k), getattr(cfg, k))]
-            raise UsageError(f"cannot resume {rd.path}: {len(lines)} setting(s) differ from the run's "
-                             "(give none of them again, or the run's values; candidates, time limit and workers "
-                             "may change):\n" + "\n".join(f"  {line}" for line in lines))
-        cfg.shrink = old_cfg.shrink
-        atomic_write_json(rd / "config.json", cfg.document())
-        run = _Run(cfg, rd, progress)
-        run.mutator = mutator
-        state = init_worker(run.settings())
-        if (rd / "checkpoint.json").exists():
-            run.restore()
-            say(f"resuming {rd.path} at candidate {run.counters.proposed} (round {run.counters.rounds})")
-        else:  # killed before the seed's checkpoint: start over in the same folder
-            for name in ("history.jsonl", "timings.jsonl"):
-                (rd / name).unlink(missing_ok=True)
-            run.pending_seed = True
-        return run, state
+    if not (rd / "config.json").exists():
+        raise UsageError(f"nothing to resume in {rd.path}: no config.json", hint="drop --resume to start a run")
+    old = read_json(rd / "config.json", "search config")
+    old_cfg = SearchConfig.from_dict(old)
+    for k in inherit:
+        setattr(cfg, k, getattr(old_cfg, k))
+    diff = differences({k: v for k, v in old_cfg.identity().items() if k != "shrink"},
+                       {k: v for k, v in cfg.identity().items() if k != "shrink"})
+    if diff:
+        lines = [line for k in diff for line in _setting_lines(k, old.get(k), getattr(cfg, k))]
+        raise UsageError(f"cannot resume {rd.path}: {len(lines)} setting(s) differ from the run's "
+                         "(give none of them again, or the run's values; candidates, time limit and workers "
+                         "may change):\n" + "\n".join(f"  {line}" for line in lines))
+    cfg.shrink = old_cfg.shrink
+    atomic_write_json(rd / "config.json", cfg.document())
+    run = _Run(cfg, rd, progress)
+    run.mutator = mutator
+    state = init_worker(run.settings())
+    if (rd / "checkpoint.json").exists():
+        run.restore()
+        say(f"resuming {rd.path} at candidate {run.counters.proposed} (round {run.counters.rounds})")
+    else:  # killed before the seed's checkpoint: start over in the same folder
+        for name in ("history.jsonl", "timings.jsonl"):
+            (rd / name).unlink(missing_ok=True)
+        run.pending_seed = True
+    return run, state
+
+
+def _new_run(cfg: SearchConfig, rd: RunDir, progress: Any, say: Callable[[str], None], mutator: Any
+             ) -> tuple[_Run, Any]:
+    """A fresh run folder: the seed checked (editable, within budget or shrunk to fit), the config written."""
+    from ..genome import Genome
+    from ..runlog import atomic_write_json
+
     if rd.has_run():
         raise UsageError(f"{rd.path} already holds a search",
                          hint="add --resume to continue it, or choose another --out")
-    from ..genome import Genome
-
     if mutator is None:  # before the run folder exists: a refused search leaves nothing behind
         check_editable(Genome.from_dict(cfg.seed_genome), cfg.kinds, cfg.width_choices)
     try:
@@ -1102,24 +1139,46 @@ def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
 
 def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
            say: Callable[[str], None] = lambda _m: None, verify_latency: bool = False) -> SearchResult:
+    """Write what a run leaves behind (best.json, best.py, summary.json, plots) and its result."""
     from ..runlog import atomic_write_json
 
     rd = run.rd
-    notes: list[str] = []
     files = {"config": str(rd / "config.json"), "history": str(rd / "history.jsonl"),
              "timings": str(rd / "timings.jsonl"), "checkpoint": str(rd / "checkpoint.json")}
-    best = run.best
-    if best is not None:
-        from ..genome import Genome
+    notes = _write_best(run, files, export)
+    notes += _result_notes(run, say, verify_latency)
+    res = _result(run, stopped, files, notes)
+    atomic_write_json(rd / "summary.json", res.to_dict())
+    files["summary"] = str(rd / "summary.json")
+    if plots:
+        notes.extend(_plots(rd, files))
+    res.files = files
+    atomic_write_json(rd / "summary.json", res.to_dict())
+    return res
 
-        Genome.from_dict(best.genome).save(rd / "best.json")
-        files["best"] = str(rd / "best.json")
-        if export:
-            note = _export(best.genome, rd / "best.py")
-            if note:
-                notes.append(note)
-            else:
-                files["best_py"] = str(rd / "best.py")
+
+def _write_best(run: _Run, files: dict[str, str], export: bool) -> list[str]:
+    """best.json and (``export``) best.py; notes for what could not be written."""
+    best, rd = run.best, run.rd
+    if best is None:
+        return []
+    from ..genome import Genome
+
+    Genome.from_dict(best.genome).save(rd / "best.json")
+    files["best"] = str(rd / "best.json")
+    if not export:
+        return []
+    note = _export(best.genome, rd / "best.py")
+    if note:
+        return [note]
+    files["best_py"] = str(rd / "best.py")
+    return []
+
+
+def _result_notes(run: _Run, say: Callable[[str], None], verify_latency: bool) -> list[str]:
+    """What a user should know about the result: the latency budget, a best below the seed, a shrink."""
+    notes: list[str] = []
+    best = run.best
     budgets = Budgets.from_dict(run.cfg.budgets)
     if budgets.latency is not None:
         notes.append(latency_note(budgets))
@@ -1138,6 +1197,13 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
         warning = shrink_warning(run.cfg.shrink)
         if warning:
             notes.append(warning)
+    return notes
+
+
+def _result(run: _Run, stopped: str, files: dict[str, str], notes: list[str]) -> SearchResult:
+    """The SearchResult, with the per-stage table and the failure summary (a warning note first when
+    more than half the candidates failed)."""
+    best = run.best
     stages = {}
     try:
         from .stages import stage_table
@@ -1145,12 +1211,11 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
         stages = stage_table(run.seed_row["genome"], None if best is None else best.genome)
     except Exception as exc:  # noqa: BLE001 - the stage table is a convenience
         notes.append(f"no per-stage table: {type(exc).__name__}: {exc}")
+    crown = {} if best is None or best.crown is None else {"crown": best.crown, "crown_repeats": run.cfg.crown_repeats}
     res = SearchResult(
-        run_dir=str(rd.path), seed=run.seed_row,
+        run_dir=str(run.rd.path), seed=run.seed_row,
         best=None if best is None else {"id": best.id, "score": best.score, "figures": best.figures,
-                                        "genome": best.genome, "parent": best.parent,
-                                        **({} if best.crown is None else {"crown": best.crown,
-                                                                          "crown_repeats": run.cfg.crown_repeats})},
+                                        "genome": best.genome, "parent": best.parent, **crown},
         counters=run.counters.to_dict(), elapsed_s=run.elapsed, worker_cpu_s=run.cpu, main_cpu_s=run.main_cpu,
         stopped=stopped,
         population=len(run.population), population_median=run.population.median_score(),
@@ -1162,22 +1227,19 @@ def finish(run: _Run, stopped: str, *, plots: bool = True, export: bool = True,
     elif f["failed"] * 2 > f["evaluated"]:
         notes.insert(0, f"{f['failed']} of {f['evaluated']} candidates failed; the most common error "
                         f"({f['top_count']}x): {f['top_error']}")
-    atomic_write_json(rd / "summary.json", res.to_dict())
-    files["summary"] = str(rd / "summary.json")
-    if plots:
-        try:
-            from .plots import draw
-
-            written = draw(rd.path)
-            files["plots"] = str(rd / "plots")
-            res.files = files
-            if not written:
-                notes.append("no plots: nothing scored")
-        except Exception as exc:  # noqa: BLE001 - a plotting failure must not lose the run's result
-            notes.append(f"plots failed: {type(exc).__name__}: {exc}")
-    res.files = files
-    atomic_write_json(rd / "summary.json", res.to_dict())
     return res
+
+
+def _plots(rd: RunDir, files: dict[str, str]) -> list[str]:
+    """The run's plots; a note when there was nothing to plot or plotting failed (never fatal)."""
+    try:
+        from .plots import draw
+
+        written = draw(rd.path)
+        files["plots"] = str(rd / "plots")
+        return [] if written else ["no plots: nothing scored"]
+    except Exception as exc:  # noqa: BLE001 - a plotting failure must not lose the run's result
+        return [f"plots failed: {type(exc).__name__}: {exc}"]
 
 
 def _export(genome: dict[str, Any], path: Path) -> str | None:
