@@ -101,6 +101,19 @@ def render(res: SearchResult) -> None:
     out.print(f"run folder: {res.run_dir} ({shown})", highlight=False)
 
 
+def status_line(p: SearchProgress, width: int) -> str:
+    """The live line, as full as ``width`` allows: shorter forms drop words, never cut a number."""
+    eta = "" if p.eta_s is None else f", ETA {p.eta_s:.0f} s"
+    total = f"/{p.candidates}" if p.candidates else ""
+    best = f"best {_score(p.best)} (seed {_score(p.seed_score)})"
+    forms = [f"search: {p.proposed}{total} candidates, {p.scored} scored, {p.rejected} rejected, {p.failed} failed, "
+             f"{p.per_second:.2f}/s, {best}{eta}",
+             f"search: {p.proposed}{total}, {p.scored} scored, {best}{eta}",
+             f"{p.proposed}{total}, {best}{eta}",
+             f"{p.proposed}{total}, best {_score(p.best)}"]
+    return next((f for f in forms if len(f) <= width), forms[-1])
+
+
 class _Live:
     """One live status line on stderr: scored, rejected, per second, best, ETA."""
 
@@ -115,12 +128,7 @@ class _Live:
         self.status.__exit__(*exc)
 
     def __call__(self, p: SearchProgress) -> None:
-        eta = p.eta_s
-        eta_text = "" if eta is None else f", ETA {eta:.0f} s"
-        total = f"/{p.candidates}" if p.candidates else ""
-        self.status.update(f"search: {p.proposed}{total} candidates, {p.scored} scored, {p.rejected} rejected, "
-                           f"{p.failed} failed, {p.per_second:.2f}/s, best {_score(p.best)} "
-                           f"(seed {_score(p.seed_score)}){eta_text}")
+        self.status.update(status_line(p, err.width - 2))  # the spinner takes two cells
 
     def say(self, msg: str) -> None:
         err.print(msg, highlight=False, markup=False)

@@ -108,3 +108,16 @@ def test_every_command_keeps_its_figures_whole_at_60_and_80_columns(cli, width, 
                 assert len(line) <= w, (w, line)
         if name == "space":
             assert "free" in text and "frozen" in text
+
+
+def test_the_live_search_line_drops_words_not_digits():
+    from zenfx.cli.cmd_search import status_line
+    from zenfx.search.run import SearchProgress
+
+    p = SearchProgress(proposed=123, scored=100, rejected=20, failed=3, best=12.4567, seed_score=10.25,
+                       elapsed_s=61.0, candidates=500, time_limit=None, rounds=8)
+    for w in (40, 58, 78, 200):
+        line = status_line(p, w)
+        assert len(line) <= w or w < 40
+        assert "123/500" in line and "12.457" in line
+    assert "rejected" in status_line(p, 200) and "ETA" in status_line(p, 78)

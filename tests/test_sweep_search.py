@@ -38,6 +38,7 @@ def test_search_whose_space_offers_no_edit_of_the_kinds_refuses_up_front(cli, tm
 def test_search_on_a_seed_that_is_not_convertible_is_exit_4_at_the_convert_stage(cli, tmp_path):
     code, stdout, stderr = cli("search", f"{NETS}:twobranch", *FAST, "--out", str(tmp_path / "run"), "--json")
     assert code == 4, stderr
+    assert not (tmp_path / "run").exists()  # no empty run folder left behind
     doc = json.loads(stdout)
     assert doc["exit_code"] == 4 and "(convert)" in doc["error"] and "concat" in doc["error"]
 

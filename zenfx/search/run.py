@@ -1022,13 +1022,19 @@ def _new_run(cfg: SearchConfig, rd: RunDir, progress: Any, say: Callable[[str], 
                          hint="add --resume to continue it, or choose another --out")
     if mutator is None:  # before the run folder exists: a refused search leaves nothing behind
         check_editable(Genome.from_dict(cfg.seed_genome), cfg.kinds, cfg.width_choices)
+    created = not rd.path.exists()
     try:
         rd.path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create the run folder --out {rd.path}: {exc.strerror or exc}") from None
     settings_run = _Run(cfg, rd, progress)
     state = init_worker(settings_run.settings())
-    start, shrink, figs = fit_seed(state, Genome.from_dict(cfg.seed_genome))
+    try:
+        start, shrink, figs = fit_seed(state, Genome.from_dict(cfg.seed_genome))
+    except Exception:
+        if created and not any(rd.path.iterdir()):
+            rd.path.rmdir()  # a seed that cannot be searched leaves no empty run folder behind
+        raise
     if shrink is not None:
         cfg.shrink = {**shrink, "genome": start.to_dict()}
         say(f"the seed breaks the budget ({', '.join(shrink['broken'])}): shrunk uniformly to widths x"
