@@ -290,3 +290,20 @@ def test_bench_correlates_an_aggregate_next_to_its_members():
 def test_a_context_without_shared_state_still_scores():
     ctx = ProxyContext(input_size=(3, 8, 8), batch_size=2)
     assert math.isfinite(get_proxy("az_expressivity").fn(ResNetLike(), ctx))
+
+
+def test_bench_proxies_end_to_end_with_az(tmp_path):
+    from pathlib import Path
+
+    from zenfx.bench import BenchConfig, run_bench
+
+    truth = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (truth / "nasbench201.csv").is_file():
+        pytest.skip("ground truth not in ../shared/data")
+    cfg = BenchConfig(space="nb201", dataset="cifar10", sample=5, seed=2, proxies=("params", "az"), batch_size=4,
+                      resolution=8)
+    res = run_bench(cfg, truth, out=tmp_path / "b")
+    names = [c.proxy for c in res.correlations]
+    assert names[0] == "az" and set(names) == {"az", "params", "az_expressivity", "az_progressivity",
+                                                "az_trainability", "az_complexity"}
+    assert res.config.aggregates == ("az",) and res.correlations[0].n == 5
