@@ -41,6 +41,22 @@ def test_block_entropy_of_a_diagonal_covariance_by_hand():
     assert block_entropy(g) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_rank_deficient_covariance_and_the_clamp():
+    # a 1x1 conv from 2 to 6 channels: rank 2, eigvalsh gives ~0 (sometimes negative) eigenvalues
+    torch.manual_seed(0)
+    f = nn.Conv2d(2, 6, 1)(torch.randn(4, 2, 8, 8)).detach()
+    clamped = block_entropy(f, clamp=True)
+    assert math.isfinite(clamped) and clamped <= math.log(2) + 1e-3  # two live directions at most
+    ref = block_entropy(f)
+    assert math.isnan(ref) or ref == pytest.approx(clamped, abs=1e-4)
+    import zenfx
+
+    net = nn.Sequential(nn.Conv2d(3, 40, 3, padding=1), nn.BatchNorm2d(40), nn.Sequential(Block(40), Block(40)))
+    r = zenfx.score(net, "az_expressivity", input_size=(3, 8, 8), repeat=1, batch_size=8,
+                    extra={"az_clamp_eigenvalues": True})
+    assert math.isfinite(r.value)
+
+
 def test_trainability_of_a_scaled_identity_is_minus_half():
     # F_out = 2 F_in with one channel: M = 2 * mean(g^2) = 2, sigma 2, score -2 - 1/2 + 2
     f_in = torch.randn(2, 1, 3, 3, requires_grad=True)
