@@ -41,6 +41,22 @@ def test_block_entropy_of_a_diagonal_covariance_by_hand():
     assert block_entropy(g) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_rank_deficient_covariance_and_the_clamp():
+    # a 1x1 conv from 2 to 6 channels: rank 2, eigvalsh gives ~0 (sometimes negative) eigenvalues
+    torch.manual_seed(0)
+    f = nn.Conv2d(2, 6, 1)(torch.randn(4, 2, 8, 8)).detach()
+    clamped = block_entropy(f, clamp=True)
+    assert math.isfinite(clamped) and clamped <= math.log(2) + 1e-3  # two live directions at most
+    ref = block_entropy(f)
+    assert math.isnan(ref) or ref == pytest.approx(clamped, abs=1e-4)
+    import zenfx
+
+    net = nn.Sequential(nn.Conv2d(3, 40, 3, padding=1), nn.BatchNorm2d(40), nn.Sequential(Block(40), Block(40)))
+    r = zenfx.score(net, "az_expressivity", input_size=(3, 8, 8), repeat=1, batch_size=8,
+                    extra={"az_clamp_eigenvalues": True})
+    assert math.isfinite(r.value)
+
+
 def test_trainability_of_a_scaled_identity_is_minus_half():
     # F_out = 2 F_in with one channel: M = 2 * mean(g^2) = 2, sigma 2, score -2 - 1/2 + 2
     f_in = torch.randn(2, 1, 3, 3, requires_grad=True)
@@ -290,3 +306,20 @@ def test_bench_correlates_an_aggregate_next_to_its_members():
 def test_a_context_without_shared_state_still_scores():
     ctx = ProxyContext(input_size=(3, 8, 8), batch_size=2)
     assert math.isfinite(get_proxy("az_expressivity").fn(ResNetLike(), ctx))
+
+
+def test_bench_proxies_end_to_end_with_az(tmp_path):
+    from pathlib import Path
+
+    from zenfx.bench import BenchConfig, run_bench
+
+    truth = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (truth / "nasbench201.csv").is_file():
+        pytest.skip("ground truth not in ../shared/data")
+    cfg = BenchConfig(space="nb201", dataset="cifar10", sample=5, seed=2, proxies=("params", "az"), batch_size=4,
+                      resolution=8)
+    res = run_bench(cfg, truth, out=tmp_path / "b")
+    names = [c.proxy for c in res.correlations]
+    assert names[0] == "az" and set(names) == {"az", "params", "az_expressivity", "az_progressivity",
+                                                "az_trainability", "az_complexity"}
+    assert res.config.aggregates == ("az",) and res.correlations[0].n == 5

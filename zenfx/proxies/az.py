@@ -24,6 +24,8 @@ Protocol, in this order (all random draws from ``ctx.generator(AZ_RNG_OFFSET, de
 
 NaN becomes -inf (the reference's rule), and so does a quantity that needs two feature points on a
 model that has one. Values of -inf are ranks, not failures (``ProxySpec.inf_is_rank``).
+``extra={"az_clamp_eigenvalues": True}`` clamps the covariance eigenvalues at 0 before the entropy
+(see :func:`block_entropy`): not the reference, but what a rank-deficient stem needs (NATS-Bench-SSS).
 
 The four are combined by rank aggregation within a pool (``zenfx.proxies.aggregate``): ``az``.
 When several of the first three are asked for on one model, the forward/backward runs once: the
@@ -117,13 +119,20 @@ def _macs_from_shapes(net: nn.Module, input_size: Sequence[int]) -> int | None:
 # --------------------------------------------------------------------------- the three measures
 
 
-def block_entropy(feat: torch.Tensor) -> float:
-    """Entropy of the normalised eigenvalues of the channel covariance of a (B, C, H, W) map."""
+def block_entropy(feat: torch.Tensor, clamp: bool = False) -> float:
+    """Entropy of the normalised eigenvalues of the channel covariance of a (B, C, H, W) map.
+
+    ``clamp`` (zenfx's option, off by default as in the reference): eigenvalues below 0 are set to
+    0. A rank-deficient covariance (a stem conv with more output channels than its 3*k*k inputs) gets
+    eigenvalues of about -1e-7 from ``eigvalsh``; the reference's log(p + 1e-8) of such a p is NaN,
+    hence -inf for the whole network."""
     b, c, h, w = feat.shape
     f = feat.detach().permute(0, 2, 3, 1).reshape(b * h * w, c)
     f = f - f.mean(dim=0, keepdim=True)
     sigma = f.t().mm(f) / f.shape[0]
     s = torch.linalg.eigvalsh(sigma)
+    if clamp:
+        s = s.clamp(min=0)
     p = s / s.sum()
     return float(((-p) * torch.log(p + 1e-8)).sum())
 
@@ -181,9 +190,9 @@ def _nan_to_neg_inf(v: float) -> float:
 
 
 def measures_from_features(feats: Sequence[torch.Tensor], points: FeaturePoints,
-                           generator: torch.Generator | None) -> AZMeasures:
+                           generator: torch.Generator | None, *, clamp: bool = False) -> AZMeasures:
     """Expressivity, progressivity and trainability from the feature tensors of one forward."""
-    ent = [block_entropy(f) for f in feats]
+    ent = [block_entropy(f, clamp) for f in feats]
     arr = np.array(ent, dtype=np.float64)
     expressivity = float(np.sum(arr))
     progressivity = float(np.min(arr[1:] - arr[:-1])) if len(arr) >= 2 else math.nan
@@ -195,7 +204,7 @@ def measures_from_features(feats: Sequence[torch.Tensor], points: FeaturePoints,
 
 
 def az_measures(net: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None, *,
-                init: bool = True) -> AZMeasures:
+                init: bool = True, clamp: bool = False) -> AZMeasures:
     """The reference's ``compute_nas_score`` on any module: init (unless ``init=False``), train-mode
     forward on ``x``, the three measures. With ``generator=None`` every draw uses the global RNG in
     the reference's order (init, then the caller's ``x``, then the signs), so a side-by-side run from
@@ -209,7 +218,7 @@ def az_measures(net: nn.Module, x: torch.Tensor, generator: torch.Generator | No
     feats, points = run_features(gm, x)
     if not feats:
         raise UsageError(f"{type(net).__name__} has no feature point for AZ-NAS (no convolution reaches its output)")
-    return measures_from_features(feats, points, generator)
+    return measures_from_features(feats, points, generator, clamp=clamp)
 
 
 def _input(ctx: ProxyContext, generator: torch.Generator) -> torch.Tensor:
@@ -224,15 +233,16 @@ def _input(ctx: ProxyContext, generator: torch.Generator) -> torch.Tensor:
 def shared_measures(net: nn.Module, ctx: ProxyContext) -> AZMeasures:
     """The three measures for this context, computed once per (seed, repeat, input, graph) and kept
     in ``ctx.shared`` so that the other AZ proxies of the same model reuse them."""
+    clamp = bool(ctx.extra.get("az_clamp_eigenvalues", False))
     key = ("az", ctx.seed, ctx.repeat_index, ctx.batch_size, tuple(ctx.input_size), str(ctx.device),
-           str(ctx.dtype), ctx.extra.get("graph"), id(ctx.batches))
+           str(ctx.dtype), ctx.extra.get("graph"), id(ctx.batches), clamp)
     hit = ctx.shared.get(key)
     if hit is not None:
         return hit
     gen = ctx.generator(AZ_RNG_OFFSET, ctx.device)
     kaiming_fanin_init_(net, gen)
     x = _input(ctx, gen)
-    res = az_measures(net, x, gen, init=False)
+    res = az_measures(net, x, gen, init=False, clamp=clamp)
     ctx.shared[key] = res
     return res
 
