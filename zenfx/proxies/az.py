@@ -61,30 +61,39 @@ def kaiming_fanin_init_(net: nn.Module, generator: torch.Generator | None = None
     BN/GN weight 1, bias 0. Weights drawn one module at a time in ``net.modules()`` order (with
     ``generator=None`` the global RNG, drawing exactly what ``model.apply(kaiming_normal_fanin_init)``
     draws for the same module order); functional conv/linear weights of a graph afterwards."""
-    from .zen import functional_weights
-
     done: set[int] = set()
     with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, CONV_TYPES + (nn.Linear,)):
-                _kaiming_(m.weight, generator)
-                done.add(id(m.weight))
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, _NORM_AFFINE) and getattr(m, "affine", True):
-                if getattr(m, "weight", None) is not None:
-                    m.weight.fill_(1.0)
-                if getattr(m, "bias", None) is not None:
-                    m.bias.zero_()
-        weights, biases = functional_weights(net)
-        for w in weights:
-            if id(w) not in done and w.ndim >= 2:
-                _kaiming_(w, generator)
-                done.add(id(w))
-        for b in biases:
-            if id(b) not in done:
-                b.zero_()
+            _init_module(m, generator, done)
+        _init_functional(net, generator, done)
     return net
+
+
+def _init_module(m: nn.Module, generator: torch.Generator | None, done: set[int]) -> None:
+    if isinstance(m, CONV_TYPES + (nn.Linear,)):
+        _kaiming_(m.weight, generator)
+        done.add(id(m.weight))
+        if m.bias is not None:
+            m.bias.zero_()
+    elif isinstance(m, _NORM_AFFINE) and getattr(m, "affine", True):
+        if getattr(m, "weight", None) is not None:
+            m.weight.fill_(1.0)
+        if getattr(m, "bias", None) is not None:
+            m.bias.zero_()
+
+
+def _init_functional(net: nn.Module, generator: torch.Generator | None, done: set[int]) -> None:
+    """Weights a graph passes to functional conv/linear calls (not owned by a module initialised above)."""
+    from .zen import functional_weights
+
+    weights, biases = functional_weights(net)
+    for w in weights:
+        if id(w) not in done and w.ndim >= 2:
+            _kaiming_(w, generator)
+            done.add(id(w))
+    for b in biases:
+        if id(b) not in done:
+            b.zero_()
 
 
 def _kaiming_(w: torch.Tensor, generator: torch.Generator | None) -> None:

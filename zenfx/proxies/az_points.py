@@ -189,38 +189,49 @@ def find_feature_points(gm: fx.GraphModule, shapes: dict[fx.Node, Any]) -> Featu
         merges = [n for n in g.order if n in g.cuts and g.merges(n) and _is_map(shapes.get(n))]
         outputs = {n: "" for n in merges}
         rule = "merges" if merges else "chain"
-    feats: list[fx.Node] = []
-    origin: list[str | None] = []  # the block each feature closes (None: a convolution unit)
-    pending: fx.Node | None = None
-    block: str | None = None
-    mode: str | None = None
-
-    def emit() -> None:
-        if pending is not None and pending not in feats:
-            feats.append(pending)
-            origin.append(block if mode == "block" else None)
-
+    walk = _FeatureWalk(gm, g, shapes, outputs)
     for n in g.order:
-        if n not in g.cuts or n in interior:
-            continue
-        if n in outputs:
-            emit()
-            pending, mode, block = n, "block", outputs[n]
-        elif not _is_map(shapes.get(n)) or is_global_pool_like(n, g.dep) or _is_global_map(n, g, shapes):
-            emit()
-            pending, mode = None, None
-        elif is_conv(gm, n):
-            emit()
-            pending, mode = n, "unit"
-        elif mode == "block" and _is_activation(gm, n):
-            pending = n
-        elif mode == "unit":
-            pending = n
-        elif mode == "block":
-            emit()
-            pending, mode = None, None
-    emit()
+        if n in g.cuts and n not in interior:
+            walk.visit(n)
+    walk.emit()
+    feats, origin = walk.feats, walk.origin
     return FeaturePoints(feats, [b for b in origin if b is not None], rule)
+
+
+class _FeatureWalk:
+    """The walk over the graph's cut points in order: a block's output (or the activation right after
+    it) closes a block, a convolution opens a unit that ends at the next cut point; the head (a
+    global map, a non-map) ends everything. ``feats`` collects the feature nodes in order."""
+
+    def __init__(self, gm: fx.GraphModule, g: _Graph, shapes: dict[fx.Node, Any], outputs: dict[fx.Node, str]):
+        self.gm, self.g, self.shapes, self.outputs = gm, g, shapes, outputs
+        self.feats: list[fx.Node] = []
+        self.origin: list[str | None] = []  # the block each feature closes (None: a convolution unit)
+        self.pending: fx.Node | None = None
+        self.block: str | None = None
+        self.mode: str | None = None
+
+    def emit(self) -> None:
+        if self.pending is not None and self.pending not in self.feats:
+            self.feats.append(self.pending)
+            self.origin.append(self.block if self.mode == "block" else None)
+
+    def visit(self, n: fx.Node) -> None:
+        if n in self.outputs:
+            self.emit()
+            self.pending, self.mode, self.block = n, "block", self.outputs[n]
+        elif (not _is_map(self.shapes.get(n)) or is_global_pool_like(n, self.g.dep)
+              or _is_global_map(n, self.g, self.shapes)):
+            self.emit()
+            self.pending, self.mode = None, None
+        elif is_conv(self.gm, n):
+            self.emit()
+            self.pending, self.mode = n, "unit"
+        elif self.mode == "unit" or (self.mode == "block" and _is_activation(self.gm, n)):
+            self.pending = n
+        elif self.mode == "block":
+            self.emit()
+            self.pending, self.mode = None, None
 
 
 def _is_global_map(n: fx.Node, g: _Graph, shapes: dict[fx.Node, Any]) -> bool:
