@@ -133,7 +133,7 @@ class ProxyBench:
 @dataclass
 class SearchBenchResult:
     space: str
-    budget_params: int
+    budget_params: int | None  # None: no budget (the whole space)
     candidates: int
     runs: int
     population: int
@@ -144,9 +144,11 @@ class SearchBenchResult:
     median_accuracy_in_budget: float
     proxies: list[ProxyBench]
     notes: list[str] = field(default_factory=list)
+    dataset: str | None = None  # the truth's column; None: NATS-SSS (CIFAR-100 only)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"space": self.space, "budget_params": self.budget_params, "candidates": self.candidates,
+        head = {} if self.dataset is None else {"dataset": self.dataset}
+        return {**head, "space": self.space, "budget_params": self.budget_params, "candidates": self.candidates,
                 "runs": self.runs, "population": self.population, "start": self.start,
                 "in_budget": self.in_budget, "best_in_budget": self.best_in_budget, "best_arch": self.best_arch,
                 "median_accuracy_in_budget": self.median_accuracy_in_budget,
@@ -286,14 +288,23 @@ def _evolve(proxy: str, start: str, budget: int, candidates: int, population: in
 
 def _random_search(proxy: str, archs: list[str], params: dict[str, int], budget: int, candidates: int,
                    batch_size: int, seed: int, workers: int | None) -> tuple[str | None, int]:
+    rng = random.Random(seed)
+    drawn = [archs[rng.randrange(len(archs))] for _ in range(candidates)]
+    fit = sorted({a for a in drawn if params[a] <= budget}, key=drawn.index)
+    return score_pool(proxy, fit, _nats_genome, batch_size=batch_size, seed=seed, workers=workers,
+                      num_classes=NUM_CLASSES)
+
+
+def score_pool(proxy: str, pool: list[str], genome_of: Callable[[str], Any], *, batch_size: int, seed: int,
+               workers: int | None, num_classes: int) -> tuple[str | None, int]:
+    """Score the architectures of ``pool`` (distinct, in draw order) with ``proxy`` as the search's
+    workers do; the best-scoring one (first in ``pool`` on a tie) and how many were scored. A
+    rank-aggregated objective is ranked within the scored ones; failures are left out."""
     from ..executor import make_executor
     from .budget import Budgets
     from .candidate import EvalSettings, evaluate_task, init_worker
 
-    rng = random.Random(seed)
-    drawn = [archs[rng.randrange(len(archs))] for _ in range(candidates)]
-    fit = sorted({a for a in drawn if params[a] <= budget}, key=drawn.index)
-    settings = EvalSettings(proxy=proxy, batch_size=batch_size, seed=seed, num_classes=NUM_CLASSES,
+    settings = EvalSettings(proxy=proxy, batch_size=batch_size, seed=seed, num_classes=num_classes,
                             budgets=Budgets().to_dict(), seed_genome=None, threads=1)
     scores: dict[str, float] = {}
     values: dict[str, dict[str, Any]] = {}
@@ -301,20 +312,21 @@ def _random_search(proxy: str, archs: list[str], params: dict[str, int], budget:
 
     opts = {} if proxy in NO_GRAD_PROXIES or os.environ.get("ZENFX_START_METHOD") else {"start_method": "forkserver"}
     with make_executor("local", workers, init=init_worker, init_arg=settings.to_dict(), **opts) as ex:
-        for o in ex.map(evaluate_task, [{"genome": _nats_genome(a).to_dict()} for a in fit]):
+        for o in ex.map(evaluate_task, [{"genome": genome_of(a).to_dict()} for a in pool]):
             if o.ok and o.value.get("status") == "scored":
-                scores[fit[o.index]] = float(o.value["score"])
+                scores[pool[o.index]] = float(o.value["score"])
                 if o.value.get("values") is not None:
-                    values[fit[o.index]] = o.value["values"]
+                    values[pool[o.index]] = o.value["values"]
     if not scores:
         return None, 0
     if values:  # a rank-aggregated objective: ranked within the architectures drawn and scored
         from ..proxies.aggregate import aggregate_scores
 
-        pool = [a for a in fit if a in values]
-        scores = dict(zip(pool, (float(v) for v in aggregate_scores(proxy, [values[a] for a in pool])), strict=True))
-    return max(fit, key=lambda a: scores.get(a, -math.inf)), len(scores)
+        ranked = [a for a in pool if a in values]
+        scores = dict(zip(ranked, (float(v) for v in aggregate_scores(proxy, [values[a] for a in ranked])),
+                          strict=True))
+    return max(pool, key=lambda a: scores.get(a, -math.inf)), len(scores)
 
 
-__all__ = ["SearchBenchResult", "all_archs", "arch_params", "channels_of", "median_params", "run_bench_search",
-           "truth_table"]
+__all__ = ["MethodResult", "ProxyBench", "SearchBenchResult", "all_archs", "arch_params", "channels_of",
+           "median_params", "run_bench_search", "score_pool", "truth_table"]
