@@ -14,10 +14,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from search_helpers import kill_search_mid_run
 
 from zenfx.errors import EXIT_SEARCH_FAILED, EXIT_USAGE
 
@@ -71,23 +71,10 @@ def test_sigkill_then_resume_of_a_file_seed_ends_exactly_like_the_uninterrupted_
     root, ref = file_run
     out = root / "runs" / "killed"
     env = {**os.environ, "PYTHONHASHSEED": "2", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "search", "nets/my_backbone.py:build", *SEARCH,
-                             "--workers", "1", "--out", str(out)], cwd=root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # kill after the first round's checkpoint, mid second round
-            ck = out / "checkpoint.json"
-            if ck.exists() and json.loads(ck.read_text() or "{}").get("rows", 0) >= 5:
-                break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the search ended before it could be killed"
+    cmd = [sys.executable, "-m", "cli", "search", "nets/my_backbone.py:build", *SEARCH, "--workers", "1", "--out",
+           str(out)]
+    returncode = kill_search_mid_run(cmd, out, env=env, cwd=root)
+    assert returncode == -signal.SIGKILL, "the search ended before it could be killed"
     r = _zenfx("search", "nets/my_backbone.py:build", *SEARCH, "--workers", "1", "--out", str(out), "--resume",
                cwd=root, hash_seed="3")
     assert r.returncode == 0, r.stderr

@@ -8,12 +8,11 @@ import json
 import math
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from search_helpers import family, kill_search_mid_run
 from typer.testing import CliRunner
 
 from zenfx.errors import UsageError
@@ -26,19 +25,6 @@ COMMON = dict(resolution=32, batch_size=8, population=8, round_size=4, budget_pa
               num_classes=10)
 CLI_COMMON = [SEED, "-r", "32", "-b", "8", "-P", "8", "--round", "4", "--budget-params", BUDGET, "--seed", "3",
               "--num-classes", "10"]
-
-
-def _family(g0, *, seed: int, size: int) -> list:
-    """``g0`` and ``size`` descendants, each two edits from a random earlier member (seeded)."""
-    import random
-
-    from zenfx.genome import mutate
-
-    rng = random.Random(seed)
-    genomes = [g0]
-    for _ in range(size):
-        genomes.append(mutate(rng.choice(genomes), rng, 2))
-    return genomes
 
 
 def _rows(path: Path) -> list[dict]:
@@ -99,22 +85,8 @@ def test_sigkill_then_resume_ends_exactly_like_the_uninterrupted_run(reference_r
     cmd = [sys.executable, "-m", "cli", "search", *CLI_COMMON, "--out", str(out), "--candidates", "16",
            "--workers", "1", "--no-plots"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # kill after the first round's checkpoint, mid second round
-            ck = out / "checkpoint.json"
-            if ck.exists() and json.loads(ck.read_text() or "{}").get("rows", 0) >= 5:
-                break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the search ended before it could be killed"
+    returncode = kill_search_mid_run(cmd, out, env=env)
+    assert returncode == -signal.SIGKILL, "the search ended before it could be killed"
     res = search(SEED, out=out, candidates=16, workers=1, resume=True, plots=False, **COMMON)
     a, b = json.loads((out / "checkpoint.json").read_text()), json.loads((ref / "checkpoint.json").read_text())
     assert a["population"] == b["population"] and a["rng"] == b["rng"] and a["counters"] == b["counters"]
@@ -223,7 +195,7 @@ def test_reused_topology_graphs_score_exactly_like_a_fresh_trace():
     st = EvalSettings(proxy="zen", batch_size=8, budgets={"params": 10**9, "depth": 1000}, seed_genome=g0.to_dict())
     fast, full = init_worker(st), init_worker(st)
     full.fast = False
-    genomes = _family(g0, seed=1, size=8)
+    genomes = family(g0, seed=1, size=8)
     for g in genomes:
         a, b = evaluate(fast, g.to_dict()), evaluate(full, g.to_dict())
         assert (a["score"], a["figures"]) == (b["score"], b["figures"])
@@ -330,7 +302,7 @@ def test_the_worker_warm_up_leaves_every_result_unchanged():
     st = EvalSettings(proxy="zen", batch_size=8, budgets={"params": 10**9}, seed_genome=g0.to_dict())
     warm, cold = init_scoring_worker(st), init_worker(st)
     assert warm.templates and not cold.templates
-    for g in _family(g0, seed=4, size=6):
+    for g in family(g0, seed=4, size=6):
         a, b = evaluate(warm, g.to_dict()), evaluate(cold, g.to_dict())
         assert (a["status"], a["score"], a["figures"]) == (b["status"], b["score"], b["figures"])
 

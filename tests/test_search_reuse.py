@@ -7,22 +7,12 @@ kind of conversion change, the reused path gives the fresh path's score and figu
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
+from search_helpers import family
 
 NETS = Path(__file__).resolve().parent / "sweep_nets.py"
-
-
-def _family(g0, *, seed: int, size: int) -> list:
-    from zenfx.genome import mutate
-
-    rng = random.Random(seed)
-    genomes = [g0]
-    for _ in range(size):
-        genomes.append(mutate(rng.choice(genomes), rng, 2))
-    return genomes
 
 
 def _compare(spec: str, size: int, *, seed: int, n: int) -> tuple[object, list]:
@@ -34,7 +24,7 @@ def _compare(spec: str, size: int, *, seed: int, n: int) -> tuple[object, list]:
     fast, full = init_worker(st), init_worker(st)
     full.fast = False
     outs = []
-    for g in _family(g0, seed=seed, size=n):
+    for g in family(g0, seed=seed, size=n):
         a, b = evaluate(fast, g.to_dict()), evaluate(full, g.to_dict())
         assert a["status"] == b["status"] == "scored", (g.edits, a.get("error"), b.get("error"))
         assert (a["score"], a["figures"]) == (b["score"], b["figures"]), g.edits

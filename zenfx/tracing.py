@@ -143,7 +143,8 @@ def run_tracer(model: nn.Module, tracer: PathTrackingTracer, name: str) -> fx.Gr
     return gm
 
 
-def _describe_failure(exc: BaseException, tracer: PathTrackingTracer) -> str:
+def describe_failure(exc: BaseException, tracer: PathTrackingTracer) -> str:
+    """``Type: message in module 'path' (Class) at file.py:LINE``: why a trace failed, and where."""
     where = ""
     if tracer.failed_at is not None:
         path, cls = tracer.failed_at
@@ -168,7 +169,7 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
     try:
         return run_tracer(model, leaf, TRACER_LEAF)
     except Exception as second:
-        leaf_why, plain_why = _describe_failure(second, leaf), _describe_failure(first_exc, plain)
+        leaf_why, plain_why = describe_failure(second, leaf), describe_failure(first_exc, plain)
         raise NotTraceableError(
             f"cannot trace {type(model).__name__}: {leaf_why}",
             hint=None if plain_why == leaf_why else f"plain symbolic_trace failed differently: {plain_why}",

@@ -22,7 +22,7 @@ import torch.fx as fx
 from torch import nn
 
 from ..errors import NotTraceableError
-from ..tracing import PathTrackingTracer, default_arguments, drop_bound_placeholders, user_frame
+from ..tracing import PathTrackingTracer, default_arguments, describe_failure, drop_bound_placeholders
 from .layers import LayerSpec, NotExportableError, layer_spec
 
 
@@ -104,16 +104,9 @@ def _trace_mode(model: nn.Module, training: bool, specs: dict[int, LayerSpec | N
             f"{exc.fn.__module__}.{exc.fn.__qualname__}{path}: its backward cannot be written as torch code"
         ) from None
     except Exception as exc:
-        where = ""
-        if tracer.failed_at is not None:
-            path, cls = tracer.failed_at
-            where = f" in module '{path or '<root>'}' ({cls})"
-        line = user_frame(exc)
-        at = f" at {line}" if line else ""
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise NotTraceableError(
             f"cannot export {type(model).__name__}: torch.fx could not trace it down to torch layers"
-            f" ({'train' if training else 'eval'} mode): {type(exc).__name__}: {msg}{where}{at}",
+            f" ({'train' if training else 'eval'} mode): {describe_failure(exc, tracer)}",
             hint="every module that is not a plain torch layer must have a forward torch.fx can trace",
         ) from None
     finally:

@@ -154,6 +154,8 @@ def user_source(path: str, ref: FileRef) -> UserSource:
 
 def _user_module(path: str, ref: FileRef | None) -> Any:
     """The module of a user's file, imported once per content in a process."""
+    if ref is not None and user_module_name(ref.sha256) in sys.modules:
+        return sys.modules[user_module_name(ref.sha256)]  # pinned content already here: no disk read per build
     if ref is not None:
         found = _locate(path, ref)
         sha = ref.sha256
