@@ -52,6 +52,7 @@ from .search_options import (  # noqa: F401 - DEFAULT_*: re-exported for the tes
     ProxyOpt,
     ResumeOpt,
     RoundSizeOpt,
+    ScoreDrawsOpt,
     SeedOpt,
     TimeLimitOpt,
     TournamentOpt,
@@ -146,7 +147,8 @@ def search_cmd(ctx: typer.Context, out_dir: OutDirOpt, seed_model: SeedArg = Non
                candidates: CandidatesOpt = DEFAULT_CANDIDATES, time_limit: TimeLimitOpt = None,
                cpu_limit: CpuLimitOpt = None, round_size: RoundSizeOpt = DEFAULT_ROUND, seed: SeedOpt = 0,
                tournament: TournamentOpt = None, kind_weights: KindWeightsOpt = "default",
-               crown_repeats: CrownRepeatsOpt = None, kinds: KindsOpt = "width,kernel,depth",
+               crown_repeats: CrownRepeatsOpt = None, score_draws: ScoreDrawsOpt = None,
+               kinds: KindsOpt = "width,kernel,depth",
                workers: WorkersOpt = None, backend: BackendOpt = "local", ray_address: RayAddressOpt = None,
                device: DeviceOpt = "cpu", resume: ResumeOpt = False, verify_latency: VerifyLatencyOpt = False,
                no_plots: NoPlotsOpt = False, json: JsonOpt = False) -> None:
@@ -183,7 +185,7 @@ def _search_arguments(o: dict[str, Any]) -> dict[str, Any]:
     same = ("resolution", "proxy", "batch_size", "num_classes", "data", "budget_params", "budget_macs",
             "budget_latency", "budget_memory", "max_depth", "latency_device", "latency_dtype", "latency_batch",
             "population", "round_size", "time_limit", "cpu_limit", "seed", "tournament", "kind_weights",
-            "crown_repeats", "workers", "backend", "ray_address", "device")
+            "crown_repeats", "score_draws", "workers", "backend", "ray_address", "device")
     return dict(model=o["seed_model"], kwargs=zenfx.parse_kwargs(o["kwarg"]), input_size=size,
                 bn_stat=o["bn_stat"].strip().lower(), candidates=n,
                 kinds=tuple(k.strip() for k in o["kinds"].split(",") if k.strip()), **{k: o[k] for k in same})

@@ -87,6 +87,12 @@ CrownRepeatsOpt = Annotated[int | None, typer.Option(
         help="Rescore a would-be best with this many repeats (as zenfx score -n does) and crown it "
              "only if the mean beats the best's: a best less fooled by one lucky draw (0: off)."
     )]
+ScoreDrawsOpt = Annotated[str | None, typer.Option(
+        "--score-draws",
+        help="fixed: every candidate scored on one random draw (weights and inputs from --seed); "
+             "per-candidate: each structure on its own draw, seeded by --seed and its structure, so a "
+             "child does not inherit its parent's lucky draw. Default fixed; on --resume, the run's own."
+    )]
 KindsOpt = Annotated[str, typer.Option(
         "--kinds",
         help="Edit kinds, comma-separated: width, kernel, depth."

@@ -323,3 +323,20 @@ def test_bench_proxies_end_to_end_with_az(tmp_path):
     assert names[0] == "az" and set(names) == {"az", "params", "az_expressivity", "az_progressivity",
                                                 "az_trainability", "az_complexity"}
     assert res.config.aggregates == ("az",) and res.correlations[0].n == 5
+
+
+def test_the_clamped_variants_equal_the_clamp_option_and_aggregate_as_az_clamped():
+    # a stem wider than its 27-dimensional input (3x3 conv on 3 channels, 40 out): the reference's
+    # entropy can be -inf there; az_*_clamped is the az_clamp_eigenvalues option under its own name
+    import zenfx
+    from zenfx.proxies.aggregate import members_of
+
+    net = nn.Sequential(nn.Conv2d(3, 40, 3, padding=1), nn.BatchNorm2d(40), nn.Sequential(Block(40), Block(40)))
+    kw = dict(input_size=(3, 8, 8), repeat=1, batch_size=8)
+    for attr in ("expressivity", "progressivity", "trainability"):
+        named = zenfx.score(net, f"az_{attr}_clamped", **kw).value
+        option = zenfx.score(net, f"az_{attr}", extra={"az_clamp_eigenvalues": True}, **kw).value
+        assert named == option and math.isfinite(named)
+    assert zenfx.score(net, "az_expressivity", **kw).value == -math.inf  # the reference's numerics here
+    assert members_of("az_clamped") == ("az_expressivity_clamped", "az_progressivity_clamped",
+                                        "az_trainability_clamped", "az_complexity")

@@ -119,3 +119,30 @@ def test_crowning_rescores_would_be_bests_deterministically_and_as_zenfx_score_d
     assert best is not None and best["crown"] == max(r["crown"] for r in crowned[1:])
     again = zenfx.score(str(tmp_path / "a" / "best.json"), "zen", batch_size=8, repeat=3, seed=5)
     assert again.value == pytest.approx(best["crown"], rel=1e-6)
+
+
+def test_per_candidate_draws_are_each_structures_own_and_deterministic(tmp_path):
+    import zenfx
+    from zenfx.search.run import draw_seed
+
+    kw = dict(plots=False, export=False, score_draws="per-candidate", **COMMON)
+    a = search(SEED, out=tmp_path / "a", candidates=16, workers=0, **kw)
+    search(SEED, out=tmp_path / "b", candidates=16, workers=2, **kw)
+    assert (tmp_path / "a" / "history.jsonl").read_bytes() == (tmp_path / "b" / "history.jsonl").read_bytes()
+    # cut at 8, resumed without naming the lever: the run's own draws, the same history
+    search(SEED, out=tmp_path / "c", candidates=8, workers=0, **kw)
+    search(SEED, out=tmp_path / "c", candidates=16, workers=1, resume=True, plots=False, export=False,
+           **{k: v for k, v in COMMON.items()})
+    assert (tmp_path / "c" / "history.jsonl").read_bytes() == (tmp_path / "a" / "history.jsonl").read_bytes()
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["score_draws"] == "per-candidate"
+    # a row's score is `zenfx score` of its genome with the seed of its own draw, not the run's seed
+    search(SEED, out=tmp_path / "f", candidates=16, workers=0, plots=False, export=False, **COMMON)
+    fixed = _rows(tmp_path / "f" / "history.jsonl")
+    rows = _rows(tmp_path / "a" / "history.jsonl")
+    mine = next(r for r in rows if r["id"] == a.best["id"])
+    again = zenfx.score(str(tmp_path / "a" / "best.json"), "zen", batch_size=8, repeat=1,
+                        seed=draw_seed(5, mine["key"]))
+    assert again.value == pytest.approx(mine["score"], rel=1e-6)
+    assert rows[0]["key"] == fixed[0]["key"] and rows[0]["score"] != fixed[0]["score"]
+    with pytest.raises(UsageError, match="--score-draws"):
+        search(SEED, out=tmp_path / "bad", candidates=4, score_draws="each", workers=0, **COMMON)

@@ -134,3 +134,35 @@ def test_cli_end_to_end_on_a_tiny_truth_csv(tmp_path, cli):
     assert "NAS-Bench-201 cifar10" in stdout and "percentile" in stdout
     code, _, stderr = cli(*args, "--budget-params", "1M", "--out", tmp_path / "runs3")
     assert code != 0 and "budget" in stderr
+
+
+# two equal conv branches merge into node 3 after a skip into node 1: the residual pass cannot tell
+# the main branch, so the cell has no VCNN form (about one NB201 cell in six is like this)
+AMBIGUOUS = "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def _evaluate(arch: str, proxy: str, **budgets):
+    from zenfx.search.budget import Budgets
+    from zenfx.search.candidate import EvalSettings, evaluate, init_worker
+
+    settings = EvalSettings(proxy=proxy, batch_size=4, num_classes=10, budgets=Budgets(**budgets).to_dict())
+    state = init_worker(settings.to_dict())
+    return evaluate(state, cell_genome(arch, 10, resolution=16).to_dict())
+
+
+def test_a_cell_without_vcnn_form_is_scored_by_proxies_of_the_original_graph():
+    from zenfx.errors import NotConvertibleError
+    from zenfx.pipeline import load_and_trace, to_vcnn
+
+    with pytest.raises(NotConvertibleError):
+        from zenfx.genome import build
+
+        to_vcnn(load_and_trace(build(cell_genome(AMBIGUOUS, 10, resolution=16)), input_size=(3, 16, 16)).gm)
+    az = _evaluate(AMBIGUOUS, "az")
+    assert az["status"] == "scored", az["error"]
+    assert az["figures"]["depth"] is None and az["figures"]["params"] > 0
+    # zen scores the VCNN graph, and a depth budget needs the depth: both fail, at the convert stage
+    for out in (_evaluate(AMBIGUOUS, "zen"), _evaluate(AMBIGUOUS, "params", depth=30)):
+        assert out["status"] == "failed" and out["stage"] == "convert"
+    # a convertible cell still gets its depth
+    assert _evaluate(CONV3, "az")["figures"]["depth"] > 0

@@ -3,7 +3,8 @@
 An *objective* is either one registered proxy (``zen``) or an aggregate of several:
 
 - ``az``: AZ-NAS's four proxies (``az_expressivity``, ``az_progressivity``, ``az_trainability``,
-  ``az_complexity``);
+  ``az_complexity``); ``az_clamped``: the same with the covariance eigenvalues clamped at 0
+  (``az_*_clamped``), for spaces whose blocks are wider than their input's rank (NATS-SSS);
 - ``A+B[+C...]``: any registered proxies, e.g. ``zen+zico``, ``az+zico`` (``az`` expands).
 
 The aggregate of a model is relative to a *pool* of models scored together (AZ-NAS's notebook:
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 # Light on purpose (no torch, no numpy at import): the CLI asks ``is_aggregate`` before loading torch.
 ENSEMBLES: dict[str, tuple[str, ...]] = {
     "az": ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity"),  # zenfx.proxies.az.AZ_MEMBERS
+    # the same with covariance eigenvalues clamped at 0: scorable where a block is wider than its input's rank
+    "az_clamped": ("az_expressivity_clamped", "az_progressivity_clamped", "az_trainability_clamped",
+                   "az_complexity"),
 }
 
 

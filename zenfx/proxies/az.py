@@ -51,6 +51,8 @@ from .base import ProxyContext, register_proxy
 
 AZ_RNG_OFFSET = 0xA2
 AZ_MEMBERS = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
+AZ_CLAMPED_MEMBERS = ("az_expressivity_clamped", "az_progressivity_clamped", "az_trainability_clamped",
+                      "az_complexity")
 REFERENCE = ("Lee & Ham, AZ-NAS, CVPR 2024 (cvlab-yonsei/AZ-NAS ZeroShotProxy/compute_az_nas_score.py)")
 
 _NORM_AFFINE = BN_TYPES + (nn.GroupNorm,)
@@ -239,10 +241,10 @@ def _input(ctx: ProxyContext, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(size, generator=generator, device=ctx.device, dtype=ctx.dtype)
 
 
-def shared_measures(net: nn.Module, ctx: ProxyContext) -> AZMeasures:
-    """The three measures for this context, computed once per (seed, repeat, input, graph) and kept
-    in ``ctx.shared`` so that the other AZ proxies of the same model reuse them."""
-    clamp = bool(ctx.extra.get("az_clamp_eigenvalues", False))
+def shared_measures(net: nn.Module, ctx: ProxyContext, clamp: bool = False) -> AZMeasures:
+    """The three measures for this context, computed once per (seed, repeat, input, graph, clamp) and
+    kept in ``ctx.shared`` so that the other AZ proxies of the same model reuse them."""
+    clamp = clamp or bool(ctx.extra.get("az_clamp_eigenvalues", False))
     key = ("az", ctx.seed, ctx.repeat_index, ctx.batch_size, tuple(ctx.input_size), str(ctx.device),
            str(ctx.dtype), ctx.extra.get("graph"), id(ctx.batches), clamp)
     hit = ctx.shared.get(key)
@@ -256,20 +258,28 @@ def shared_measures(net: nn.Module, ctx: ProxyContext) -> AZMeasures:
     return res
 
 
-def _register(name: str, attr: str, summary: str) -> None:
+def _register(name: str, attr: str, summary: str, clamp: bool = False) -> None:
     def fn(net: nn.Module, ctx: ProxyContext) -> float:
-        return float(getattr(shared_measures(net, ctx), attr))
+        return float(getattr(shared_measures(net, ctx, clamp), attr))
 
     fn.__name__ = name
     register_proxy(name, graph="original", needs_data=False, reference=REFERENCE, summary=summary,
-                   reinitializes=True, inf_is_rank=True, shared_pass="az")(fn)
+                   reinitializes=True, inf_is_rank=True, shared_pass="az_clamped" if clamp else "az")(fn)
 
 
-_register("az_expressivity", "expressivity",
-          "sum over blocks of the entropy of the normalised eigenvalues of the feature covariance (Kaiming init)")
-_register("az_progressivity", "progressivity", "smallest block-to-block increase of that entropy")
-_register("az_trainability", "trainability",
-          "mean over block pairs of -s - 1/s + 2, s the spectral norm of the sign-probed block Jacobian")
+_SUMMARIES = {
+    "expressivity": "sum over blocks of the entropy of the normalised eigenvalues of the feature covariance "
+                    "(Kaiming init)",
+    "progressivity": "smallest block-to-block increase of that entropy",
+    "trainability": "mean over block pairs of -s - 1/s + 2, s the spectral norm of the sign-probed block Jacobian",
+}
+for _attr, _summary in _SUMMARIES.items():
+    _register(f"az_{_attr}", _attr, _summary)
+    # The same measure with the covariance eigenvalues clamped at 0 (a covariance has none below;
+    # eigvalsh's -1e-7 on a rank-deficient one makes the reference's entropy NaN, hence -inf): a
+    # stem wider than its 27-dimensional input (NATS-SSS C0 >= 32) stays scorable. ``az_clamped``
+    # aggregates these three with az_complexity.
+    _register(f"az_{_attr}_clamped", _attr, _summary + "; eigenvalues clamped at 0", clamp=True)
 
 
 @register_proxy(
@@ -315,5 +325,5 @@ def conv_linear_macs(net: nn.Module, input_size: Sequence[int]) -> int:
     return total[0]
 
 
-__all__ = ["AZMeasures", "AZ_MEMBERS", "az_measures", "block_entropy", "kaiming_fanin_init_",
+__all__ = ["AZMeasures", "AZ_CLAMPED_MEMBERS", "AZ_MEMBERS", "az_measures", "block_entropy", "kaiming_fanin_init_",
            "measures_from_features", "shared_measures", "trainability_pair"]

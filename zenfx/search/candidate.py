@@ -169,7 +169,7 @@ def init_scoring_worker(settings: EvalSettings | dict[str, Any]) -> WorkerState:
 def evaluate_task(state: WorkerState, task: dict[str, Any]) -> dict[str, Any]:
     """The executor's ``fn``: evaluate one candidate; never raises for a candidate's own failure."""
     return evaluate(state, task["genome"], score=task.get("score", True), stop_early=task.get("stop_early", True),
-                    repeats=int(task.get("repeats", 1)))
+                    repeats=int(task.get("repeats", 1)), draw=task.get("draw"))
 
 
 class _Stage:
@@ -192,10 +192,11 @@ class _Stage:
 
 
 def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = True,
-             stop_early: bool = True, repeats: int = 1) -> dict[str, Any]:
+             stop_early: bool = True, repeats: int = 1, draw: int | None = None) -> dict[str, Any]:
     """Figures, verdict and score of one genome (a dict ready for the history). ``repeats`` > 1: the
     mean of that many seeded repeats (the first is the one-repeat score), with ``values``, as
-    ``zenfx score -n REPEATS`` gives it: what crowning a new best rescores."""
+    ``zenfx score -n REPEATS`` gives it: what crowning a new best rescores. ``draw``: the scoring
+    seed of this candidate's own draw (``--score-draws per-candidate``) instead of the run's."""
     cpu0 = time.process_time()
     stage = _Stage()
     out: dict[str, Any] = {"status": "failed", "figures": {}, "rejected_by": None, "score": None, "error": None,
@@ -209,7 +210,7 @@ def evaluate(state: WorkerState, genome_dict: dict[str, Any], *, score: bool = T
         elif score:
             stage.enter("score")
             c0 = time.process_time()
-            value, proxy_s = ev.score(repeats)
+            value, proxy_s = ev.score(repeats, draw)
             out["proxy_seconds"] = proxy_s
             out["proxy_cpu_seconds"] = time.process_time() - c0
             if isinstance(value, dict):  # an aggregate's members: the search ranks them within its pool
@@ -308,15 +309,27 @@ class _Evaluation:
         self.stage.enter("macs")
         return graph_macs(prep.original, self.input_size)
 
-    def _depth(self) -> int:
+    def _depth(self) -> int | None:
         if self.template is not None:
             return self.template.depth
         prep = self.prep()
         self.stage.enter("convert")
-        gm = prep.graph("vcnn")
+        from ..errors import NotConvertibleError
         from ..graph import is_conv
 
+        try:
+            gm = prep.graph("vcnn")
+        except NotConvertibleError:
+            if not self.depth_optional():
+                raise
+            return None  # recorded as no depth: a proxy on the original graph still scores it
         return sum(1 for n in gm.graph.nodes if is_conv(gm, n))
+
+    def depth_optional(self) -> bool:
+        """Whether a model with no VCNN form may still be a candidate: nothing budgets its depth and
+        no proxy scores the VCNN graph (az, zico, params... score the original network; an NB201 cell
+        whose two equal branches make the residual ambiguous is still a cell they can rank)."""
+        return self.state.budgets.depth is None and all(sp.graph != "vcnn" for sp in self.state.specs)
 
     def _memory(self) -> int:
         prep = self.prep()
@@ -330,7 +343,7 @@ class _Evaluation:
         self.stage.enter("latency")
         return predicted_latency(self.state, prep.original, self.genome, self.input_size)
 
-    def score(self, repeats: int = 1) -> tuple[float | dict[str, float], float]:
+    def score(self, repeats: int = 1, draw: int | None = None) -> tuple[float | dict[str, float], float]:
         prep = self.prep()
         self.stage.enter("score")
         s = self.state.settings
@@ -341,10 +354,10 @@ class _Evaluation:
                                               mixup_gamma=s.mixup_gamma, num_classes=s.num_classes,
                                               device=s.device, batches=self.state.batches).checked()
         options = self.state.options
-        if repeats > 1:
+        if repeats > 1 or draw is not None:
             from dataclasses import replace
 
-            options = replace(options, repeat=repeats)
+            options = replace(options, repeat=repeats, seed=s.seed if draw is None else int(draw))
         if self.state.members:  # one Prepared for all members: AZ-NAS's three share one pass
             scores = [score_proxy(prep, sp, options) for sp in self.state.members]
             return {ps.proxy: float(ps.value) for ps in scores}, float(sum(ps.seconds for ps in scores))

@@ -21,8 +21,12 @@ DEFAULT_KIND_WEIGHTS: dict[str, float] | None = {"depth": 2.0}
 # Crowning: a scored child whose one-repeat score beats the best's crowned score is rescored with
 # this many repeats and crowned best only if the mean beats it (0: the best is the best single draw).
 DEFAULT_CROWN_REPEATS = 0
+# "fixed": every candidate is scored on the same random draw (weights and inputs from --seed);
+# "per-candidate": each structure on its own draw, seeded by (--seed, its structure key).
+SCORE_DRAWS = ("fixed", "per-candidate")
+DEFAULT_SCORE_DRAWS = "fixed"
 # What a config written before a lever existed meant (a resume continues it exactly as it ran).
-LEGACY = {"tournament": 1, "kind_weights": None, "crown_repeats": 0}
+LEGACY = {"tournament": 1, "kind_weights": None, "crown_repeats": 0, "score_draws": "fixed"}
 
 # Fields that do not change what the search computes: a resume may change them.
 RUN_ONLY = ("candidates", "time_limit", "cpu_limit", "workers", "backend", "ray_address")
@@ -50,6 +54,7 @@ class SearchConfig:
     tournament: int = DEFAULT_TOURNAMENT  # parent: best of this many uniform draws (1: uniform, the reference)
     kind_weights: dict[str, float] | None = field(default_factory=lambda: _copy(DEFAULT_KIND_WEIGHTS))
     crown_repeats: int = DEFAULT_CROWN_REPEATS  # rescoring before a new best is crowned (0: no rescoring)
+    score_draws: str = DEFAULT_SCORE_DRAWS  # one scoring draw for all, or one per structure (SCORE_DRAWS)
     # run-only
     candidates: int | None = DEFAULT_CANDIDATES
     time_limit: float | None = None
@@ -128,7 +133,6 @@ def _norm(v: Any) -> Any:
     return v
 
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_CROWN_REPEATS", "DEFAULT_KIND_WEIGHTS", "DEFAULT_POPULATION",
-           "DEFAULT_ROUND",
-           "DEFAULT_TOURNAMENT", "EDIT_KINDS", "LEGACY", "RUN_ONLY",
-           "SearchConfig", "differences"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_CANDIDATES", "DEFAULT_CROWN_REPEATS", "DEFAULT_KIND_WEIGHTS",
+           "DEFAULT_POPULATION", "DEFAULT_ROUND", "DEFAULT_SCORE_DRAWS", "DEFAULT_TOURNAMENT", "EDIT_KINDS", "LEGACY",
+           "RUN_ONLY", "SCORE_DRAWS", "SearchConfig", "differences"]

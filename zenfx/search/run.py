@@ -44,8 +44,10 @@ from .config import (
     DEFAULT_KIND_WEIGHTS,
     DEFAULT_POPULATION,
     DEFAULT_ROUND,
+    DEFAULT_SCORE_DRAWS,
     DEFAULT_TOURNAMENT,
     EDIT_KINDS,
+    SCORE_DRAWS,
     SearchConfig,
     differences,
 )
@@ -441,6 +443,13 @@ class _Run:
         self.objective = Objective(cfg.proxy, members_of(cfg.proxy)) if is_aggregate(cfg.proxy) else None
         self.round_scores: dict[int, float] = {}
 
+    def task(self, genome: Any, key: str | None, **extra: Any) -> dict[str, Any]:
+        """A worker's task for ``genome``: with per-candidate draws, the seed of its own draw."""
+        t = {"genome": genome.to_dict() if hasattr(genome, "to_dict") else dict(genome), **extra}
+        if self.cfg.score_draws == "per-candidate":
+            t["draw"] = draw_seed(self.cfg.seed, key if key is not None else self.key_of(genome))
+        return t
+
     def key_of(self, g: Any) -> str:
         if self.mutator is not None:
             return str(self.mutator.key(g))
@@ -529,12 +538,12 @@ class _Run:
         import random
 
         self.rng = random.Random(self.cfg.seed)
-        out = evaluate_seed(self.start.to_dict())
+        key = self.key_of(self.start)
+        out = evaluate_seed(self.task(self.start, key))
         if out["status"] == "failed":
             raise seed_error(f"the seed cannot be scored ({out['stage']})", out)
         if out["status"] != "scored":
             raise UsageError(f"the seed cannot be scored (budget): over budget ({out['rejected_by']})")
-        key = self.key_of(self.start)
         self.seen.add(key)
         self.seed_row = {"id": 0, "score": out["score"], "figures": out["figures"], "genome": self.start.to_dict(),
                          "key": key}
@@ -545,7 +554,7 @@ class _Run:
                "score": out["score"], **extra, **_flat(out["figures"])}
         crowned = None
         if self.cfg.crown_repeats >= 2 and self.objective is None:  # the bar a first best must clear
-            crowned = evaluate_seed({**self.start.to_dict(), "__repeats__": int(self.cfg.crown_repeats)})
+            crowned = evaluate_seed(self.task(self.start, key, repeats=int(self.cfg.crown_repeats)))
             if crowned["status"] == "scored":
                 self.seed_row["crown"] = crowned["score"]
                 row.update(crown=crowned["score"], crown_repeats=len(crowned.get("repeat_values") or []))
@@ -596,7 +605,7 @@ class _Run:
                               genome_from_dict=Genome.from_dict, counters=self.counters, tournament=c.tournament)
         todo = [p for p in props if p.error is None and not p.duplicate]
         results: dict[int, Any] = {}
-        for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict()} for p in todo]):
+        for o in ex.map(evaluate_task, [self.task(p.genome, p.key) for p in todo]):
             results[todo[o.index].id] = o
         crowns = self._crowning(ex, todo, results)
         self.elapsed += time.perf_counter() - t0
@@ -630,7 +639,7 @@ class _Run:
         contenders = [p for p in todo if (o := results.get(p.id)) is not None and o.status == "ok"
                       and o.value["status"] == "scored" and o.value["score"] > bar]
         out: dict[int, Any] = {}
-        for o in ex.map(evaluate_task, [{"genome": p.genome.to_dict(), "repeats": n} for p in contenders]):
+        for o in ex.map(evaluate_task, [self.task(p.genome, p.key, repeats=n) for p in contenders]):
             out[contenders[o.index].id] = o
         return out
 
@@ -798,6 +807,14 @@ def _without_legacy(ident: dict[str, Any]) -> dict[str, Any]:
                                  sort_keys=True, default=str))
 
 
+def draw_seed(seed: int, key: str) -> int:
+    """The scoring seed of one structure's own draw: a function of the run's seed and the structure
+    key alone, so the same for any number of workers, on resume, and for a rescore of the same net."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()[:4], "big") >> 1
+
+
 def _flat(figs: dict[str, Any]) -> dict[str, Any]:
     return {k: (int(v) if k in ("params", "macs", "depth", "memory") and v is not None else v)
             for k, v in figs.items()}
@@ -813,7 +830,8 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            candidates: int | None = DEFAULT_CANDIDATES, time_limit: Any = None, cpu_limit: Any = None, seed: int = 0,
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            tournament: int | None = None, kind_weights: dict[str, float] | str | None = "default",
-           crown_repeats: int | None = None, workers: int | None = None, backend: str = "local",
+           crown_repeats: int | None = None, score_draws: str | None = None, workers: int | None = None,
+           backend: str = "local",
            ray_address: str | None = None,
            device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
            verify_latency: bool = False, progress: Callable[[SearchProgress], None] | None = None,
@@ -836,9 +854,12 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
     _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat,
                 DEFAULT_TOURNAMENT if tournament is None else tournament)
     _check_crowning(proxy, crown_repeats)
+    if score_draws is not None and score_draws not in SCORE_DRAWS:
+        raise UsageError(f"--score-draws must be one of {', '.join(SCORE_DRAWS)}, got '{score_draws}'")
     # levers left at their defaults: on resume, the run's own (it may predate a lever or its default)
     inherit = [k for k, default in (("tournament", tournament is None), ("kind_weights", kind_weights == "default"),
-                                    ("crown_repeats", crown_repeats is None)) if default]
+                                    ("crown_repeats", crown_repeats is None), ("score_draws", score_draws is None))
+               if default]
     ends = _ends(opts)
     rd = RunDir(out)
     check_run_dir(rd.path)
@@ -888,6 +909,7 @@ def _config(o: dict[str, Any], genome: Any, budgets: Budgets, ends: tuple[Any, A
         tournament=DEFAULT_TOURNAMENT if tournament is None else int(tournament),
         kind_weights=parse_kind_weights(o["kind_weights"]),
         crown_repeats=DEFAULT_CROWN_REPEATS if crown_repeats is None else int(crown_repeats),
+        score_draws=o["score_draws"] or DEFAULT_SCORE_DRAWS,
         mutator=None if o["mutator"] is None else str(o["mutator"].name),
         candidates=None if o["candidates"] is None else int(o["candidates"]), time_limit=limit, cpu_limit=cpu_lim,
         workers=_workers(o["workers"]), backend=backend, ray_address=o["ray_address"], device=device)
@@ -1106,7 +1128,7 @@ def _loop(run: _Run, state: Any, plots: bool, export: bool, say: Callable[[str],
             if getattr(ex, "requested", ex.workers) > ex.workers:
                 say(f"{ex.workers} of {cfg.workers} workers started: the Ray cluster's GPUs hold one each")
             if run.pending_seed:
-                run.begin(lambda genome: _evaluate_one(ex, genome))
+                run.begin(lambda task: _evaluate_one(ex, task))
             stopped = run.done()
             while stopped is None:
                 run.round(ex)
@@ -1133,11 +1155,9 @@ def executor_options(cfg: SearchConfig) -> dict[str, Any]:
     return placement_options(cfg.backend, cfg.device, fork_unsafe=cfg.proxy not in NO_GRAD_PROXIES)
 
 
-def _evaluate_one(ex: Any, genome: dict[str, Any]) -> dict[str, Any]:
-    """The seed, with every figure (no early stop), on a worker (``__repeats__``: rescored for the crown)."""
-    genome = dict(genome)
-    repeats = int(genome.pop("__repeats__", 1))
-    outcome = list(ex.map(evaluate_task, [{"genome": genome, "stop_early": False, "repeats": repeats}]))[0]
+def _evaluate_one(ex: Any, task: dict[str, Any]) -> dict[str, Any]:
+    """The seed's task, with every figure (no early stop), on a worker (``repeats``: rescored for the crown)."""
+    outcome = list(ex.map(evaluate_task, [{**task, "stop_early": False}]))[0]
     if not outcome.ok:
         raise UsageError(f"the seed cannot be scored: {outcome.error}")
     return outcome.value
