@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from zenfx.errors import EXIT_INTERRUPTED  # light: zenfx's package import pulls in no torch
+from zenfx.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated  # light: no torch
 
 COMMAND_ORDER = ["inspect", "convert", "audit", "score", "report", "search", "export", "bench"]
 
@@ -148,19 +148,35 @@ def _second_ctrl_c_ends_at_once() -> None:
         signal.signal(signal.SIGINT, first)
 
 
+def _sigterm_cleans_up() -> None:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) instead of ending the process on the spot,
+    so the clean-up of Ctrl-C runs (worker processes stopped, files closed) and the exit is 143."""
+    import signal
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, terminated)
+
+
 def main() -> None:
-    """Console-script entry point: Ctrl-C at any moment (imports included) exits 130 without a traceback."""
+    """Console-script entry point: Ctrl-C at any moment (imports included) exits 130 without a
+    traceback; SIGTERM likewise with 143."""
     try:
         _second_ctrl_c_ends_at_once()
+        _sigterm_cleans_up()
         _run(sys.argv[1:])
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        code, what = (EXIT_TERMINATED, "terminated") if isinstance(exc, Terminated) else \
+            (EXIT_INTERRUPTED, "interrupted")
         try:
             if "--json" in sys.argv[1:]:  # interrupted before a command could print its document
-                sys.stdout.write(f'{{"error": "interrupted", "exit_code": {EXIT_INTERRUPTED}}}\n')
+                sys.stdout.write(f'{{"error": "{what}", "exit_code": {code}}}\n')
                 sys.stdout.flush()
-            sys.stderr.write("interrupted\n")
+            sys.stderr.write(f"{what}\n")
         finally:
-            raise SystemExit(EXIT_INTERRUPTED) from None
+            raise SystemExit(code) from None
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 
-from zenfx.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, OptionError, UsageError, ZenfxError
+from zenfx.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    OptionError,
+    Terminated,
+    UsageError,
+    ZenfxError,
+)
 
 out = Console(soft_wrap=True)  # tables for people
 err = Console(stderr=True, soft_wrap=True)  # progress, logs, errors
@@ -127,11 +135,13 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except ZenfxError as exc:
             fail(exc, json_mode=json_mode)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            code, what = (EXIT_TERMINATED, "terminated") if isinstance(exc, Terminated) else \
+                (EXIT_INTERRUPTED, "interrupted")
             if json_mode:
-                print_json(error_document("interrupted", EXIT_INTERRUPTED))
-            err.print("[yellow]interrupted[/]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+                print_json(error_document(what, code))
+            err.print(f"[yellow]{what}[/]")
+            raise typer.Exit(code) from None
         except (typer.Exit, typer.TyperException, typer.Abort, SystemExit):  # typer's own flow: not bugs
             raise
         except Exception as exc:

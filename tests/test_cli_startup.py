@@ -156,3 +156,49 @@ def test_cpu_latency_run_has_no_cuda_runtime_warning(zenfx_exe, tmp_path):
                            "--min-run-time", "0.05", "--warmup", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "No CUDA runtime" not in proc.stderr and "latency" in proc.stdout
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process under ``pid`` (workers, a forkserver and its children), from /proc."""
+    parents: dict[int, int] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                parents[int(p.name)] = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [c for c, par in parents.items() if par == parent]
+        out.update(kids)
+        todo.extend(kids)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sigterm_to_a_search_stops_its_workers_and_exits_143(zenfx_exe, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([zenfx_exe, "search", "zoo:cifar_resnet_basic", "-r", "32", "-b", "8", "--candidates",
+                             "100000", "--workers", "2", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (out / "checkpoint.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)  # the seed is scored on a worker: workers are up once the first checkpoint exists
+    kids = _descendants(proc.pid)
+    assert kids, "no worker processes found"
+    os.kill(proc.pid, signal.SIGTERM)  # the driver alone, as `kill PID` or a batch system does
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "terminated" in stderr
+    deadline = time.monotonic() + 10
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)]

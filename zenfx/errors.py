@@ -14,6 +14,12 @@ EXIT_NOT_CONVERTIBLE = 4
 EXIT_NUMERICAL = 5
 EXIT_SEARCH_FAILED = 6  # a search ran, but every candidate failed: nothing it reports was measured
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), the shell's convention
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15): `kill PID`, a batch system's time-out
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that every clean-up Ctrl-C gets runs for it too:
+    a search's worker processes are stopped, not left running after their driver is gone."""
 
 
 class ZenfxError(Exception):
