@@ -4,7 +4,8 @@ after its calibration (issue 22 item 7b)?
 Searches start from a seed shrunk uniformly to fit the budget and mutate it, so the networks they
 return are small and often overhead-bound (a shrunk RegNet at 224 px, a CIFAR ResNet at 32 px). For
 each of six search seeds this script builds, through zenfx's own genome API, the seed shrunk to
-several widths (one with every block run at its minimum depth too) plus randomly mutated children
+several widths (plus one at minimum block-run depths where that adds edits: in the committed
+runs it added none) and randomly mutated children
 of each, at the resolution such a search uses (224 for ImageNet seeds, 32 for CIFAR ones), batch 1,
 1 thread. For every network it records
 
