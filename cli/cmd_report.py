@@ -93,8 +93,11 @@ def _latency_rows(table: Table, rep: CostReport) -> None:
                                          + (", thread CPU-time clock" if lat.clock == "thread" else ""))
     if rep.predicted is not None:
         p = rep.predicted
-        table.add_row("predicted latency", f"{_ms(p.total_s)} / batch, {_ms(p.per_image_s)} / image "
-                                           f"({len(p.nodes)} ops, {p.measured} newly measured; threads {p.threads})")
+        table.add_row("predicted latency", f"{_ms(p.total_s)} / batch, {_ms(p.per_image_s)} / image, "
+                                           f"threads {p.threads}")
+        how = "calibrated" if p.calibrated else "not calibrated"
+        table.add_row("prediction detail", f"operators {_ms(p.raw_s)} + module-call overhead {_ms(p.overhead_s)} "
+                                           f"({how}; {len(p.nodes)} ops, {p.measured} newly measured)")
 
 
 def _layer_table(rep: CostReport) -> Table:

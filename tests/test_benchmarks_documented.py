@@ -21,6 +21,7 @@ BENCH = REPO / "benchmarks"
 SMALLEST = {
     "bench_audit.py": ["--limit", "1"],
     "bench_executor.py": ["--only", "overhead", "--tasks", "4", "--repeat", "1"],
+    "bench_latency_calibration.py": ["--limit", "3", "--rounds", "1", "--min-run-time", "0.01"],
     "bench_latency_predictor.py": ["--limit", "1", "--resolution", "64", "--min-run-time", "0.01",
                                    "--op-min-run-time", "0.001"],
     "bench_mutate.py": ["--models", "cifar", "--candidates", "1", "--batch", "2"],

@@ -71,7 +71,7 @@ def test_predict_caches_table(tmp_path, monkeypatch) -> None:
     net = _net()
     p1 = predict_latency(net, (3, 16, 16), threads=1, min_run_time=0.01)
     assert p1.measured > 0 and p1.total_s > 0
-    assert p1.total_s == pytest.approx(sum(n.seconds for n in p1.nodes))
+    assert p1.raw_s == pytest.approx(sum(n.seconds for n in p1.nodes)) and p1.total_s >= p1.raw_s  # + overhead
     path = tmp_path / "latency"
     files = list(path.glob("*__b1__t1__*.json"))
     assert len(files) == 1

@@ -42,6 +42,7 @@ from ..devices import dtype_name, is_meta, parse_device, parse_dtype
 from ..errors import UsageError
 from ..graph import shape, tensor_shapes
 from ..runlog import atomic_write_text
+from .calibration import PROBE_SHAPE, Calibration, OverheadCounts, measure_calibration, overhead_counts
 from .latency import check_clock, device_name, make_input, pinned_threads, resolve_runnable, time_callable
 from .memory import node_module_path, storage_kind, sum_by_module
 
@@ -77,6 +78,7 @@ class LatencyTable:
     path: Path | None = None
     clock: str = "wall"
     method: str = "context"
+    calibration: Calibration | None = None  # measured once per table (zenfx.cost.calibration), then stored
 
     @classmethod
     def for_setting(cls, device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
@@ -96,28 +98,37 @@ class LatencyTable:
         fname = (f"{_slug(name)}__{dev.type}__{dtype_name(dt)}__b{batch_size}__t{n}{tag}"
                  f"__torch{_slug(torch.__version__)}.json")
         table = cls(dev.type, name, dtype_name(dt), int(batch_size), n, {}, root / fname, clock, method)
-        table.entries.update(table._read())
+        disk = table._read()
+        table.entries.update(_entries(disk))
+        table.calibration = Calibration.from_dict(disk.get("calibration"))
         return table
 
-    def _read(self) -> dict[str, float]:
+    def _read(self) -> dict[str, Any]:
+        """The table file as stored; ``{}`` when absent, corrupt or of another format version."""
         if self.path is None or not self.path.is_file():
             return {}
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}  # a corrupt cache is re-measured, never fatal
-        if data.get("version") != TABLE_VERSION:
+        if not isinstance(data, dict) or data.get("version") != TABLE_VERSION:
             return {}
-        return {str(k): float(v) for k, v in data.get("entries", {}).items()}
+        return data
 
     def save(self) -> None:
-        """Merge with what is on disk (another process may have added entries) and write atomically."""
+        """Merge with what is on disk (another process may have added entries) and write atomically.
+
+        A calibration already on disk wins over this one: the first process to calibrate a table
+        fixes it for every later prediction, so two workers never predict with different ones.
+        """
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        merged = self._read()
+        disk = self._read()
+        merged = _entries(disk)
         merged.update(self.entries)
         self.entries = merged
+        self.calibration = Calibration.from_dict(disk.get("calibration")) or self.calibration
         doc = {
             "version": TABLE_VERSION,
             "device": self.device,
@@ -128,15 +139,37 @@ class LatencyTable:
             "clock": self.clock,
             "method": self.method,
             "torch": torch.__version__,
+            "calibration": self.calibration.to_dict() if self.calibration is not None else None,
             "entries": dict(sorted(merged.items())),
         }
         atomic_write_text(self.path, json.dumps(doc, indent=0))
+
+    def ensure_calibration(self, device: torch.device, dtype: torch.dtype, save: bool = True,
+                           measure: bool = True) -> Calibration:
+        """The table's calibration: stored, or stored meanwhile by another process, or probed now
+        (a second or two, once per table) and saved with the table. ``measure=False`` refuses to probe."""
+        if self.calibration is None:
+            self.calibration = Calibration.from_dict(self._read().get("calibration"))
+        if self.calibration is None:
+            if not measure:
+                raise UsageError(f"the latency table {self.path} has no calibration yet "
+                                 "(a measuring prediction adds it)")
+            self.calibration = probe_calibration(self, device, dtype)
+            if save:
+                self.save()  # adopts a calibration another process stored first
+        assert self.calibration is not None
+        return self.calibration
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
+
+
+def _entries(doc: dict[str, Any]) -> dict[str, float]:
+    entries = doc.get("entries")
+    return {str(k): float(v) for k, v in entries.items()} if isinstance(entries, dict) else {}
 
 
 # --------------------------------------------------------------------------- operator keys
@@ -339,6 +372,10 @@ class NodeLatency:
 
 @dataclass
 class LatencyPrediction:
+    """A predicted forward latency. ``total_s`` is the calibrated figure (what budgets compare):
+    ``raw_s``, the sum of the operators' entries, plus ``overhead_s``, the table calibration's
+    estimate of the module calls and Python around them (0 with ``calibrate=False``)."""
+
     total_s: float
     batch_size: int
     threads: int
@@ -350,25 +387,36 @@ class LatencyPrediction:
     measured: int
     table_path: str | None
     measure_time_s: float = 0.0
+    raw_s: float = 0.0
+    overhead_s: float = 0.0
+    counts: OverheadCounts | None = None
+    calibrated: bool = False
+    clock: str = "wall"
 
     @property
     def per_image_s(self) -> float:
         return self.total_s / self.batch_size
 
     def by_module(self) -> dict[str, float]:
-        """Predicted seconds of the operators under each module path (children included; ``""`` is all)."""
+        """Predicted seconds of the operators under each module path (children included; ``""`` is all;
+        raw operator sums: the calibration's overhead belongs to no single operator)."""
         return sum_by_module((n.module_path, n.seconds) for n in self.nodes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "predicted_ms": self.total_s * 1e3,
             "per_image_predicted_ms": self.per_image_s * 1e3,
+            "raw_predicted_ms": self.raw_s * 1e3,
+            "overhead_ms": self.overhead_s * 1e3,
+            "calibrated": self.calibrated,
             "batch_size": self.batch_size,
             "threads": self.threads,
             "device": self.device,
             "device_name": self.device_name,
             "dtype": self.dtype,
+            "clock": self.clock,
             "operators": len(self.nodes),
+            "module_calls": self.counts.module_calls if self.counts is not None else None,
             "table_hits": self.hits,
             "newly_measured": self.measured,
             "table": self.table_path,
@@ -379,16 +427,19 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
                     device: str | torch.device = "cpu", dtype: str | torch.dtype = "float32",
                     threads: int | None = None, table: LatencyTable | None = None,
                     measure_missing: bool = True, min_run_time: float = 0.02,
-                    save: bool = True, clock: str = "wall", method: str = "context") -> LatencyPrediction:
-    """Predicted forward latency of ``model`` as the sum of its operators' table entries.
+                    save: bool = True, clock: str = "wall", method: str = "context",
+                    calibrate: bool = True) -> LatencyPrediction:
+    """Predicted forward latency of ``model``: the sum of its operators' table entries, plus (with
+    ``calibrate``, the default) the overhead of the eager forward around them as the table's stored
+    calibration models it (``zenfx.cost.calibration``; probed once per table when it has none).
 
     ``model`` is an ``nn.Module`` with real weights (traced here) or a zenfx-traced GraphModule
     (shapes at ``batch_size``). Operators missing from the table are timed on this device, added
     to it, and the table is saved back to the cache unless ``save=False``. With
-    ``measure_missing=False`` missing operators raise ``UsageError``. ``method="context"``
-    (default) times missing operators where they run inside the graph, ``"isolated"`` times each
-    one alone with torch.utils.benchmark (warm caches; under-predicts memory-bound models). The
-    two methods keep separate tables.
+    ``measure_missing=False`` missing operators, or a missing calibration, raise ``UsageError``.
+    ``method="context"`` (default) times missing operators where they run inside the graph,
+    ``"isolated"`` times each one alone with torch.utils.benchmark (warm caches; under-predicts
+    memory-bound models). The two methods keep separate tables.
     """
     from ..pipeline import load_and_trace
 
@@ -401,24 +452,38 @@ def predict_latency(model: nn.Module | fx.GraphModule, input_size: Sequence[int]
         if table.threads != n or table.batch_size != batch_size or table.dtype != dtype_name(dt):
             raise UsageError("the latency table was measured for another batch size / dtype / thread count")
         keys = {node: k for node in gm.graph.nodes if (k := op_key(gm, node)) is not None}
-        missing = {k for k in keys.values() if k not in table.entries}
-        measured: list[str] = []
         t0 = time.perf_counter()
-        if missing:
-            if not measure_missing:
-                raise UsageError(f"{len(missing)} operators are not in the latency table {table.path}")
-            measured = _measure_missing(gm, keys, table, dev, dt, (batch_size, *size), n, min_run_time)
-            if save:
-                table.save()
+        measured = _fill_table(gm, keys, table, dev, dt, (batch_size, *size), n, min_run_time,
+                               measure_missing, save)
+        cal = table.ensure_calibration(dev, dt, save, measure_missing) if calibrate else None
         elapsed = time.perf_counter() - t0
     nodes = [NodeLatency(node.name, node_module_path(gm, node), k, table.entries[k]) for node, k in keys.items()]
-    return LatencyPrediction(sum(x.seconds for x in nodes), batch_size, n, dev.type, table.device_name,
-                             dtype_name(dt), nodes, len(keys) - len(measured), len(measured),
-                             str(table.path) if table.path else None, elapsed)
+    counts = overhead_counts(gm, len(nodes))
+    raw = sum(x.seconds for x in nodes)
+    overhead = cal.overhead_s(counts) if cal is not None else 0.0
+    return LatencyPrediction(raw + overhead, batch_size, n, dev.type, table.device_name, dtype_name(dt), nodes,
+                             len(keys) - len(measured), len(measured), str(table.path) if table.path else None,
+                             elapsed, raw, overhead, counts, cal is not None, table.clock)
+
+
+def _fill_table(gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable, dev: torch.device,
+                dt: torch.dtype, input_shape: tuple[int, ...], threads: int, min_run_time: float,
+                measure_missing: bool, save: bool) -> list[str]:
+    """Time the operators ``table`` lacks (or refuse, without ``measure_missing``); the keys measured."""
+    missing = {k for k in keys.values() if k not in table.entries}
+    if not missing:
+        return []
+    if not measure_missing:
+        raise UsageError(f"{len(missing)} operators are not in the latency table {table.path}")
+    measured = _measure_missing(gm, keys, table, dev, dt, input_shape, threads, min_run_time)
+    if save:
+        table.save()
+    return measured
 
 
 def _measure_missing(gm: fx.GraphModule, keys: dict[fx.Node, str], table: LatencyTable, dev: torch.device,
-                     dt: torch.dtype, input_shape: tuple[int, ...], threads: int, min_run_time: float) -> list[str]:
+                     dt: torch.dtype, input_shape: tuple[int, ...], threads: int, min_run_time: float,
+                     context_time: float | None = None) -> list[str]:
     """Time the operators the table lacks on this device (into ``table``); returns the keys measured.
 
     The graph runs on real weights: a meta-device model has no values to time.
@@ -435,7 +500,45 @@ def _measure_missing(gm: fx.GraphModule, keys: dict[fx.Node, str], table: Latenc
             return interp.measured
         # >= 10 passes over >= 0.5 s: the per-op median then shrugs off bursts of
         # contention shorter than the window (a shared CPU's main noise)
-        return _measure_in_context(runner, rkeys, table, x, dev, max(min_run_time * 25, 0.5))
+        run_time = max(min_run_time * 25, 0.5) if context_time is None else context_time
+        return _measure_in_context(runner, rkeys, table, x, dev, run_time)
+
+
+def raw_in_context(model: nn.Module, input_size: Sequence[int], table: LatencyTable, device: torch.device,
+                   dtype: torch.dtype, context_time: float) -> tuple[float, OverheadCounts]:
+    """Sum of ``model``'s operators timed in context for ``context_time`` seconds into ``table`` (a
+    private one: the calibration probe's), with its overhead counts. Threads must already be pinned."""
+    from ..pipeline import load_and_trace
+
+    gm = load_and_trace(model, input_size=tuple(input_size), batch_size=table.batch_size).gm
+    keys = {node: k for node in gm.graph.nodes if (k := op_key(gm, node)) is not None}
+    _measure_missing(gm, keys, table, device, dtype, (table.batch_size, *input_size), table.threads, 0.01,
+                     context_time)
+    return sum(table.entries[k] for k in keys.values()), overhead_counts(gm, len(keys))
+
+
+def probe_calibration(table: LatencyTable, device: torch.device, dtype: torch.dtype,
+                      run_time: float = 0.15) -> Calibration:
+    """Measure ``table``'s calibration now (zenfx.cost.calibration's probe, ~2 s); not stored here."""
+    def gap(model: nn.Module) -> tuple[float, OverheadCounts]:
+        return _probe_gap(model, table, device, dtype, run_time)
+
+    return measure_calibration(gap)
+
+
+def _probe_gap(model: nn.Module, table: LatencyTable, device: torch.device, dtype: torch.dtype,
+               run_time: float) -> tuple[float, OverheadCounts]:
+    """Eager median of a probe network minus the sum of its operators timed as ``table`` times them
+    (a private table: the probe's operators stay out of the user's), and its overhead counts."""
+    from .latency import measure_latency
+
+    private = LatencyTable(table.device, table.device_name, table.dtype, table.batch_size, table.threads,
+                           clock=table.clock, method=table.method)
+    with pinned_threads(table.threads):
+        raw, counts = raw_in_context(model, PROBE_SHAPE, private, device, dtype, run_time)
+    eager = measure_latency(model, PROBE_SHAPE, table.batch_size, device, dtype, table.threads, warmup=5,
+                            min_run_time=run_time, clock=table.clock)
+    return eager.median_s - raw, counts
 
 
 def _prepare_graph(gm: fx.GraphModule, device: torch.device, dtype: torch.dtype) -> fx.GraphModule:
