@@ -30,18 +30,26 @@ def rows(path: Path) -> list[dict]:
     return out
 
 
-def curve(run: Path) -> list[tuple[float, float, int]]:
-    """(cumulative CPU s, best score so far, candidates proposed) after every candidate."""
+def curve(run: Path) -> list[tuple[float, float, int, float]]:
+    """(cumulative CPU s, best single-draw score so far, candidates proposed, best crowned score so
+    far) after every candidate; the crowned score is a would-be best's ``--crown-repeats`` mean
+    (-inf in a run without crowning)."""
     cpu = {r["id"]: r.get("cpu_total") for r in rows(run / "timings.jsonl")}
-    best = -float("inf")
+    best = crowned = -float("inf")
     out = []
     for r in rows(run / "history.jsonl"):
         if r.get("verdict") == "scored" and r.get("score") is not None:
             best = max(best, float(r["score"]))
+        if r.get("verdict") == "scored" and r.get("crown") is not None:
+            crowned = max(crowned, float(r["crown"]))
         c = cpu.get(r["id"])
         if c is not None and r["id"] > 0:
-            out.append((float(c), best, int(r["id"])))
+            out.append((float(c), best, int(r["id"]), crowned))
     return out
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.1f}" if v > -float("inf") else "—"
 
 
 def main() -> None:
@@ -51,16 +59,16 @@ def main() -> None:
         sys.exit(f"{run}: no candidates yet")
     seed = next(r for r in rows(run / "history.jsonl") if r.get("verdict") == "seed")
     print(f"{run}: seed score {seed['score']:.2f}; {len(pts)} candidates, {pts[-1][0]:.0f} CPU-s in all")
-    print(f"{'CPU-s':>8} {'reference best Zen':>20} {'zenfx best':>12} {'zenfx candidates':>18}")
+    print(f"{'CPU-s':>8} {'reference best Zen':>20} {'zenfx best':>12} {'crowned best':>13} {'zenfx candidates':>18}")
     for t, ref in REFERENCE:
         done = [p for p in pts if p[0] <= t]
-        ours = f"{done[-1][1]:.1f}" if done and done[-1][1] > -float("inf") else "—"
+        ours, crown = (_fmt(done[-1][1]), _fmt(done[-1][3])) if done else ("—", "—")
         n = str(done[-1][2]) if done else "0"
         if pts[-1][0] < t:
-            ours, n = f"(run ended at {pts[-1][0]:.0f} CPU-s)", "—"
-        print(f"{t:>8} {ref:>20.1f} {ours:>12} {n:>18}")
+            ours, crown, n = f"(run ended at {pts[-1][0]:.0f} CPU-s)", "", "—"
+        print(f"{t:>8} {ref:>20.1f} {ours:>12} {crown:>13} {n:>18}")
     last = pts[-1]
-    print(f"{last[0]:>8.0f} {'':>20} {last[1]:>12.1f} {last[2]:>18}   (end of run)")
+    print(f"{last[0]:>8.0f} {'':>20} {last[1]:>12.1f} {_fmt(last[3]):>13} {last[2]:>18}   (end of run)")
 
 
 if __name__ == "__main__":
