@@ -836,9 +836,8 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
            kinds: Sequence[str] = EDIT_KINDS, width_choices: dict[str, list[int]] | None = None,
            tournament: int | None = None, kind_weights: dict[str, float] | str | None = "default",
            crown_repeats: int | None = None, score_draws: str | None = None, workers: int | None = None,
-           backend: str = "local",
-           ray_address: str | None = None,
-           device: str = "cpu", resume: bool = False, plots: bool = True, export: bool = True, mutator: Any = None,
+           backend: str = "local", ray_address: str | None = None, device: str = "cpu", resume: bool = False,
+           plots: bool = True, export: bool = True, mutator: Any = None,
            verify_latency: bool = False, progress: Callable[[SearchProgress], None] | None = None,
            notify: Callable[[str], None] | None = None) -> SearchResult:
     """Evolve ``model`` (a spec, genome or genome file) under budgets; write RUN_DIR ``out``.
@@ -858,13 +857,7 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
                             latency_batch=latency_batch)
     _check_args(proxy, population, round_size, candidates, batch_size, kinds, bn_stat,
                 DEFAULT_TOURNAMENT if tournament is None else tournament)
-    _check_crowning(proxy, crown_repeats)
-    if score_draws is not None and score_draws not in SCORE_DRAWS:
-        raise UsageError(f"--score-draws must be one of {', '.join(SCORE_DRAWS)}, got '{score_draws}'")
-    # levers left at their defaults: on resume, the run's own (it may predate a lever or its default)
-    inherit = [k for k, default in (("tournament", tournament is None), ("kind_weights", kind_weights == "default"),
-                                    ("crown_repeats", crown_repeats is None), ("score_draws", score_draws is None))
-               if default]
+    inherit = _checked_levers(opts)
     ends = _ends(opts)
     rd = RunDir(out)
     check_run_dir(rd.path)
@@ -879,6 +872,17 @@ def search(model: Any, *, out: str | os.PathLike[str], kwargs: dict[str, Any] | 
             return _loop(run, state, plots, export, say, verify_latency)
     finally:
         torch.set_num_threads(threads)
+
+
+def _checked_levers(o: dict[str, Any]) -> list[str]:
+    """Check the levers of ``search``'s arguments (``o``) and name those left at their defaults: on
+    resume they take the run's own values (the run may predate a lever or its default)."""
+    _check_crowning(o["proxy"], o["crown_repeats"])
+    if o["score_draws"] is not None and o["score_draws"] not in SCORE_DRAWS:
+        raise UsageError(f"--score-draws must be one of {', '.join(SCORE_DRAWS)}, got '{o['score_draws']}'")
+    defaults = {"tournament": o["tournament"] is None, "kind_weights": o["kind_weights"] == "default",
+                "crown_repeats": o["crown_repeats"] is None, "score_draws": o["score_draws"] is None}
+    return [k for k, default in defaults.items() if default]
 
 
 def _check_crowning(proxy: str, crown_repeats: int | None) -> None:
