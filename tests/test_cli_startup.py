@@ -89,6 +89,13 @@ def test_lazy_package_exports_everything_it_lists():
         assert getattr(zenfx, name) is not None, name
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """Child pre-exec: SIGINT at its default, as a terminal gives it. A suite started in the background
+    (``nohup ./dev test &``) inherits SIGINT ignored, and a process that starts with SIGINT ignored
+    rightly keeps ignoring it, so without this the Ctrl-C tests would only test the launcher."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_until_loaded(proc: subprocess.Popen, needle: str, timeout: float = 120) -> None:
     """Wait until the process has mapped a shared library whose path contains ``needle``: a phase
     marker that holds under any machine load, unlike a fixed delay."""
@@ -123,7 +130,8 @@ def _ctrl_c(proc: subprocess.Popen) -> tuple[str, str]:
                                           pytest.param("libtorch", 4.0, marks=pytest.mark.slow)])
 def test_ctrl_c_exits_130_without_traceback(zenfx_exe, marker, after):
     proc = subprocess.Popen([zenfx_exe, "score", "torchvision.models.resnet50", "-n", "100", "-b", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     _wait_until_loaded(proc, marker)
     time.sleep(after)
     out, err = _ctrl_c(proc)
@@ -135,7 +143,8 @@ def test_ctrl_c_exits_130_without_traceback(zenfx_exe, marker, after):
 @pytest.mark.parametrize("after", [0.0, 2.0])  # 0: inside torch's import (deferred Ctrl-C), 2: later
 def test_ctrl_c_with_json_prints_the_error_document(zenfx_exe, after):
     proc = subprocess.Popen([zenfx_exe, "score", "torchvision.models.resnet50", "-n", "100", "-b", "4", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     _wait_until_loaded(proc, "libtorch")
     time.sleep(after)
     out, err = _ctrl_c(proc)

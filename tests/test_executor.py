@@ -117,8 +117,10 @@ def test_ctrl_c_stops_workers_without_tracebacks(tmp_path):
             print("interrupted", file=sys.stderr)
             sys.exit(130)
     """))
+    # SIGINT at its default in the child, as a terminal gives it (a suite run under nohup inherits it ignored)
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pids = [int(p) for p in proc.stdout.readline().split()]
     assert pids
     time.sleep(0.5)
