@@ -7,23 +7,7 @@
 #     OUT=/tmp/gpu bash benchmarks/gpu_figures.sh
 set -u
 OUT=${OUT:-/tmp/zenfx-gpu}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-SITE=$(mktemp -d)
-cp -r zenfx "$SITE/zenfx" && cp -r cli "$SITE/zenfx/cli" && cp -r zoo "$SITE/zenfx/zoo"
-# python3 -P: the checkout's own zenfx/ (without cli/, zoo/) must not shadow the laid-out one
-export PYTHONPATH="$SITE"
-export ZENFX_CACHE_DIR="$OUT/cache"
-
-step() {  # step NAME SECONDS CMD...: run, log to $OUT/NAME.log, say how it ended
-    local name=$1 limit=$2; shift 2
-    echo "=== $name (limit ${limit}s): $*"
-    local t0=$SECONDS
-    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-    local rc=$?
-    echo "--- $name: rc $rc, $((SECONDS - t0)) s"
-    tail -n 40 "$OUT/$name.log"
-}
+. "$(dirname "$0")/gpu_lib.sh"
 
 step env 45 python3 -c "import torch, torchvision, timm, zenfx; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'zenfx', zenfx.__version__); print(torch.cuda.get_device_name(0))"
 step score_fp32 50 python3 -P -m zenfx.cli score torchvision.models.resnet50 --device cuda --json

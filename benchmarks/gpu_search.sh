@@ -17,23 +17,9 @@
 set -u
 OUT=${OUT:-/tmp/zenfx-gpu-search}
 MINUTES=${MINUTES:-2}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-SITE=$(mktemp -d)
-cp -r zenfx "$SITE/zenfx" && cp -r cli "$SITE/zenfx/cli" && cp -r zoo "$SITE/zenfx/zoo"
-export PYTHONPATH="$SITE"
-export ZENFX_CACHE_DIR="$OUT/cache"
+STEP_TAIL=25
 LIMIT=$((MINUTES * 60 + 60))
-
-step() {  # step NAME SECONDS CMD...: run, log to $OUT/NAME.log, say how it ended
-    local name=$1 limit=$2; shift 2
-    echo "=== $name (limit ${limit}s): $*"
-    local t0=$SECONDS
-    timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-    local rc=$?
-    echo "--- $name: rc $rc, $((SECONDS - t0)) s"
-    tail -n 25 "$OUT/$name.log"
-}
+. "$(dirname "$0")/gpu_lib.sh"
 
 step env 45 python3 -c "import torch, torchvision, timm, zenfx; print('torch', torch.__version__, 'zenfx', zenfx.__version__, torch.cuda.get_device_name(0))"
 step cifar1m "$LIMIT" python3 -P -m zenfx.cli search zoo:cifar_resnet_bottleneck -r 32 --budget-params 1M \

@@ -176,14 +176,18 @@ def symbolic_trace(model: nn.Module) -> fx.GraphModule:
         ) from None
 
 
-class _ShapeInterpreter(fx.Interpreter):
-    """Runs the graph on meta/fake tensors and writes shape and dtype into ``node.meta``."""
+class ShapeInterpreter(fx.Interpreter):
+    """Runs the graph on meta/fake tensors and writes shape and dtype into ``node.meta``; a node
+    that cannot run raises what ``failure`` makes of its error (a subclass may say it differently)."""
+
+    def failure(self, n: fx.Node, exc: Exception) -> Exception:
+        return _run_error(self.module, n, self.env, exc)
 
     def run_node(self, n: fx.Node) -> Any:
         try:
             result = super().run_node(n)
         except Exception as exc:
-            raise _run_error(self.module, n, self.env, exc) from None
+            raise self.failure(n, exc) from None
         record_shape(n, result)
         return result
 
@@ -248,7 +252,7 @@ def propagate_shapes(gm: fx.GraphModule, input_size: Sequence[int], batch_size: 
     _check_single_input(gm)
     device = module_device(gm)
     if device.type == "meta":
-        ShapeRunner = _ShapeInterpreter(gm)
+        ShapeRunner = ShapeInterpreter(gm)
         ShapeRunner.run(torch.empty(size, device="meta"))
     else:
         from torch._subclasses.fake_tensor import FakeTensorMode
@@ -256,7 +260,7 @@ def propagate_shapes(gm: fx.GraphModule, input_size: Sequence[int], batch_size: 
         mode = FakeTensorMode(allow_non_fake_inputs=True)
         with mode:
             x = torch.empty(size, device=device)
-            _ShapeInterpreter(gm).run(x)
+            ShapeInterpreter(gm).run(x)
     gm.meta["zenfx_input_size"] = tuple(int(s) for s in input_size)
     return gm
 

@@ -448,11 +448,12 @@ class _Run:
         self.objective = Objective(cfg.proxy, members_of(cfg.proxy)) if is_aggregate(cfg.proxy) else None
         self.round_scores: dict[int, float] = {}
 
-    def task(self, genome: Any, key: str | None, **extra: Any) -> dict[str, Any]:
-        """A worker's task for ``genome``: with per-candidate draws, the seed of its own draw."""
-        t = {"genome": genome.to_dict() if hasattr(genome, "to_dict") else dict(genome), **extra}
+    def task(self, genome: Any, key: str, **extra: Any) -> dict[str, Any]:
+        """A worker's task for ``genome`` (structure key ``key``): with per-candidate draws, the
+        seed of its own draw."""
+        t = {"genome": genome.to_dict(), **extra}
         if self.cfg.score_draws == "per-candidate":
-            t["draw"] = draw_seed(self.cfg.seed, key if key is not None else self.key_of(genome))
+            t["draw"] = draw_seed(self.cfg.seed, key)
         return t
 
     def key_of(self, g: Any) -> str:

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import NotTraceableError
 from ..surgery import norm_channels
+from ..tracing import ShapeInterpreter, shape_error
 from .channels import INPUT_GROUP, LEAF_TYPES, OPAQUE_PREFIX, ChannelAnalysis, Layer, own_forward
 
 KERNEL_CHOICES = (3, 5, 7)
@@ -235,7 +236,7 @@ def _fast_shape(m: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
     return (x.shape[0], m.out_channels, *out)
 
 
-class _FastShapes(fx.Interpreter):
+class _FastShapes(ShapeInterpreter):
     """Shape propagation on meta tensors for the analysis: norm layers (BN, GroupNorm, LayerNorm,
     timm's BatchNormAct2d) keep their input's shape, so they are skipped (meta batch_norm runs a
     slow Python decomposition: it was half the analysis time on EfficientNet)."""
@@ -257,15 +258,8 @@ class _FastShapes(fx.Interpreter):
             return x
         return super().call_module(target, args, kwargs)
 
-    def run_node(self, n: fx.Node) -> Any:
-        from ..tracing import record_shape, shape_error
-
-        try:
-            result = super().run_node(n)
-        except Exception as exc:
-            raise shape_error(self.module, n, self.env, exc) from None
-        record_shape(n, result)
-        return result
+    def failure(self, n: fx.Node, exc: Exception) -> Exception:
+        return shape_error(self.module, n, self.env, exc)  # the analysis names the layer, whatever the cause
 
 
 def _propagate(gm: fx.GraphModule, input_size: Sequence[int]) -> Any:
