@@ -216,3 +216,21 @@ def test_a_search_in_which_every_candidate_fails_says_so_and_exits_6(tmp_path, m
     doc = json.loads(stdout)
     assert code == EXIT_SEARCH_FAILED and doc["exit_code"] == EXIT_SEARCH_FAILED
     assert doc["failures"]["failed"] == 8 and "every candidate failed" in doc["error"]
+
+
+def test_per_candidate_draws_of_a_file_seed_are_the_same_in_any_process_and_folder(tmp_path):
+    # each structure's draw is seeded by its key, which names a file seed by content: the same
+    # scores from another folder, another PYTHONHASHSEED and another worker count
+    runs = []
+    for name, hash_seed, workers in (("a", "1", "1"), ("b", "2", "2")):
+        root = _project(tmp_path / name)
+        r = _zenfx("search", "nets/my_backbone.py:build", *SEARCH, "--score-draws", "per-candidate", "--workers",
+                   workers, "--out", "runs/pc", cwd=root, hash_seed=hash_seed)
+        assert r.returncode == 0, r.stderr
+        runs.append(root / "runs" / "pc")
+    assert (runs[0] / "history.jsonl").read_bytes() == (runs[1] / "history.jsonl").read_bytes()
+    fixed = _zenfx("search", "nets/my_backbone.py:build", *SEARCH, "--workers", "1", "--out", "runs/fixed",
+                   cwd=tmp_path / "a", hash_seed="1")
+    assert fixed.returncode == 0, fixed.stderr
+    pc, fx = _rows(runs[0] / "history.jsonl"), _rows(tmp_path / "a" / "runs" / "fixed" / "history.jsonl")
+    assert pc[0]["key"] == fx[0]["key"] and pc[0]["score"] != fx[0]["score"]  # its own draw, not the run's
